@@ -3,6 +3,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 export DVC_NO_ANALYTICS := 1
+export PATH := $(abspath $(VENV))/bin:$(PATH)
 export PYTHONUNBUFFERED := 1
 
 .PHONY: setup repro test lint bench
@@ -16,7 +17,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 setup: $(VENV)/.installed
 
 repro: setup
-	$(VENV)/bin/dvc repro
+	dvc repro
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -63,9 +63,24 @@ def read_json(path: str | os.PathLike) -> Any:
     if not path.is_file():
         raise UserError(path, "file not found")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=_unique_keys)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise UserError(path, f"not valid JSON ({err})") from None
+    except _DuplicateKey as err:
+        raise UserError(path, f"duplicate key '{err.args[0]}' (e.g. a video id listed twice)") from None
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

@@ -1,0 +1,152 @@
+"""The canonical index: one record per video (path, duration, fps, subset, labelled segments)."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.common import UserError, read_json
+
+SCHEMA = 1
+SUBSETS = ("train", "test")
+
+
+@dataclass(frozen=True)
+class Segment:
+    start: float
+    end: float
+    label: str
+
+
+@dataclass
+class VideoEntry:
+    path: str | None
+    duration: float
+    fps: float | None
+    subset: str
+    segments: list[Segment] = field(default_factory=list)
+
+    def labels(self) -> set[str]:
+        return {seg.label for seg in self.segments}
+
+
+@dataclass
+class Index:
+    dataset: str
+    videos: dict[str, VideoEntry]
+    skipped: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def classes(self) -> list[str]:
+        return sorted({seg.label for video in self.videos.values() for seg in video.segments})
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "dataset": self.dataset,
+            "classes": self.classes,
+            "videos": {
+                vid: {
+                    "path": v.path,
+                    "duration": v.duration,
+                    "fps": v.fps,
+                    "subset": v.subset,
+                    "segments": [{"start": s.start, "end": s.end, "label": s.label} for s in v.segments],
+                }
+                for vid, v in sorted(self.videos.items())
+            },
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], where: str | os.PathLike = "index") -> Index:
+        if not isinstance(data, dict) or data.get("schema") != SCHEMA or not isinstance(data.get("videos"), dict):
+            raise UserError(where, f"not a grizal index of schema {SCHEMA}")
+        videos = {}
+        for vid, v in data["videos"].items():
+            segments = [Segment(float(s["start"]), float(s["end"]), str(s["label"])) for s in v["segments"]]
+            videos[vid] = VideoEntry(v.get("path"), float(v["duration"]), v.get("fps"), v["subset"], segments)
+        return cls(data.get("dataset", "unknown"), videos)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Index:
+        return cls.from_json(read_json(path), path)
+
+
+class SegmentChecker:
+    """Validates segments against a video's duration, recording what it drops or clamps."""
+
+    def __init__(self, source: str | os.PathLike):
+        self.source = str(source)
+        self.skipped: list[dict[str, str]] = []
+
+    def skip(self, vid: str, reason: str) -> None:
+        self.skipped.append({"file": self.source, "video": vid, "reason": reason})
+
+    def check(self, vid: str, start: Any, end: Any, label: Any, duration: float) -> Segment | None:
+        try:
+            s, e = float(start), float(end)
+        except (TypeError, ValueError):
+            self.skip(vid, f"segment [{start}, {end}] is not numeric")
+            return None
+        if not (math.isfinite(s) and math.isfinite(e)):
+            self.skip(vid, f"segment [{start}, {end}] is not finite")
+            return None
+        if not isinstance(label, str) or not label.strip():
+            self.skip(vid, f"segment [{s}, {e}] has no label")
+            return None
+        if s < 0:
+            self.skip(vid, f"segment [{s}, {e}] of '{label}' starts before 0")
+            return None
+        if duration > 0 and e > duration:
+            e = duration  # annotation tools round end times up; clamp to the video
+        if s >= e:
+            self.skip(vid, f"segment [{s}, {e}] of '{label}' is empty or reversed")
+            return None
+        return Segment(round(s, 3), round(e, 3), label.strip())
+
+
+def check_duration(source: str | os.PathLike, vid: str, value: Any) -> float:
+    try:
+        duration = float(value)
+    except (TypeError, ValueError):
+        raise UserError(source, f"video {vid}: duration {value!r} is not a number") from None
+    if not math.isfinite(duration) or duration <= 0:
+        raise UserError(source, f"video {vid}: duration {value!r} must be positive")
+    return duration
+
+
+VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v")
+
+
+def find_video(video_dir: str | os.PathLike | None, vid: str) -> Path | None:
+    """The file of video ``vid`` in ``video_dir`` (any common container), or None."""
+    if video_dir is None:
+        return None
+    root = Path(video_dir)
+    for name in (vid, vid.removeprefix("v_"), f"v_{vid}"):
+        for ext in VIDEO_EXTENSIONS:
+            candidate = root / f"{name}{ext}"
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def attach_videos(index: Index, video_dir: str | os.PathLike | None, source: str | os.PathLike) -> None:
+    """Fill each video's path from ``video_dir``; a listed video missing on disk is skipped and reported.
+
+    With no ``video_dir`` the paths stay null: features can still come from an import.
+    """
+    if video_dir is None:
+        return
+    if not Path(video_dir).is_dir():
+        raise UserError(video_dir, "video folder not found")
+    for vid in list(index.videos):
+        path = find_video(video_dir, vid)
+        if path is None:
+            index.skipped.append({"file": str(source), "video": vid, "reason": f"no video file in {video_dir}"})
+            del index.videos[vid]
+        else:
+            index.videos[vid].path = str(path)

@@ -1,0 +1,87 @@
+"""The zero-shot protocols: open-set 75/25 and 50/50 (the published split lists) and closed-set."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.common import UserError
+from pipeline.datasets.index import Index
+
+SPLIT_ROOT = Path(__file__).parent / "data" / "zero_shot_splits"
+SETTINGS = {"75_25": "train_75_test_25", "50_50": "train_50_test_50"}
+LIST_DATASETS = {"thumos14": "THUMOS14", "activitynet": "ActivityNet"}
+
+
+@dataclass
+class Split:
+    protocol: str
+    split_id: int | None
+    seen: list[str]
+    unseen: list[str]
+    train_videos: list[str]
+    test_videos: list[str]
+
+    def to_json(self) -> dict:
+        return self.__dict__.copy()
+
+
+def read_list(path: str | os.PathLike) -> list[str]:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(path, "split list not found")
+    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not names:
+        raise UserError(path, "split list is empty")
+    if len(set(names)) != len(names):
+        raise UserError(path, "split list names a class twice")
+    return names
+
+
+def split_list_paths(dataset: str, setting: str, split_id: int) -> tuple[Path, Path]:
+    if dataset not in LIST_DATASETS:
+        raise UserError(None, f"no published zero-shot splits for dataset '{dataset}'")
+    if setting not in SETTINGS:
+        raise UserError(None, f"split setting must be one of {sorted(SETTINGS)}, not '{setting}'")
+    folder = SPLIT_ROOT / SETTINGS[setting] / LIST_DATASETS[dataset]
+    return folder / "train" / f"split_{split_id}.list", folder / "test" / f"split_{split_id}.list"
+
+
+def published_split(dataset: str, setting: str, split_id: int) -> tuple[list[str], list[str]]:
+    """(seen, unseen) class lists of a published open-set split."""
+    train_path, test_path = split_list_paths(dataset, setting, split_id)
+    if not train_path.is_file():
+        available = sorted(p.stem for p in train_path.parent.glob("split_*.list"))
+        raise UserError(train_path, f"no such split; available: {', '.join(available)}")
+    return read_list(train_path), read_list(test_path)
+
+
+def open_set(index: Index, seen: list[str], unseen: list[str], protocol: str, split_id: int | None,
+             source: str | os.PathLike = "split") -> Split:
+    """Train on train-subset videos free of unseen classes (seen segments only); test on test-subset videos
+    that have unseen-class ground truth."""
+    known = set(index.classes)
+    for names in (seen, unseen):
+        missing = sorted(set(names) - known)
+        if missing:
+            raise UserError(source, f"split names classes the data set does not have: {', '.join(missing)}")
+    overlap = sorted(set(seen) & set(unseen))
+    if overlap:
+        raise UserError(source, f"classes both seen and unseen: {', '.join(overlap)}")
+    seen_set, unseen_set = set(seen), set(unseen)
+    train, test = [], []
+    for vid, video in sorted(index.videos.items()):
+        labels = video.labels()
+        if video.subset == "train" and labels & seen_set and not labels & unseen_set:
+            train.append(vid)
+        elif video.subset == "test" and labels & unseen_set:
+            test.append(vid)
+    return Split(protocol, split_id, sorted(seen), sorted(unseen), train, test)
+
+
+def closed_set(index: Index) -> Split:
+    classes = index.classes
+    train = sorted(v for v, video in index.videos.items() if video.subset == "train" and video.segments)
+    test = sorted(v for v, video in index.videos.items() if video.subset == "test" and video.segments)
+    return Split("closed", None, classes, classes, train, test)

@@ -1,0 +1,115 @@
+"""Stage `prepare`: a data set's own annotation files -> the canonical index and the zero-shot split.
+
+Writes ``index.json`` (every usable video), ``split.json`` (seen/unseen classes, train/test videos) and
+``skipped.json`` (what was dropped and why) to the output folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from pipeline import demo_vocab
+from pipeline.common import UserError, atomic_write_json, exit_on_user_error, load_params, section
+from pipeline.datasets.activitynet import parse_activitynet_bmn, parse_activitynet_json
+from pipeline.datasets.charades import parse_charades_sta
+from pipeline.datasets.index import Index, attach_videos
+from pipeline.datasets.splits import Split, closed_set, open_set, published_split, read_list
+from pipeline.datasets.thumos import parse_thumos
+
+app = typer.Typer(add_completion=False, help=__doc__.splitlines()[0])
+
+DATASETS = ("demo", "thumos14", "activitynet", "charades", "custom")
+
+
+def _required(cfg: dict[str, Any], key: str, where: str) -> Any:
+    if cfg.get(key) in (None, ""):
+        raise UserError(where, f"prepare.{key} is required for dataset '{cfg.get('dataset')}'")
+    return cfg[key]
+
+
+def build_index(cfg: dict[str, Any], where: str = "params.yaml") -> Index:
+    dataset = cfg.get("dataset")
+    if dataset not in DATASETS:
+        raise UserError(where, f"prepare.dataset must be one of {', '.join(DATASETS)}, not {dataset!r}")
+    if dataset == "thumos14":
+        index = parse_thumos(_required(cfg, "annotations", where))
+    elif dataset == "activitynet":
+        if cfg.get("video_info"):
+            index = parse_activitynet_bmn(_required(cfg, "annotations", where), cfg["video_info"])
+        else:
+            index = parse_activitynet_json(_required(cfg, "annotations", where))
+    elif dataset == "charades":
+        sta = {"train": _required(cfg, "sta_train", where), "test": _required(cfg, "sta_test", where)}
+        index = parse_charades_sta(sta, _required(cfg, "charades_csv", where))
+    else:
+        index = parse_activitynet_json(_required(cfg, "annotations", where), dataset,
+                                       allow_empty=bool(cfg.get("allow_empty", False)))
+    source = cfg.get("annotations") or cfg.get("sta_train")
+    attach_videos(index, cfg.get("video_dir"), source)
+    return index
+
+
+def build_split(index: Index, cfg: dict[str, Any], where: str = "params.yaml") -> Split:
+    protocol = cfg.get("protocol", "closed")
+    if protocol == "closed":
+        return closed_set(index)
+    if protocol != "open":
+        raise UserError(where, f"prepare.protocol must be 'open' or 'closed', not {protocol!r}")
+    split_id = int(cfg.get("split_id", 0))
+    dataset = index.dataset
+    if cfg.get("unseen_list"):
+        unseen = read_list(cfg["unseen_list"])
+        seen = read_list(cfg["seen_list"]) if cfg.get("seen_list") else sorted(set(index.classes) - set(unseen))
+        return open_set(index, seen, unseen, "open_custom", None, cfg["unseen_list"])
+    if dataset == "demo":
+        try:
+            unseen = demo_vocab.unseen_classes(split_id)
+        except ValueError as err:
+            raise UserError(where, str(err)) from None
+        seen = sorted(set(demo_vocab.all_classes()) - set(unseen))
+        return open_set(index, seen, unseen, "open_demo", split_id, where)
+    if dataset in ("thumos14", "activitynet"):
+        # YAML reads an unquoted 75_25 as the integer 7525.
+        setting = {"7525": "75_25", "5050": "50_50"}.get(str(cfg.get("split_setting")), str(cfg.get("split_setting")))
+        seen, unseen = published_split(dataset, setting, split_id)
+        if seen == unseen:  # THUMOS14 50/50 split_10 lists all 20 classes on both sides: the closed set
+            return closed_set(index)
+        return open_set(index, seen, unseen, f"open_{setting}", split_id, f"{dataset} {setting} split_{split_id}")
+    raise UserError(where, f"open-set on '{dataset}' needs prepare.unseen_list (one class a line)")
+
+
+def prepare(cfg: dict[str, Any], out: Path, where: str = "params.yaml") -> tuple[Index, Split]:
+    index = build_index(cfg, where)
+    split = build_split(index, cfg, where)
+    if not split.train_videos and not cfg.get("allow_empty"):
+        raise UserError(where, "the split leaves no training videos")
+    if not split.test_videos:
+        raise UserError(where, "the split leaves no test videos")
+    atomic_write_json(out / "index.json", index.to_json())
+    atomic_write_json(out / "split.json", split.to_json())
+    atomic_write_json(out / "skipped.json", index.skipped)
+    return index, split
+
+
+@app.command()
+@exit_on_user_error
+def main(
+    params: Path = typer.Option(Path("params.yaml"), help="params.yaml with a `prepare` section."),
+    out: Path = typer.Option(Path("cache/prepare"), help="Output folder."),
+) -> None:
+    """Build the canonical index and the zero-shot split of the configured data set."""
+    cfg = section(load_params(params), "prepare", params)
+    index, split = prepare(cfg, out, str(params))
+    print(f"{index.dataset}: {len(index.videos)} videos, {len(index.classes)} classes; "
+          f"{split.protocol}: {len(split.seen)} seen / {len(split.unseen)} unseen classes, "
+          f"{len(split.train_videos)} train / {len(split.test_videos)} test videos")
+    if index.skipped:
+        print(f"skipped {len(index.skipped)} item(s), see {out / 'skipped.json'}; first: "
+              f"{index.skipped[0]['video']}: {index.skipped[0]['reason']}")
+
+
+if __name__ == "__main__":
+    app()
