@@ -1,0 +1,581 @@
+"""Score temporal localization results: ActivityNet-format files in, metrics table and JSON out.
+
+`python -m pipeline.evaluate --gt GT.json --pred PRED.json` scores any result file. The helpers here
+(`load_ground_truth`, `load_predictions`, `evaluate_detection`, `format_table`, `write_metrics`,
+`write_per_class`, `write_predictions`) are what the DVC `evaluate` stage reuses after it has produced
+predictions; the metric definitions live in `grizal.metrics`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import re
+import sys
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import typer
+
+from grizal.metrics import Instances, score_detections
+from pipeline.common import UserError, atomic_write_json, atomic_write_text, exit_on_user_error, read_json
+
+ACTIVITYNET_TIOUS = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
+THUMOS_TIOUS = (0.3, 0.4, 0.5, 0.6, 0.7)
+RECALL_AT = (1, 5)
+RECALL_IOUS = (0.5, 0.7)
+
+# THUMOS14 BMN-style files carry no subset field; the video name says it.
+_THUMOS_NAME = re.compile(r"^video_(validation|test)_\d+$")
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    subset: str | None
+    duration: float | None
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    """Annotated instances in file order, plus every video of the file (also those without instances)."""
+
+    source: str
+    format: str  # "activitynet" | "index" | "bmn"
+    videos: dict[str, VideoInfo]
+    video: list[str]
+    label: list[str]
+    segments: np.ndarray  # (N, 2) seconds
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Predicted segments in file order (the order decides score ties)."""
+
+    source: str
+    video: list[str]
+    label: list[str]
+    segments: np.ndarray  # (N, 2) seconds
+    scores: np.ndarray  # (N,)
+
+
+# ----------------------------------------------------------------------------------------------- loading
+
+
+def _source(source: str | os.PathLike | Mapping, name: str | None, what: str) -> tuple[Any, str]:
+    if isinstance(source, Mapping):
+        return source, name or f"<{what}>"
+    return read_json(source), str(source)
+
+
+def _number(value: Any, where: str, at: str, what: str) -> float:
+    # Numeric strings are accepted: THUMOS/BMN annotation files store times as text.
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise UserError(where, f"{at}: {what} {value!r} is not a number")
+    try:
+        number = float(value)
+    except ValueError:
+        raise UserError(where, f"{at}: {what} {value!r} is not a number") from None
+    if not math.isfinite(number):
+        raise UserError(where, f"{at}: {what} {value!r} is not finite")
+    return number
+
+
+def _segment(value: Any, where: str, at: str) -> tuple[float, float]:
+    if not isinstance(value, list | tuple) or len(value) != 2:
+        raise UserError(where, f"{at}: segment must be [start, end], got {value!r}")
+    start = _number(value[0], where, at, "segment start")
+    end = _number(value[1], where, at, "segment end")
+    if start > end:
+        raise UserError(where, f"{at}: segment start {start:g} is after its end {end:g}")
+    return start, end
+
+
+def _label(value: Any, where: str, at: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise UserError(where, f"{at}: label must be a non-empty string, got {value!r}")
+    return value
+
+
+def _mapping(value: Any, where: str, at: str) -> Mapping:
+    if not isinstance(value, Mapping):
+        raise UserError(where, f"{at}: expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _annotations(value: Any, where: str, at: str) -> list:
+    if not isinstance(value, list):
+        raise UserError(where, f"{at}: 'annotations' must be a list")
+    return value
+
+
+def _optional_duration(entry: Mapping, key: str, where: str, at: str) -> float | None:
+    return None if entry.get(key) is None else _number(entry[key], where, at, key)
+
+
+def load_ground_truth(source: str | os.PathLike | Mapping, *, name: str | None = None) -> GroundTruth:
+    """Read ground truth in any of the three accepted layouts (detected from the content):
+
+    - ActivityNet: `{"database": {vid: {"subset", "duration", "annotations": [{"segment", "label"}]}}}`;
+    - the prepare stage's index: `{"schema", "videos": {vid: {"subset", "duration", "segments":
+      [{"start", "end", "label"}]}}}`;
+    - THUMOS/BMN style: `{vid: {"duration_second", "annotations": [{"segment": ["s", "e"], "label"}]}}`
+      (subset from a "subset" field, else from a THUMOS name such as `video_test_0000004`).
+    """
+    data, where = _source(source, name, "ground truth")
+    if not isinstance(data, Mapping) or not data:
+        raise UserError(where, "ground truth must be a non-empty JSON object")
+    videos: dict[str, VideoInfo] = {}
+    inst_video: list[str] = []
+    inst_label: list[str] = []
+    inst_segments: list[tuple[float, float]] = []
+
+    def add(vid: str, label: Any, segment: Any, at: str) -> None:
+        inst_label.append(_label(label, where, at))
+        inst_segments.append(_segment(segment, where, at))
+        inst_video.append(vid)
+
+    if "database" in data:
+        fmt = "activitynet"
+        for vid, entry in _mapping(data["database"], where, "database").items():
+            at = f"database[{vid!r}]"
+            entry = _mapping(entry, where, at)
+            videos[vid] = VideoInfo(entry.get("subset"), _optional_duration(entry, "duration", where, at))
+            for i, ann in enumerate(_annotations(entry.get("annotations", []), where, at)):
+                ann_at = f"{at}.annotations[{i}]"
+                ann = _mapping(ann, where, ann_at)
+                add(vid, ann.get("label"), ann.get("segment"), ann_at)
+    elif "videos" in data and "schema" in data:
+        fmt = "index"
+        for vid, entry in _mapping(data["videos"], where, "videos").items():
+            at = f"videos[{vid!r}]"
+            entry = _mapping(entry, where, at)
+            videos[vid] = VideoInfo(entry.get("subset"), _optional_duration(entry, "duration", where, at))
+            segments = entry.get("segments", [])
+            if not isinstance(segments, list):
+                raise UserError(where, f"{at}: 'segments' must be a list")
+            for i, seg in enumerate(segments):
+                seg_at = f"{at}.segments[{i}]"
+                seg = _mapping(seg, where, seg_at)
+                add(vid, seg.get("label"), [seg.get("start"), seg.get("end")], seg_at)
+    elif all(isinstance(v, Mapping) and "annotations" in v for v in data.values()):
+        fmt = "bmn"
+        for vid, entry in data.items():
+            at = f"[{vid!r}]"
+            thumos = _THUMOS_NAME.match(vid)
+            subset = entry.get("subset", thumos.group(1) if thumos else None)
+            duration = _optional_duration(entry, "duration_second", where, at)
+            videos[vid] = VideoInfo(subset, duration)
+            for i, ann in enumerate(_annotations(entry["annotations"], where, at)):
+                ann_at = f"{at}.annotations[{i}]"
+                ann = _mapping(ann, where, ann_at)
+                add(vid, ann.get("label"), ann.get("segment"), ann_at)
+    else:
+        raise UserError(
+            where,
+            "unrecognised ground-truth layout: expected ActivityNet {'database': ...}, the prepare index "
+            "{'schema', 'videos'} or a THUMOS/BMN-style {video: {'duration_second', 'annotations'}} mapping",
+        )
+    segments = np.asarray(inst_segments, dtype=np.float64).reshape(-1, 2)
+    return GroundTruth(where, fmt, videos, inst_video, inst_label, segments)
+
+
+def load_predictions(source: str | os.PathLike | Mapping, *, name: str | None = None) -> Predictions:
+    """Read an ActivityNet result file `{"results": {vid: [{"label", "score", "segment": [s, e]}]}}`."""
+    data, where = _source(source, name, "predictions")
+    if not isinstance(data, Mapping) or "results" not in data:
+        raise UserError(where, "not an ActivityNet result file: expected a JSON object with a 'results' key")
+    results = _mapping(data["results"], where, "results")
+    video: list[str] = []
+    label: list[str] = []
+    segments: list[tuple[float, float]] = []
+    scores: list[float] = []
+    for vid, items in results.items():
+        if not isinstance(items, list):
+            raise UserError(where, f"results[{vid!r}]: expected a list of predictions")
+        for i, item in enumerate(items):
+            at = f"results[{vid!r}][{i}]"
+            if not isinstance(item, Mapping):
+                raise UserError(where, f"{at}: expected an object with label, score and segment")
+            score = item.get("score")
+            if isinstance(score, bool) or not isinstance(score, int | float) or not math.isfinite(score):
+                raise UserError(where, f"{at}: score {score!r} is not a finite number")
+            label.append(_label(item.get("label"), where, at))
+            segments.append(_segment(item.get("segment"), where, at))
+            scores.append(float(score))
+            video.append(vid)
+    return Predictions(
+        where,
+        video,
+        label,
+        np.asarray(segments, dtype=np.float64).reshape(-1, 2),
+        np.asarray(scores, dtype=np.float64),
+    )
+
+
+# -------------------------------------------------------------------------------------------- evaluation
+
+
+def threshold_key(tiou: float) -> str:
+    """The JSON key of a threshold: 0.5 -> "0.5", 0.6000000000000001 -> "0.6"."""
+    return f"{tiou:g}"
+
+
+def recall_key(n: int, iou: float) -> str:
+    return f"R@{n},IoU={iou:g}"
+
+
+def _nan_to_none(value: float) -> float | None:
+    return None if math.isnan(value) else float(value)
+
+
+def _select_videos(gt: GroundTruth, subset: str | None, videos: Iterable[str] | None) -> list[str]:
+    selected = list(gt.videos)
+    if subset is not None:
+        selected = [v for v in selected if gt.videos[v].subset == subset]
+        if not selected:
+            present = sorted({str(info.subset) for info in gt.videos.values()})
+            raise UserError(
+                gt.source, f"no video has subset {subset!r} (subsets present: {', '.join(present)})"
+            )
+    if videos is not None:
+        wanted = list(dict.fromkeys(videos))
+        missing = [v for v in wanted if v not in gt.videos]
+        if missing:
+            raise UserError(
+                gt.source,
+                f"{len(missing)} requested video(s) are not in the ground truth, e.g. {missing[0]!r}",
+            )
+        keep = set(selected)
+        selected = [v for v in wanted if v in keep]
+    return selected
+
+
+def evaluate_detection(
+    gt: GroundTruth,
+    preds: Predictions,
+    tious: Sequence[float],
+    classes: Iterable[str] | None = None,
+    *,
+    subset: str | None = None,
+    videos: Iterable[str] | None = None,
+    recall_at: Sequence[int] = RECALL_AT,
+    recall_ious: Sequence[float] = RECALL_IOUS,
+) -> dict[str, Any]:
+    """Score predictions against ground truth; returns the report dict (JSON-ready, NaN as None).
+
+    Scored videos: the ground truth's videos, narrowed by `subset` and `videos`. Scored classes: `classes`,
+    or else every label annotated in the scored videos. Predictions of other videos or classes are ignored
+    and counted in `report["counts"]`; a scored class with no instance in the scored videos has no AP and
+    is listed in `report["classes_without_gt"]` (the ActivityNet code only knows classes from the ground
+    truth). Metric definitions: `grizal.metrics`.
+    """
+    tious = [float(t) for t in tious]
+    if len({threshold_key(t) for t in tious}) != len(tious):
+        raise ValueError(f"thresholds repeat: {tious}")
+    selected = _select_videos(gt, subset, videos)
+    video_index = {v: i for i, v in enumerate(selected)}
+    in_scope = np.fromiter((v in video_index for v in gt.video), dtype=bool, count=len(gt.video))
+    scope_labels = sorted({lab for lab, keep in zip(gt.label, in_scope, strict=True) if keep})
+
+    if classes is None:
+        class_names = scope_labels
+    else:
+        class_names = sorted(dict.fromkeys(classes))
+        known = set(gt.label)
+        unknown = [c for c in class_names if c not in known]
+        if unknown:
+            raise UserError(
+                gt.source,
+                f"{len(unknown)} requested class(es) have no annotation anywhere in the ground truth, "
+                f"e.g. {unknown[0]!r}",
+            )
+    if not class_names:
+        raise UserError(gt.source, "no ground-truth instance to score in the selected videos")
+    class_index = {c: i for i, c in enumerate(class_names)}
+
+    gt_rows = [i for i, keep in enumerate(in_scope) if keep and gt.label[i] in class_index]
+    if not gt_rows:
+        raise UserError(gt.source, "none of the requested classes is annotated in the selected videos")
+    gt_inst = Instances(
+        [video_index[gt.video[i]] for i in gt_rows],
+        [class_index[gt.label[i]] for i in gt_rows],
+        gt.segments[gt_rows],
+    )
+
+    pred_video = np.fromiter((video_index.get(v, -1) for v in preds.video), np.int64, len(preds.video))
+    pred_label = np.fromiter((class_index.get(c, -1) for c in preds.label), np.int64, len(preds.label))
+    known_video = pred_video >= 0
+    keep = known_video & (pred_label >= 0)
+    pred_inst = Instances(pred_video[keep], pred_label[keep], preds.segments[keep], preds.scores[keep])
+
+    scores = score_detections(gt_inst, pred_inst, len(class_names), tious, recall_at, recall_ious)
+    scored = scores.scored_classes
+    per_class = [
+        {
+            "class": name,
+            "gt": int(scores.gt_per_class[c]),
+            "predictions": int(scores.predictions_per_class[c]),
+            "AP": {threshold_key(t): _nan_to_none(v) for t, v in zip(tious, scores.ap[c], strict=True)},
+            "average_AP": _nan_to_none(float(scores.ap[c].mean())),
+        }
+        for c, name in enumerate(class_names)
+    ]
+    mean_ap = scores.mean_ap
+    return {
+        "mAP": {threshold_key(t): float(v) for t, v in zip(tious, mean_ap, strict=True)},
+        "average_mAP": float(mean_ap.mean()),
+        "average_tIoU": _nan_to_none(scores.average_tiou),
+        "mean_best_tIoU": _nan_to_none(scores.mean_best_tiou),
+        "recall": {recall_key(n, m): _nan_to_none(v) for (n, m), v in scores.recall.items()},
+        "counts": {
+            "videos": len(selected),
+            "classes": len(scored),
+            "gt_instances": len(gt_rows),
+            "predictions": int(keep.sum()),
+            "predictions_ignored_unknown_video": int((~known_video).sum()),
+            "predictions_ignored_unscored_class": int((known_video & (pred_label < 0)).sum()),
+        },
+        "classes_without_gt": [class_names[c] for c in np.flatnonzero(scores.gt_per_class == 0)],
+        "per_class": per_class,
+    }
+
+
+# --------------------------------------------------------------------------------------------- outputs
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.2f}"
+
+
+def format_table(report: Mapping[str, Any]) -> str:
+    """The summary as an aligned plain-text table, in percent like the paper's tables."""
+    keys = list(report["mAP"])
+    extra = [("average tIoU (%)", report["average_tIoU"]), ("mean best tIoU (%)", report["mean_best_tIoU"])]
+    extra += [(f"{k} (%)", v) for k, v in report["recall"].items()]
+    first = max(len(k) for k, _ in extra)
+    header = ["tIoU".ljust(first), *keys, "avg"]
+    row = ["mAP (%)".ljust(first), *(_pct(report["mAP"][k]) for k in keys), _pct(report["average_mAP"])]
+    widths = [max(len(a), len(b)) for a, b in zip(header, row, strict=True)]
+    lines = [
+        "  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True)),
+        "  ".join(r.rjust(w) for r, w in zip(row, widths, strict=True)),
+    ]
+    lines += [f"{k.ljust(first)}  {_pct(v).rjust(widths[1])}" for k, v in extra]
+    c = report["counts"]
+    lines.append(
+        f"scored {c['classes']} classes, {c['videos']} videos, {c['gt_instances']} ground-truth instances, "
+        f"{c['predictions']} predictions"
+    )
+    return "\n".join(lines)
+
+
+def metrics_json(report: Mapping[str, Any]) -> dict[str, Any]:
+    """The report without the per-class rows (those go to the per-class table)."""
+    return {k: v for k, v in report.items() if k != "per_class"}
+
+
+def write_metrics(path: str | os.PathLike, report: Mapping[str, Any]) -> None:
+    atomic_write_json(path, metrics_json(report))
+
+
+def format_per_class(report: Mapping[str, Any], fmt: str) -> str:
+    """Per-class AP as `csv` (fractions) or `markdown` (percent)."""
+    keys = list(report["mAP"])
+    rows = report["per_class"]
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["class", "gt", "predictions", *(f"AP@{k}" for k in keys), "average_AP"])
+        for r in rows:
+            aps = ["" if r["AP"][k] is None else f"{r['AP'][k]:.6f}" for k in keys]
+            avg = "" if r["average_AP"] is None else f"{r['average_AP']:.6f}"
+            writer.writerow([r["class"], r["gt"], r["predictions"], *aps, avg])
+        return buffer.getvalue()
+    if fmt == "markdown":
+        header = ["class", "gt", "predictions", *(f"AP@{k} (%)" for k in keys), "avg (%)"]
+        lines = [
+            "| " + " | ".join(header) + " |",
+            "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",
+        ]
+        for r in rows:
+            cells = [r["class"].replace("|", "\\|"), str(r["gt"]), str(r["predictions"])]
+            cells += [_pct(r["AP"][k]) for k in keys] + [_pct(r["average_AP"])]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append(
+            "| **mean** | | | "
+            + " | ".join(_pct(report["mAP"][k]) for k in keys)
+            + f" | {_pct(report['average_mAP'])} |"
+        )
+        return "\n".join(lines) + "\n"
+    raise ValueError(f"unknown per-class table format {fmt!r}")
+
+
+def write_per_class(path: str | os.PathLike, report: Mapping[str, Any]) -> None:
+    """Write the per-class table; the format follows the suffix (.csv, or .md / .markdown)."""
+    suffix = Path(path).suffix.lower()
+    formats = {".csv": "csv", ".md": "markdown", ".markdown": "markdown"}
+    if suffix not in formats:
+        raise UserError(path, "per-class table must be a .csv or .md file")
+    atomic_write_text(path, format_per_class(report, formats[suffix]))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def write_predictions(path: str | os.PathLike, results: Mapping[str, Sequence[Mapping[str, Any]]]) -> None:
+    """Write predictions `{vid: [{"label", "score", "segment": [s, e]}]}` as an ActivityNet result file."""
+    payload = {"version": "grizal", "results": results, "external_data": {"used": False}}
+    text = json.dumps(payload, default=_json_default, ensure_ascii=False)
+    atomic_write_text(path, text + "\n")
+
+
+# ------------------------------------------------------------------------------------------------- CLI
+
+
+def parse_tious(spec: str) -> list[float]:
+    """`"0.3,0.5"` or ranges `"0.5:0.05:0.95"` (start:step:stop, inclusive), mixable with commas."""
+    values: list[float] = []
+    for part in (p.strip() for p in spec.split(",")):
+        try:
+            if ":" in part:
+                start, step, stop = (float(x) for x in part.split(":"))
+                if step <= 0 or stop < start:
+                    raise ValueError
+                count = int(math.floor((stop - start) / step + 1e-9)) + 1
+                values += [round(start + i * step, 10) for i in range(count)]
+            else:
+                values.append(float(part))
+        except ValueError:
+            raise UserError(
+                "--tiou", f"cannot read {part!r}: use numbers like 0.5 or ranges like 0.5:0.05:0.95"
+            ) from None
+    bad = [v for v in values if not 0 < v <= 1]
+    if bad:
+        raise UserError("--tiou", f"thresholds must lie in (0, 1], got {bad[0]:g}")
+    duplicates = [k for k, n in Counter(threshold_key(v) for v in values).items() if n > 1]
+    if duplicates:
+        raise UserError("--tiou", f"threshold {duplicates[0]} is given twice")
+    return values
+
+
+def parse_ints(spec: str, option: str) -> list[int]:
+    try:
+        values = [int(p) for p in spec.split(",")]
+    except ValueError:
+        raise UserError(option, f"expected comma-separated integers, got {spec!r}") from None
+    if any(v < 1 for v in values):
+        raise UserError(option, "values must be >= 1")
+    return values
+
+
+def parse_floats(spec: str, option: str) -> list[float]:
+    try:
+        values = [float(p) for p in spec.split(",")]
+    except ValueError:
+        raise UserError(option, f"expected comma-separated numbers, got {spec!r}") from None
+    if any(not 0 < v <= 1 for v in values):
+        raise UserError(option, "values must lie in (0, 1]")
+    return values
+
+
+def parse_classes(spec: str) -> list[str]:
+    """Comma-separated names, or a file: a split.json (its "unseen"), a JSON list, or one name per line."""
+    path = Path(spec)
+    if path.is_file():
+        if path.suffix.lower() == ".json":
+            data = read_json(path)
+            names = data.get("unseen") if isinstance(data, dict) else data
+            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+                raise UserError(path, "expected a JSON list of class names or a split file with 'unseen'")
+        else:
+            names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    else:
+        names = [name.strip() for name in spec.split(",")]
+    names = [n for n in names if n]
+    if not names:
+        raise UserError(spec if path.is_file() else "--classes", "no class names given")
+    return names
+
+
+app = typer.Typer(add_completion=False, help=__doc__.splitlines()[0])
+
+
+@app.callback(invoke_without_command=True)
+@exit_on_user_error
+def main(
+    ctx: typer.Context,
+    gt: Path | None = typer.Option(
+        None, "--gt", help="Ground truth: ActivityNet, prepare index or THUMOS/BMN JSON."
+    ),
+    pred: Path | None = typer.Option(None, "--pred", help="Predictions in the ActivityNet result format."),
+    tiou: str = typer.Option("0.5:0.05:0.95", help="tIoU thresholds, e.g. 0.3:0.1:0.7 or 0.5,0.75,0.95."),
+    subset: str | None = typer.Option(None, help="Score only videos of this subset (e.g. validation, test)."),
+    classes: str | None = typer.Option(
+        None, help="Score only these classes: 'A,B', a split.json (unseen) or a file."
+    ),
+    json_out: Path | None = typer.Option(None, "--json-out", help="Write the metrics JSON here."),
+    per_class_out: Path | None = typer.Option(
+        None, "--per-class-out", help="Write per-class AP here (.csv or .md)."
+    ),
+    recall_at: str = typer.Option("1,5", help="n of R@n."),
+    recall_iou: str = typer.Option("0.5,0.7", help="tIoU m of R@n,IoU=m."),
+) -> None:
+    """Score PRED against GT: print a table, optionally write metrics JSON and a per-class table."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if gt is None or pred is None:
+        raise UserError(None, "--gt and --pred are required (see --help)")
+    if per_class_out is not None and per_class_out.suffix.lower() not in (".csv", ".md", ".markdown"):
+        raise UserError(per_class_out, "per-class table must be a .csv or .md file")
+    thresholds = parse_tious(tiou)
+    wanted = parse_classes(classes) if classes is not None else None
+    top_n, recall_ious = parse_ints(recall_at, "--recall-at"), parse_floats(recall_iou, "--recall-iou")
+    ground_truth = load_ground_truth(gt)
+    predictions = load_predictions(pred)
+    subsets = sorted({str(info.subset) for info in ground_truth.videos.values()})
+    if subset is None and len(subsets) > 1:
+        print(f"note: scoring every subset ({', '.join(subsets)}); choose one with --subset", file=sys.stderr)
+    report = evaluate_detection(
+        ground_truth,
+        predictions,
+        thresholds,
+        wanted,
+        subset=subset,
+        recall_at=top_n,
+        recall_ious=recall_ious,
+    )
+    print(format_table(report))
+    counts = report["counts"]
+    ignored = counts["predictions_ignored_unknown_video"], counts["predictions_ignored_unscored_class"]
+    if any(ignored):
+        print(
+            f"note: ignored {ignored[0]} prediction(s) of videos not scored "
+            f"and {ignored[1]} of classes not scored",
+            file=sys.stderr,
+        )
+    if report["classes_without_gt"]:
+        print(
+            f"note: {len(report['classes_without_gt'])} requested class(es) have no instance in the scored "
+            f"videos and are left out of mAP, e.g. {report['classes_without_gt'][0]!r}",
+            file=sys.stderr,
+        )
+    if json_out is not None:
+        write_metrics(json_out, report)
+    if per_class_out is not None:
+        write_per_class(per_class_out, report)
+
+
+if __name__ == "__main__":
+    app()

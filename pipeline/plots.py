@@ -1,0 +1,108 @@
+"""Figures of the evaluate stage: per-snippet action probability against ground truth (the paper's Fig. 1).
+
+Figures are drawn on matplotlib's Agg canvas directly (no pyplot), so importing this module neither needs a
+display nor changes the global backend.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from pipeline.common import atomic_write_bytes
+
+# One curve: (video id, class label, snippet times (T,), probabilities (T,), ground-truth segments (G, 2),
+# predicted segments (P, 2)).
+Curve = tuple[
+    str, str, Sequence[float], Sequence[float], Sequence[Sequence[float]], Sequence[Sequence[float]]
+]
+
+
+def _segments(value, what: str) -> np.ndarray:
+    segments = np.asarray(value, dtype=np.float64)
+    if segments.size == 0:
+        return segments.reshape(0, 2)
+    if segments.ndim != 2 or segments.shape[1] != 2:
+        raise ValueError(f"{what} must be (N, 2) [start, end] pairs, got shape {segments.shape}")
+    return segments
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")[:80] or "x"
+
+
+def probability_figure(
+    video: str,
+    label: str,
+    times: Sequence[float],
+    probs: Sequence[float],
+    gt_segments: Sequence[Sequence[float]],
+    pred_segments: Sequence[Sequence[float]],
+    threshold: float | None = None,
+) -> Figure:
+    """One figure: the probability curve, ground truth shaded, predicted segments as bars underneath."""
+    times = np.asarray(times, dtype=np.float64).reshape(-1)
+    probs = np.asarray(probs, dtype=np.float64).reshape(-1)
+    if len(times) != len(probs):
+        raise ValueError(f"{video}: {len(times)} times but {len(probs)} probabilities")
+    gt = _segments(gt_segments, "gt_segments")
+    pred = _segments(pred_segments, "pred_segments")
+
+    fig = Figure(figsize=(9, 2.8), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for i, (start, end) in enumerate(gt):
+        ax.axvspan(
+            start,
+            end,
+            ymin=0.12,
+            color="tab:green",
+            alpha=0.25,
+            lw=0,
+            label="ground truth" if i == 0 else None,
+        )
+    for i, (start, end) in enumerate(pred):
+        ax.hlines(-0.06, start, end, color="tab:red", lw=5, label="predicted" if i == 0 else None)
+    ax.plot(times, probs, color="tab:blue", lw=1.5, label="p(action)")
+    if threshold is not None:
+        ax.axhline(threshold, color="0.5", ls="--", lw=0.8, label=f"threshold {threshold:g}")
+    ax.set_ylim(-0.12, 1.02)
+    span = np.concatenate([times, gt.ravel(), pred.ravel()])
+    if span.size and span.max() > span.min():
+        ax.set_xlim(span.min(), span.max())
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("probability")
+    ax.set_title(f"{video} — {label}", fontsize=10, loc="left")
+    ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=7, ncol=4, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_probability_curves(
+    curves: Iterable[Curve], out_dir: str | os.PathLike, threshold: float | None = None
+) -> list[Path]:
+    """Write one PNG per curve under `out_dir` (named `<video>__<label>.png`); returns the paths in order."""
+    out_dir = Path(out_dir)
+    written: list[Path] = []
+    used: set[str] = set()
+    for video, label, times, probs, gt_segments, pred_segments in curves:
+        fig = probability_figure(video, label, times, probs, gt_segments, pred_segments, threshold)
+        stem = f"{_slug(video)}__{_slug(label)}"
+        name, n = f"{stem}.png", 1
+        while name in used:  # distinct ids can share a slug
+            n += 1
+            name = f"{stem}-{n}.png"
+        used.add(name)
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png")
+        path = out_dir / name
+        atomic_write_bytes(path, buffer.getvalue())
+        written.append(path)
+    return written
