@@ -1,0 +1,84 @@
+"""The model's configuration: the `model:` section of params.yaml as a checked dataclass."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A model, loss or localization setting that cannot work; the message names the key and the problem."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Every setting of the learnable GRIZAL layers (params.yaml `model:`).
+
+    Input dims: `rgb_dim` and `flow_dim` are the frozen frame/flow feature sizes D, `prior_dim` the joint
+    prior token size E. Switches mirror the paper's ablations: `use_flow` (OFE block and the cross-attention
+    to flow), `use_fourier` (the FFT MLP of the F-Transformer), `use_images` (generated image tokens),
+    `use_texts` (generated sentences; when off, the class-name tokens take their place), `k` (how many of the
+    stored prior pairs are read; the first k).
+    """
+
+    rgb_dim: int = 512
+    flow_dim: int = 512
+    prior_dim: int = 512
+    width: int = 512
+    heads: int = 8
+    vle_layers: int = 7
+    ofe_layers: int = 2
+    ft_layers: int = 1
+    mlp_ratio: float = 4.0
+    dropout: float = 0.1
+    k: int = 4
+    use_flow: bool = True
+    use_fourier: bool = True
+    use_images: bool = True
+    use_texts: bool = True
+
+    @classmethod
+    def from_dict(cls, config: dict[str, Any] | None) -> ModelConfig:
+        config = dict(config or {})
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(config) - set(known))
+        if unknown:
+            raise ConfigError(f"unknown model setting '{unknown[0]}' (known: {', '.join(known)})")
+        values = {}
+        for name, value in config.items():
+            kind = type(known[name].default)
+            if kind is bool:
+                if not isinstance(value, bool):
+                    raise ConfigError(f"model.{name} must be true or false, got {value!r}")
+            elif kind is int:
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise ConfigError(f"model.{name} must be an integer, got {value!r}")
+            elif isinstance(value, bool) or not isinstance(value, int | float):
+                raise ConfigError(f"model.{name} must be a number, got {value!r}")
+            values[name] = kind(value)
+        built = cls(**values)
+        built._check()
+        return built
+
+    def _check(self) -> None:
+        for name in ("rgb_dim", "flow_dim", "prior_dim", "width", "heads", "k"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"model.{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("vle_layers", "ofe_layers", "ft_layers"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"model.{name} must be 0 or more, got {getattr(self, name)}")
+        if self.ft_layers < 1:
+            raise ConfigError("model.ft_layers must be at least 1 (the F-Transformer is the mainstream)")
+        if self.width % self.heads:
+            raise ConfigError(f"model.width ({self.width}) must be divisible by model.heads ({self.heads})")
+        if self.mlp_ratio <= 0:
+            raise ConfigError(f"model.mlp_ratio must be positive, got {self.mlp_ratio}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout}")
+
+    @property
+    def hidden(self) -> int:
+        return max(1, round(self.width * self.mlp_ratio))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

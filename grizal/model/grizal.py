@@ -1,0 +1,81 @@
+"""The GRIZAL model: VLE (priors -> Z_CLS), OFE (flow -> Z_optical) and the mainstream
+(frames -> MLP -> Z_rgb -> F-Transformer -> Z_ft -> MLP -> sigmoid), one probability per snippet."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from grizal.model.blocks import FeedForward, InputProjection, sinusoidal_positions
+from grizal.model.config import ModelConfig
+from grizal.model.f_transformer import FTransformer
+from grizal.model.ofe import OpticalFlowEncoder
+from grizal.model.vle import VisionLanguageEncoder
+
+PRIOR_KEYS = ("joint", "joint_mask", "token_type", "name_tokens", "name_mask")
+
+
+class GRIZAL(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.vle = VisionLanguageEncoder(config)
+        self.ofe = OpticalFlowEncoder(config) if config.use_flow else None
+        self.rgb_mlp = InputProjection(config.rgb_dim, config.width, config.dropout)
+        self.f_transformer = FTransformer(config)
+        self.head = FeedForward(config.width, config.width, config.dropout, out_dim=1)
+
+    def encode_priors(self, priors: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Z_CLS `(B, W)` for the prior dict; with `priors["index"]` `(B,)` the other tensors hold C distinct
+        classes and the VLE runs once per class, then Z_CLS is gathered per sample."""
+        missing = [key for key in PRIOR_KEYS if key not in priors]
+        if missing:
+            raise ValueError(f"the priors dict lacks {', '.join(missing)}")
+        z_cls, _, _ = self.vle(priors)
+        index = priors.get("index")
+        return z_cls if index is None else z_cls[index]
+
+    def forward(
+        self,
+        rgb: torch.Tensor,
+        flow: torch.Tensor | None,
+        priors: dict[str, torch.Tensor] | None = None,
+        *,
+        z_cls: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """rgb, flow `(B, T, D)` (flow may be None when `use_flow` is off); priors: the contract's dict, or
+        instead `z_cls` `(B, W)` from `encode_priors` (evaluation: encode every class once, then reuse).
+
+        Returns `logits`, `probs` `(B, T)`; `z_cls` `(B, W)`; `z_ft`, `z_rgb` `(B, T, W)`; `video_embedding`
+        `(B, W)`: the probability-weighted mean of Z_rgb over time, the video side of the InfoNCE loss.
+        Z_rgb, not Z_ft: Z_ft has Z_CLS added inside the F-Transformer, so it would match its own class
+        embedding by construction (the loss starts near zero and teaches nothing). Pooling the class-agnostic
+        Z_rgb makes InfoNCE pull frame features of the action towards the class's prior embedding, and the
+        weighting by the model's own probabilities teaches the head where the action is, even without
+        snippet labels.
+        """
+        if rgb.dim() != 3:
+            raise ValueError(f"rgb features must be (B, T, D), got shape {tuple(rgb.shape)}")
+        if rgb.shape[-1] != self.config.rgb_dim:
+            raise ValueError(f"rgb features have dim {rgb.shape[-1]} but model.rgb_dim is {self.config.rgb_dim}")
+        if (priors is None) == (z_cls is None):
+            raise ValueError("give the model either the priors dict or a precomputed z_cls, not both or neither")
+        if z_cls is None:
+            z_cls = self.encode_priors(priors)
+        if z_cls.shape[0] != rgb.shape[0]:
+            raise ValueError(f"{rgb.shape[0]} videos but {z_cls.shape[0]} prior entries in the batch")
+        z_optical = None
+        if self.ofe is not None:
+            if flow is None or flow.shape[:2] != rgb.shape[:2]:
+                got = None if flow is None else tuple(flow.shape)
+                raise ValueError(f"flow features must be (B, T, D) matching rgb {tuple(rgb.shape)}, got {got}")
+            z_optical = self.ofe(flow)
+        z_rgb = self.rgb_mlp(rgb)
+        positions = sinusoidal_positions(z_rgb.shape[1], z_rgb.shape[2], z_rgb.device, z_rgb.dtype)
+        z_ft = self.f_transformer(z_rgb + positions, z_cls, z_optical)
+        logits = self.head(z_ft).squeeze(-1)
+        probs = torch.sigmoid(logits)
+        weights = probs / probs.sum(dim=1, keepdim=True).clamp_min(1e-6)
+        video_embedding = torch.einsum("bt,btw->bw", weights, z_rgb)
+        return {"logits": logits, "probs": probs, "z_cls": z_cls, "z_ft": z_ft, "z_rgb": z_rgb,
+                "video_embedding": video_embedding}
