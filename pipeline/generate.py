@@ -1,0 +1,164 @@
+"""Stage: generative priors. For each action class, k descriptions and k paired images, cached.
+
+    python -m pipeline.generate --classes "skiing,surfing" --text-backend openai --image-backend openai
+    python -m pipeline.generate --dataset thumos14 --split-setting 75_25 --split 3 --dry-run
+    python -m pipeline.generate --params params.yaml          # the DVC stage: classes from the index
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from pipeline.common import UserError, exit_on_user_error, load_params, section
+from pipeline.priors import classes as class_sources
+from pipeline.priors.backends import make_image_backend, make_text_backend
+from pipeline.priors.cache import PriorCache
+from pipeline.priors.config import IMAGE_BACKENDS, TEXT_BACKENDS, GenerateConfig, build_config
+from pipeline.priors.faults import FatalBackendError
+from pipeline.priors.report import BarProgress, dry_run_table, missing_table, summary_table
+from pipeline.priors.runner import PriorRunner, priors_entries
+
+EXIT_INCOMPLETE = 1
+EXIT_INTERRUPTED = 130
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
+                  help="Generate (or reuse from the cache) k descriptions and k paired images per action class.")
+
+
+def pick_classes(cfg: GenerateConfig, from_params: bool, classes: str | None, classes_file: Path | None,
+                 dataset: str | None, split_setting: str, split: int | None, subset: str,
+                 index: Path | None) -> list[str]:
+    given = [name for name, value in (("--classes", classes), ("--classes-file", classes_file),
+                                      ("--dataset", dataset), ("--index", index)) if value is not None]
+    if len(given) > 1:
+        raise UserError(None, f"name the classes one way only, not {' and '.join(given)}")
+    if dataset is None and split is not None:
+        raise UserError("--split", "needs --dataset (thumos14 or activitynet)")
+    if classes is not None:
+        return class_sources.from_list(classes)
+    if classes_file is not None:
+        return class_sources.from_file(classes_file)
+    if dataset is not None:
+        return class_sources.from_split(dataset, split_setting, split or 0, subset)
+    if index is not None:
+        return class_sources.from_index(index)
+    if from_params:
+        return class_sources.from_index(cfg.index)
+    raise UserError(None, "no classes: give --classes, --classes-file, --dataset or --index "
+                          "(or --params params.yaml to take them from its index)")
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+@app.command()
+@exit_on_user_error
+def main(
+    classes: Annotated[str | None, typer.Option(
+        help='Comma-separated class names, e.g. "skiing,surfing".')] = None,
+    classes_file: Annotated[Path | None, typer.Option(
+        help="A UTF-8 file with one class name a line ('#' starts a comment).")] = None,
+    dataset: Annotated[str | None, typer.Option(
+        help="thumos14 | activitynet: take the classes of a shipped zero-shot split.")] = None,
+    split_setting: Annotated[str, typer.Option(help="With --dataset: 75_25 or 50_50.")] = "75_25",
+    split: Annotated[int | None, typer.Option(help="With --dataset: the split number (default 0).")] = None,
+    subset: Annotated[str, typer.Option(
+        help="With --dataset: seen (train classes), unseen (test classes) or all.")] = "all",
+    index: Annotated[Path | None, typer.Option(
+        help="All classes of a canonical index (cache/prepare/index.json).")] = None,
+    params: Annotated[Path | None, typer.Option(
+        help="Read settings from section 'generate' of this params file (CLI options override them); "
+             "without a class option, the classes come from its 'index'.")] = None,
+    text_backend: Annotated[str | None, typer.Option(
+        help=f"{' | '.join(TEXT_BACKENDS)} (default offline).")] = None,
+    image_backend: Annotated[str | None, typer.Option(
+        help=f"{' | '.join(IMAGE_BACKENDS)} (default offline).")] = None,
+    text_model: Annotated[str | None, typer.Option(
+        help="openai: a chat model (default gpt-4o); hf: a model id or local folder.")] = None,
+    image_model: Annotated[str | None, typer.Option(
+        help="openai: dall-e-3 or gpt-image-1; diffusers: a model id or local folder.")] = None,
+    openworld_dir: Annotated[Path | None, typer.Option(
+        help="openworld: a folder holding one folder of images per class.")] = None,
+    k: Annotated[int | None, typer.Option(help="Sentences and images per class (default 4).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of every backend (default 0).")] = None,
+    image_size: Annotated[int | None, typer.Option(help="Stored image side in pixels (default 224).")] = None,
+    concurrency: Annotated[int | None, typer.Option(
+        help="Requests in flight at once per API backend (default 8).")] = None,
+    max_retries: Annotated[int | None, typer.Option(
+        help="Retries on 429, 5xx and timeouts (default 4).")] = None,
+    timeout_s: Annotated[float | None, typer.Option(help="Per-request timeout in seconds (default 60).")] = None,
+    device: Annotated[str | None, typer.Option(help="Local models: auto | cpu | cuda | cuda:N.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output folder (default cache/priors).")] = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Show what would be generated and its estimated cost; call nothing, write nothing.")] = False,
+) -> None:
+    """Generate (or reuse from the cache) k descriptions and k paired images per action class.
+
+    Writes OUT/priors.json for the complete classes, OUT/texts and OUT/images (content-addressed) and
+    OUT/manifest.jsonl. Exit status 1 when a class lacks its k pairs (a table says why), 2 on bad input,
+    130 when interrupted (all finished items are kept: run again to finish). Example:
+    python -m pipeline.generate --classes "skiing,surfing" --text-backend openai --image-backend openai --dry-run
+    """
+    params_section = section(load_params(params), "generate", params) if params is not None else None
+    overrides = {"text_backend": text_backend, "image_backend": image_backend, "text_model": text_model,
+                 "image_model": image_model, "openworld_dir": openworld_dir, "k": k, "seed": seed,
+                 "image_size": image_size, "concurrency": concurrency, "max_retries": max_retries,
+                 "timeout_s": timeout_s, "device": device, "out": out}
+    cfg = build_config(params_section, params or "params.yaml", overrides)
+    names = pick_classes(cfg, params is not None, classes, classes_file, dataset, split_setting, split, subset,
+                         index)
+    code = run(cfg, names, dry_run=dry_run)
+    raise typer.Exit(code)
+
+
+def run(cfg: GenerateConfig, names: list[str], dry_run: bool = False, console: Console | None = None) -> int:
+    """Generate what is missing for `names`, write priors.json, print the tables; returns the exit status."""
+    console = console or Console()
+    errors = Console(stderr=True)
+    text, image = make_text_backend(cfg), make_image_backend(cfg)
+    errors.print(f"{len(names)} classes, k={cfg.k}: texts from {text.name} ({text.model}), "
+                 f"images from {image.name} ({image.model}) -> {cfg.out}")
+    cache = PriorCache(cfg.out)
+    if dry_run:
+        try:
+            plan = PriorRunner(cfg, text, image, cache).plan(names)
+        except FatalBackendError as err:
+            raise UserError(err.where, err.problem) from None
+        table, _ = dry_run_table(plan, cfg.k, lambda p: text.estimate(p.messages, cfg.k), image.estimate())
+        console.print(table)
+        return 0
+    runner = PriorRunner(cfg, text, image, cache, progress=BarProgress(errors))
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt) if in_main_thread else None
+    try:
+        report = runner.run(names)
+    except KeyboardInterrupt:
+        # A second Ctrl-C while the requests in flight were finishing: every finished item is on disk already.
+        errors.print("stopped: everything generated so far is cached; run the same command again to finish")
+        return EXIT_INTERRUPTED
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+    complete = priors_entries(report)
+    priors_path = cache.write_priors(cfg.k, complete)
+    console.print(summary_table(report))
+    errors.print(f"wrote {priors_path} ({len(complete)} of {len(names)} classes complete)")
+    if report.interrupted:
+        errors.print("interrupted: everything generated so far is cached; run the same command again to finish")
+        return EXIT_INTERRUPTED
+    if report.incomplete:
+        console.print(missing_table(report))
+        return EXIT_INCOMPLETE
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(app())

@@ -1,0 +1,130 @@
+"""The `python -m pipeline.generate` command line: class sources, params, dry run, open-world images, errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from PIL import Image
+from typer.testing import CliRunner
+
+from pipeline.generate import app
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def priors(out: Path) -> dict:
+    return json.loads((out / "priors.json").read_text())
+
+
+def test_help_lists_the_options():
+    result = subprocess.run([sys.executable, "-m", "pipeline.generate", "--help"], cwd=REPO, capture_output=True,
+                            text=True, env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0
+    for option in ("--classes", "--classes-file", "--dataset", "--split", "--index", "--params", "--text-backend",
+                   "--image-backend", "--k", "--out", "--dry-run", "openai | hf", "openworld"):
+        assert option in result.stdout
+
+
+def test_offline_run_writes_priors_texts_images_and_manifest(tmp_path):
+    result = invoke("--classes", "circle rises,CleanAndJerk", "--out", tmp_path, "--image-size", 96)
+    assert result.exit_code == 0, result.output
+    data = priors(tmp_path)
+    assert data["k"] == 4 and list(data["classes"]) == ["circle rises", "CleanAndJerk"]
+    for entry in data["classes"].values():
+        assert len(entry["texts"]) == len(entry["images"]) == 4
+        for path in entry["images"]:
+            assert not Path(path).is_absolute()
+            with Image.open(tmp_path / path) as image:
+                assert image.size == (96, 96) and image.mode == "RGB"
+    lines = (tmp_path / "manifest.jsonl").read_text().splitlines()
+    assert len(lines) == 10 and all(json.loads(line)["status"] == "ok" for line in lines)
+    assert "generated" in result.output and "cached" in result.output
+
+
+def test_dry_run_calls_nothing_and_writes_nothing(tmp_path):
+    out = tmp_path / "priors"
+    result = invoke("--dataset", "thumos14", "--split-setting", "75_25", "--split", 3, "--subset", "unseen",
+                    "--text-backend", "openai", "--image-backend", "openai", "--out", out, "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert not out.exists()
+    assert "5 calls" in result.output and "20 calls" in result.output
+    assert "$0.8" in result.output  # 20 DALL-E 3 images at $0.04 plus five GPT-4o calls
+
+
+def test_params_section_and_index_drive_the_dvc_stage(tmp_path):
+    index = tmp_path / "index.json"
+    index.write_text(json.dumps({"schema": 1, "dataset": "demo", "classes": ["circle rises", "cross falls"],
+                                 "videos": {}}))
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"generate": {"index": str(index), "out": str(tmp_path / "out"), "k": 2,
+                                                   "image_size": 64, "text_backend": "offline"}}))
+    result = invoke("--params", params)
+    assert result.exit_code == 0, result.output
+    data = priors(tmp_path / "out")
+    assert data["k"] == 2 and list(data["classes"]) == ["circle rises", "cross falls"]
+    # A command-line option wins over params.
+    result = invoke("--params", params, "--classes", "square rises", "--k", 3)
+    assert result.exit_code == 0
+    assert list(priors(tmp_path / "out")["classes"]) == ["square rises"] and priors(tmp_path / "out")["k"] == 3
+
+
+def make_openworld(root: Path) -> None:
+    for folder, modes in {"clean_and_jerk": ["RGBA", "L", "P", "RGB"], "Skiing": ["RGB", "RGB"]}.items():
+        (root / folder).mkdir(parents=True)
+        for i, mode in enumerate(modes):
+            Image.new(mode, (80 + 10 * i, 60), 100 + i).save(root / folder / f"{i}.png")
+    (root / "Skiing" / "notes.txt").write_text("not an image")
+
+
+def test_openworld_images_are_matched_by_loose_class_name_and_normalised(tmp_path):
+    make_openworld(tmp_path / "world")
+    out = tmp_path / "out"
+    result = invoke("--classes", "CleanAndJerk,Skiing,Surfing", "--image-backend", "openworld",
+                    "--openworld-dir", tmp_path / "world", "--out", out)
+    assert result.exit_code == 1
+    data = priors(out)
+    assert list(data["classes"]) == ["CleanAndJerk"]
+    for path in data["classes"]["CleanAndJerk"]["images"]:
+        with Image.open(out / path) as image:
+            assert image.mode == "RGB" and image.size == (224, 224)
+    assert "holds 2 images, 3 needed" in result.output
+    assert "no folder for this class" in result.output
+    # Adding pictures completes the class; what was copied before stays cached.
+    for i in range(2, 4):
+        Image.new("RGB", (50, 50), i).save(tmp_path / "world" / "Skiing" / f"{i}.jpg")
+    result = invoke("--classes", "CleanAndJerk,Skiing", "--image-backend", "openworld",
+                    "--openworld-dir", tmp_path / "world", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert len(priors(out)["classes"]["Skiing"]["images"]) == 4
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--classes-file", "missing.txt"], "error: missing.txt: classes file not found"),
+    (["--classes", "a", "--dataset", "thumos14"], "name the classes one way only"),
+    (["--split", "2", "--classes", "a"], "error: --split: needs --dataset"),
+    (["--classes", "a", "--text-backend", "gpt"], "unknown text backend 'gpt'"),
+    (["--dataset", "thumos14", "--split", "99"], "error: --split: thumos14 75_25 has no split 99"),
+    (["--classes", "a", "--image-backend", "openworld", "--openworld-dir", "nowhere"], "openworld folder not found"),
+    ([], "no classes: give --classes"),
+])
+def test_user_mistakes_are_one_line_errors(tmp_path, args, message):
+    result = invoke(*args, "--out", tmp_path)
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) <= 2
+
+
+def test_a_params_file_without_a_generate_section_is_a_user_error(tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text("prepare: {}\n")
+    result = invoke("--params", params)
+    assert result.exit_code == 2 and "missing section 'generate'" in result.output
