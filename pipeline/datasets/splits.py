@@ -52,8 +52,8 @@ def published_split(dataset: str, setting: str, split_id: int) -> tuple[list[str
     """(seen, unseen) class lists of a published open-set split."""
     train_path, test_path = split_list_paths(dataset, setting, split_id)
     if not train_path.is_file():
-        available = sorted(p.stem for p in train_path.parent.glob("split_*.list"))
-        raise UserError(train_path, f"no such split; available: {', '.join(available)}")
+        available = sorted(int(p.stem.removeprefix("split_")) for p in train_path.parent.glob("split_*.list"))
+        raise UserError("--split", f"{dataset} {setting} has no split {split_id} (available: {available})")
     return read_list(train_path), read_list(test_path)
 
 

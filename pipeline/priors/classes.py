@@ -5,10 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.common import UserError, read_json
+from pipeline.datasets.splits import published_split
 
-SPLITS_DIR = Path(__file__).resolve().parent.parent / "datasets" / "data" / "zero_shot_splits"
-SPLIT_SETTINGS = {"75_25": "train_75_test_25", "50_50": "train_50_test_50"}
-DATASET_DIRS = {"thumos14": "THUMOS14", "activitynet": "ActivityNet"}
 SUBSETS = ("seen", "unseen", "all")
 
 
@@ -46,28 +44,11 @@ def from_file(path: str | Path) -> list[str]:
     return names
 
 
-def read_split_list(path: Path) -> list[str]:
-    if not path.is_file():
-        raise UserError(path, "split list not found")
-    return dedupe(path.read_text(encoding="utf-8").splitlines())
-
-
 def from_split(dataset: str, setting: str, split: int, subset: str = "all") -> list[str]:
     """Classes of a shipped zero-shot split: seen = the train list, unseen = the test list."""
-    key = dataset.lower()
-    if key not in DATASET_DIRS:
-        raise UserError("--dataset", f"unknown data set '{dataset}' (choose from {', '.join(DATASET_DIRS)})")
-    if setting not in SPLIT_SETTINGS:
-        choices = ", ".join(SPLIT_SETTINGS)
-        raise UserError("--split-setting", f"unknown split setting '{setting}' (choose from {choices})")
     if subset not in SUBSETS:
         raise UserError("--subset", f"unknown subset '{subset}' (choose from {', '.join(SUBSETS)})")
-    base = SPLITS_DIR / SPLIT_SETTINGS[setting] / DATASET_DIRS[key]
-    if not (base / "train" / f"split_{split}.list").is_file():
-        available = sorted(int(p.stem.split("_")[1]) for p in (base / "train").glob("split_*.list"))
-        raise UserError("--split", f"{dataset} {setting} has no split {split} (available: {available})")
-    seen = read_split_list(base / "train" / f"split_{split}.list")
-    unseen = read_split_list(base / "test" / f"split_{split}.list")
+    seen, unseen = published_split(dataset.lower(), setting, split)
     return {"seen": seen, "unseen": unseen, "all": dedupe(seen + unseen)}[subset]
 
 
