@@ -41,7 +41,7 @@ def read_list(path: str | os.PathLike) -> list[str]:
 
 def split_list_paths(dataset: str, setting: str, split_id: int) -> tuple[Path, Path]:
     if dataset not in LIST_DATASETS:
-        raise UserError(None, f"no published zero-shot splits for dataset '{dataset}'")
+        raise UserError(None, f"unknown data set '{dataset}' (choose from {', '.join(LIST_DATASETS)})")
     if setting not in SETTINGS:
         raise UserError(None, f"split setting must be one of {sorted(SETTINGS)}, not '{setting}'")
     folder = SPLIT_ROOT / SETTINGS[setting] / LIST_DATASETS[dataset]
