@@ -1,0 +1,315 @@
+"""Stage: frozen features into Zarr stores (rgb frames, optical flow, joint priors), resumable and shardable.
+
+    python -m pipeline.extract rgb --params params.yaml [--shard i/n]
+    python -m pipeline.extract flow --params params.yaml [--shard i/n]
+    python -m pipeline.extract priors --params params.yaml
+    python -m pipeline.extract check STORE [--index cache/prepare/index.json]
+    python -m pipeline.extract import --format npy|hdf5 SRC --out STORE --kind rgb ...
+    python -m pipeline.extract --videos DIR --out DIR [--flow] [--params params.yaml]   (anyone's videos)
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+from tqdm import tqdm
+
+from pipeline.common import UserError, exit_on_user_error, load_params, read_json, section
+from pipeline.extract_config import (
+    DEFAULTS,
+    build_clip,
+    build_extractors,
+    extract_config,
+    extractors_from_stores,
+    store_attrs,
+)
+from pipeline.extract_engine import (
+    Extractors,
+    VideoFeatures,
+    VideoJob,
+    extract_video,
+    extract_video_features,
+    run_extraction,
+)
+from pipeline.extract_priors import run_priors
+from pipeline.import_features import import_command
+from pipeline.store import PRIORS_KIND, CheckReport, FeatureStoreWriter, Shard, check_feature_store, check_priors_store
+
+# The functions `grizal localize` and other callers use, all in one place.
+__all__ = ["DEFAULTS", "app", "build_clip", "build_extractors", "extract_config", "extract_video",
+           "extract_video_features", "extractors_from_stores", "run_feature_extraction", "run_priors", "store_attrs"]
+
+VIDEO_SUFFIXES = {".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"}
+
+app = typer.Typer(add_completion=False, no_args_is_help=False, help=__doc__.split("\n")[0])
+
+
+def video_attrs(result: VideoFeatures) -> dict[str, Any]:
+    s = result.summary
+    return {"source": str(result.path), "duration": s.duration, "duration_source": s.duration_source,
+            "fps": s.fps, "width": s.width, "height": s.height, "decoded_frames": s.decoded_frames}
+
+
+def run_feature_extraction(
+    videos: dict[str, Path], stores: dict[str, Path], ex: Extractors, T: int, *, shard: Shard, rebuild: bool,
+    max_failure_fraction: float,
+) -> dict[str, CheckReport | None]:
+    """Extract `ex.kinds` for `videos` into one store per kind, skipping complete videos; returns the check
+    report of each store (None when sharded: only the union of all shards can be checked)."""
+    writers = {kind: FeatureStoreWriter(stores[kind], store_attrs(kind, ex, T), rebuild=rebuild, shard=shard)
+               for kind in ex.kinds}
+    for writer in writers.values():
+        writer.set_expected(videos)
+    mine = sorted(v for v in videos if v in shard)
+    done = set.intersection(*(w.complete_ids() for w in writers.values()))
+    jobs = [VideoJob(v, videos[v]) for v in mine if v not in done]
+    where = ", ".join(str(s) for s in stores.values() if s)
+    print(f"{where}: encoder {ex.clip.name} ({ex.clip.weights}), {ex.clip.spec.precision} on {ex.clip.device}"
+          + (f", flow {ex.flow.spec.method}" if "flow" in ex.kinds else ""))
+    print(f"{where}: {len(mine)} video(s){f' in shard {shard.name}' if shard.name else ''}, "
+          f"{len(mine) - len(jobs)} already complete, {len(jobs)} to extract ({', '.join(ex.kinds)})")
+    failed: list[str] = []
+
+    def on_done(result: VideoFeatures) -> None:
+        for kind, (features, timestamps) in result.features.items():
+            try:
+                writers[kind].write_video(result.video_id, features, timestamps, video_attrs(result))
+            except ValueError as err:
+                on_failed(VideoJob(result.video_id, result.path), f"bad features: {err}")
+                return
+
+    def on_failed(job: VideoJob, reason: str) -> None:
+        failed.append(job.video_id)
+        for writer in writers.values():
+            writer.failures.add(job.video_id, str(job.path), reason)
+        tqdm.write(f"failed: {job.video_id} ({job.path}): {reason}", file=sys.stderr)
+
+    with tqdm(total=len(jobs), unit="video", file=sys.stderr, mininterval=2, disable=not jobs) as bar:
+        run_extraction(jobs, ex, on_done, on_failed, on_progress=bar.update)
+    reports: dict[str, CheckReport | None] = {}
+    for kind, writer in writers.items():
+        if shard.count > 1:
+            reports[kind] = None
+            fraction = len(failed) / max(1, len(mine))
+            if fraction > max_failure_fraction:
+                raise SystemExit(_too_many_failures(writer.path, len(failed), len(mine), max_failure_fraction))
+            continue
+        report = check_feature_store(writer.path, sorted(videos))
+        print(report.summary())
+        reports[kind] = report
+    for report in reports.values():
+        if report is not None and not report.ok(max_failure_fraction):
+            raise SystemExit(_report_failure(report, max_failure_fraction))
+    return reports
+
+
+def _too_many_failures(path: Path, failed: int, total: int, limit: float) -> str:
+    return (f"error: {path}: {failed} of {total} videos failed ({failed / max(1, total):.1%}), more than "
+            f"max_failure_fraction {limit:.1%}; reasons in {path}/failures*.jsonl")
+
+
+def _report_failure(report: CheckReport, limit: float) -> str:
+    if report.missing:
+        return f"error: {report.path}: {len(report.missing)} video(s) not extracted, e.g. {report.missing[:3]}"
+    if report.invalid:
+        video_id, problem = next(iter(report.invalid.items()))
+        return f"error: {report.path}: {len(report.invalid)} invalid video(s), e.g. {video_id}: {problem}"
+    return _too_many_failures(report.path, len(report.failed), len(report.expected), limit)
+
+
+def index_videos(index_path: Path) -> dict[str, Path]:
+    """Video id -> file from the canonical index; ids without a path (imported features) are left out."""
+    index = read_json(index_path)
+    videos = index.get("videos") if isinstance(index, dict) else None
+    if not isinstance(videos, dict):
+        raise UserError(index_path, "expected an object with a 'videos' mapping")
+    out = {}
+    for video_id, entry in videos.items():
+        path = entry.get("path") if isinstance(entry, dict) else None
+        if path:
+            out[str(video_id)] = Path(path)
+    return out
+
+
+def find_videos(root: Path) -> dict[str, Path]:
+    """Video files under `root` (or `root` itself), by id = path relative to `root` without its suffix."""
+    if root.is_file():
+        return {root.stem: root}
+    if not root.is_dir():
+        raise UserError(root, "no such file or directory")
+    videos: dict[str, Path] = {}
+    for path in sorted(root.rglob("*")):
+        if path.suffix.lower() in VIDEO_SUFFIXES and path.is_file():
+            video_id = path.relative_to(root).with_suffix("").as_posix()
+            if video_id in videos:
+                raise UserError(path, f"same video id '{video_id}' as {videos[video_id]}; rename one of them")
+            videos[video_id] = path
+    if not videos:
+        raise UserError(root, f"no video files ({', '.join(sorted(VIDEO_SUFFIXES))})")
+    return videos
+
+
+def _stage_params(params_path: Path) -> dict[str, Any]:
+    params = load_params(params_path)
+    section(params, "extract", params_path)  # the stages need the section; the standalone CLI has defaults
+    return extract_config(params, str(params_path))
+
+
+def _stage_features(kind: str, params_path: Path, shard: str | None) -> None:
+    cfg = _stage_params(params_path)
+    index_path = Path(cfg["index"])
+    videos = index_videos(index_path)
+    store = Path(cfg["out"][kind])
+    if not videos:
+        raise UserError(index_path, "no video has a file path; imported features need no extract stage "
+                                    "(`python -m pipeline.extract check` verifies them)")
+    ex = build_extractors(cfg, (kind,), str(params_path))
+    run_feature_extraction(videos, {kind: store}, ex, int(cfg["T"]), shard=Shard.parse(shard), rebuild=True,
+                           max_failure_fraction=float(cfg["max_failure_fraction"]))
+
+
+PARAMS_OPTION = typer.Option(Path("params.yaml"), "--params", help="params file with an `extract` section")
+SHARD_OPTION = typer.Option(None, "--shard", help="i/n: extract only this deterministic share of the videos")
+
+
+@app.command("rgb")
+@exit_on_user_error
+def rgb_command(params: Path = PARAMS_OPTION, shard: str = SHARD_OPTION) -> None:
+    """CLIP features of the sampled frames of every indexed video -> extract.out.rgb."""
+    _stage_features("rgb", params, shard)
+
+
+@app.command("flow")
+@exit_on_user_error
+def flow_command(params: Path = PARAMS_OPTION, shard: str = SHARD_OPTION) -> None:
+    """CLIP features of colour-coded optical flow between sampled frames -> extract.out.flow."""
+    _stage_features("flow", params, shard)
+
+
+@app.command("priors")
+@exit_on_user_error
+def priors_command(params: Path = PARAMS_OPTION) -> None:
+    """Joint prior embeddings of every class in priors.json -> extract.out.priors."""
+    cfg = _stage_params(params)
+    template = str(cfg["priors"]["name_template"])
+    clip = build_clip(cfg, str(params))
+    run_priors(Path(cfg["priors_json"]), Path(cfg["out"]["priors"]), clip, template)
+
+
+@app.command("check")
+@exit_on_user_error
+def check_command(
+    store: Path = typer.Argument(..., help="a .zarr store, or a folder of them"),
+    index: Path = typer.Option(None, "--index", help="expect every video of this index (default: the last run's)"),
+    max_failure_fraction: float = typer.Option(0.05, "--max-failure-fraction"),
+) -> None:
+    """Verify stores: every expected video complete and well-formed, or listed in a failures manifest."""
+    stores = [store] if (store / "zarr.json").is_file() else sorted(store.glob("*.zarr"))
+    if not stores:
+        raise UserError(store, "not a store and holds no *.zarr stores")
+    expected = None
+    if index is not None:
+        data = read_json(index)
+        videos = data.get("videos") if isinstance(data, dict) else None
+        if not isinstance(videos, dict):
+            raise UserError(index, "expected an object with a 'videos' mapping")
+        expected = sorted(videos)
+    bad = []
+    for path in stores:
+        kind = read_json(path / "zarr.json").get("attributes", {}).get("kind")
+        report = check_priors_store(path) if kind == PRIORS_KIND else check_feature_store(path, expected)
+        print(report.summary())
+        for video_id, reason in list(report.failed.items())[:10]:
+            print(f"  failed  {video_id}: {reason}")
+        for video_id in report.missing[:10]:
+            print(f"  missing {video_id}")
+        for video_id, problem in list(report.invalid.items())[:10]:
+            print(f"  invalid {video_id}: {problem}")
+        if not report.ok(max_failure_fraction):
+            bad.append(_report_failure(report, max_failure_fraction))
+    if bad:
+        raise SystemExit("\n".join(bad))
+
+
+def run_standalone(videos_dir: Path, out: Path, flow: bool, params: Path | None, model: str | None,
+                   pretrained: str | None, sample_fps: float | None, flow_method: str | None, device: str | None,
+                   shard: str | None, rebuild: bool) -> None:
+    overrides: dict[str, Any] = {}
+    if params is not None:
+        overrides = extract_config(load_params(params), str(params))
+    if model is not None and pretrained is None:
+        raise UserError("--model", "also give --pretrained: a tag (e.g. openai), a checkpoint file, or 'none' "
+                                   "for random weights")
+    if model is not None:
+        overrides.setdefault("clip", {})["model"] = model
+    if pretrained is not None:
+        random_init = pretrained.lower() in ("none", "random")
+        overrides.setdefault("clip", {})["pretrained"] = None if random_init else pretrained
+    if sample_fps is not None:
+        overrides.setdefault("frames", {})["sample_fps"] = sample_fps
+    if flow_method is not None:
+        overrides.setdefault("flow", {})["method"] = flow_method
+    if device is not None:
+        overrides["device"] = device
+    where = str(params) if params else "command line"
+    cfg = extract_config({"extract": overrides}, where)
+    kinds = ("rgb", "flow") if flow else ("rgb",)
+    videos = find_videos(videos_dir)
+    if (out / "zarr.json").is_file():
+        raise UserError(out, "--out is a folder that receives rgb.zarr (and flow.zarr), not a store itself")
+    ex = build_extractors(cfg, kinds, where)
+    stores = {kind: out / f"{kind}.zarr" for kind in kinds}
+    run_feature_extraction(videos, stores, ex, int(cfg["T"]), shard=Shard.parse(shard), rebuild=rebuild,
+                           max_failure_fraction=float(cfg["max_failure_fraction"]))
+
+
+VIDEOS_OPTION = typer.Option(None, "--videos", help="a folder of videos (searched recursively) or one video")
+OUT_OPTION = typer.Option(None, "--out", help="output folder: receives rgb.zarr (and flow.zarr)")
+FLOW_OPTION = typer.Option(False, "--flow/--no-flow", help="also extract optical-flow features")
+STANDALONE_PARAMS = typer.Option(None, "--params", help="params file whose `extract` section to use")
+MODEL_OPTION = typer.Option(None, "--model", help="open_clip model name, e.g. ViT-B-32-quickgelu")
+PRETRAINED_OPTION = typer.Option(None, "--pretrained", help="tag (e.g. openai), checkpoint file, or none (random)")
+FPS_OPTION = typer.Option(None, "--sample-fps", help="frames sampled per second")
+FLOW_METHOD_OPTION = typer.Option(None, "--flow-method", help="farneback, dis, raft_small or raft_large")
+DEVICE_OPTION = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N")
+REBUILD_OPTION = typer.Option(False, "--rebuild", help="replace stores that were made with other settings")
+
+
+@app.command("videos")
+@exit_on_user_error
+def videos_command(
+    videos: Path = VIDEOS_OPTION, out: Path = OUT_OPTION, flow: bool = FLOW_OPTION,
+    params: Path = STANDALONE_PARAMS, model: str = MODEL_OPTION, pretrained: str = PRETRAINED_OPTION,
+    sample_fps: float = FPS_OPTION, flow_method: str = FLOW_METHOD_OPTION, device: str = DEVICE_OPTION,
+    shard: str = SHARD_OPTION, rebuild: bool = REBUILD_OPTION,
+) -> None:
+    """Features of anyone's videos: --videos DIR --out DIR (defaults: ViT-B-32-quickgelu/openai, RAFT)."""
+    if videos is None or out is None:
+        raise UserError("command line", "--videos DIR and --out DIR are both needed")
+    run_standalone(videos, out, flow, params, model, pretrained, sample_fps, flow_method, device, shard, rebuild)
+
+
+@app.callback(invoke_without_command=True)
+def main(
+    ctx: typer.Context, videos: Path = VIDEOS_OPTION, out: Path = OUT_OPTION, flow: bool = FLOW_OPTION,
+    params: Path = STANDALONE_PARAMS, model: str = MODEL_OPTION, pretrained: str = PRETRAINED_OPTION,
+    sample_fps: float = FPS_OPTION, flow_method: str = FLOW_METHOD_OPTION, device: str = DEVICE_OPTION,
+    shard: str = SHARD_OPTION, rebuild: bool = REBUILD_OPTION,
+) -> None:
+    """Extract frozen features. Without a command: `--videos DIR --out DIR` extracts anyone's videos."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if videos is None and out is None:
+        typer.echo(ctx.get_help())
+        raise typer.Exit(0)
+    exit_on_user_error(videos_command)(videos, out, flow, params, model, pretrained, sample_fps, flow_method,
+                                       device, shard, rebuild)
+
+
+app.command("import")(import_command)
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,78 @@
+"""Stage part: the joint prior embeddings of every class of priors.json into the priors store."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
+
+from grizal.encoders import encode_class_priors
+from grizal.encoders.clip import ClipEncoder
+from pipeline.common import UserError, read_json
+from pipeline.store import PRIORS_KIND, PriorsStoreWriter, check_priors_store, settings_sha256
+
+
+def _file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def load_priors_json(path: Path) -> tuple[int, dict[str, dict[str, list]]]:
+    data = read_json(path)
+    classes = data.get("classes") if isinstance(data, dict) else None
+    if not isinstance(classes, dict) or not classes:
+        raise UserError(path, "expected {'k': K, 'classes': {name: {'texts': [...], 'images': [...]}}}")
+    for name, entry in classes.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("texts"), list) or not entry["texts"]:
+            raise UserError(path, f"class '{name}': 'texts' must be a non-empty list")
+        if not isinstance(entry.get("images"), list) or len(entry["images"]) != len(entry["texts"]):
+            raise UserError(path, f"class '{name}': needs as many 'images' as 'texts' ({len(entry['texts'])})")
+    return int(data.get("k", 0)), classes
+
+
+def _load_image(path: Path) -> Image.Image:
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except FileNotFoundError:
+        raise UserError(path, "prior image not found") from None
+    except (UnidentifiedImageError, OSError) as err:
+        raise UserError(path, f"not a readable image ({err})") from None
+
+
+def run_priors(priors_json: Path, out: Path, clip: ClipEncoder, template: str, *, rebuild: bool = True) -> None:
+    """Encode every class of priors.json into the priors store; classes whose inputs did not change are kept."""
+    k, classes = load_priors_json(priors_json)
+    base = priors_json.parent
+    settings = {"kind": PRIORS_KIND, "clip": clip.describe(), "name_template": template}
+    attrs = {"kind": PRIORS_KIND, "encoder": f"{clip.name} ({clip.weights})", "encoder_model": clip.name,
+             "encoder_weights": clip.weights, "weights_sha256": clip.weights_sha256, "dim": clip.dim, "k": k,
+             "name_template": template, "settings": settings, "settings_sha256": settings_sha256(settings)}
+    writer = PriorsStoreWriter(out, attrs, rebuild=rebuild)
+    todo = 0
+    for name in tqdm(sorted(classes), unit="class", file=sys.stderr, mininterval=2):
+        entry = classes[name]
+        image_paths = [base / p for p in entry["images"]]
+        missing = [p for p in image_paths if not p.is_file()]
+        if missing:
+            raise UserError(missing[0], f"prior image of class '{name}' not found")
+        source = hashlib.sha256(json.dumps(
+            {"name": name, "texts": entry["texts"], "images": [_file_sha256(p) for p in image_paths]},
+            sort_keys=True).encode()).hexdigest()
+        if writer.is_current(name, source):
+            continue
+        todo += 1
+        try:
+            arrays = encode_class_priors(clip, name, entry["texts"], [_load_image(p) for p in image_paths], template)
+        except ValueError as err:
+            raise UserError(priors_json, str(err)) from None
+        writer.write_class(name, arrays, source)
+    writer.set_classes(list(classes))
+    report = check_priors_store(out, list(classes))
+    print(f"{out}: {len(classes)} class(es), {todo} encoded, {len(classes) - todo} unchanged; "
+          f"{len(report.complete)}/{len(report.expected)} complete")
+    if not report.ok(0.0):
+        raise SystemExit(f"error: {out}: priors incomplete: {report.missing[:3] or report.invalid}")
