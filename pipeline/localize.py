@@ -1,0 +1,482 @@
+"""`grizal localize VIDEO --action TEXT [--action TEXT ...]`: zero-shot localization of free-text actions in
+one video with a trained checkpoint, through the same code as the stages.
+
+Priors come from ``pipeline.generate`` (the configured backends, offline by default), features from the
+extract engine with the frozen encoders rebuilt from the checkpoint's record of them (and checked against
+it), model inputs from ``pipeline.features`` and segments from ``pipeline.predict``. Everything reusable is
+cached under the cache folder, so a second call on the same video (new actions or not) encodes nothing twice:
+
+    CACHE/priors/                          generate's content-addressed texts and images, and priors.json
+    CACHE/encoders-<sha>/{rgb,flow}.zarr   frame features; one group per video, keyed by a hash of the
+                                           file's resolved path, size and modification time
+    CACHE/encoders-<sha>/priors.zarr       joint prior embeddings of every action asked for so far
+    CACHE/thumbnails/<video key>-<n>.npz   the timeline's thumbnails
+
+`<sha>` is a hash of the encoder settings the checkpoint was trained with, so checkpoints made with other
+encoders never share features. Outputs: OUT/segments.json (ActivityNet result format) and OUT/timeline.png.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import io
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from contextlib import redirect_stdout
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from grizal.encoders.clip import ClipEncoder, EncoderConfigError, resolve_device
+from grizal.encoders.flow import FARNEBACK_DEFAULTS
+from grizal.localization import localization_config
+from grizal.model import ConfigError
+from pipeline.common import UserError, atomic_write_bytes, exit_on_user_error, load_params
+from pipeline.evaluate import write_predictions
+from pipeline.extract import (
+    extract_config,
+    extract_video,
+    extractors_from_stores,
+    run_priors,
+    store_attrs,
+    video_attrs,
+)
+from pipeline.extract_engine import Extractors
+from pipeline.features import load_priors, load_videos, standardized, store_paths
+from pipeline.generate import run as generate_priors
+from pipeline.predict import curves_to_results, load_checkpoint, model_probs
+from pipeline.priors.classes import dedupe
+from pipeline.priors.config import build_config
+from pipeline.store import FeatureStoreWriter, open_store
+from pipeline.timeline import Thumbnail, video_thumbnails, write_timeline
+from pipeline.video import VideoError, check_video_file
+
+DEFAULT_CHECKPOINT = Path("cache/train/model.pt")
+DEFAULT_CACHE = Path("cache/localize")
+DEFAULT_OUT = Path("localized")
+FRAME_KINDS = ("rgb", "flow")
+
+
+# --- encoders -----------------------------------------------------------------------------------------------
+
+
+def _flat_settings(records: dict[str, dict[str, Any]], use_flow: bool) -> dict[str, Any]:
+    """The encoder settings a checkpoint's features were made with, named like the `extract` keys."""
+    rgb = records["rgb"]["settings"]
+    clip = rgb["clip"]
+    flat = {"clip.model": clip["model"], "clip.pretrained": clip["weights"],
+            "clip.precision": clip["precision"], "frames.sample_fps": rgb["frames"]["sample_fps"],
+            "frames.min_frames": rgb["frames"]["min_frames"],
+            "priors.name_template": records["priors"]["settings"]["name_template"]}
+    if use_flow:
+        flow = records["flow"]["settings"]["flow"]
+        flat |= {"flow.method": flow["method"], "flow.max_side": flow["max_side"],
+                 "flow.wheel_max_magnitude": flow.get("wheel_max_magnitude")}
+        if flow["method"] == "farneback":
+            flat["flow.farneback"] = flow["settings"]
+        elif flow["method"] == "dis":
+            flat["flow.dis_preset"] = flow["settings"]["preset"]
+        else:
+            flat |= {"flow.raft_weights": flow["weights"], "flow.num_flow_updates": flow["num_flow_updates"],
+                     "flow.autocast": flow["autocast"]}
+    return flat
+
+
+def _configured_settings(cfg: dict[str, Any], use_flow: bool) -> dict[str, Any]:
+    """What an `extract` section (over the defaults, as the extract stage reads it) configures, in the same
+    terms as `_flat_settings`; nothing is loaded."""
+    clip, frames, flow = cfg["clip"], cfg["frames"], cfg["flow"]
+    model = str(clip["model"])
+    hub = model.startswith(("hf-hub:", "local-dir:"))  # open_clip names the weights by the model there
+    weights = model if hub else (clip["pretrained"] or f"random-init seed {int(clip['seed'])}")
+    flat = {"clip.model": model, "clip.pretrained": weights, "clip.precision": clip["precision"],
+            "frames.sample_fps": frames["sample_fps"], "frames.min_frames": int(frames["min_frames"]),
+            "priors.name_template": cfg["priors"]["name_template"]}
+    if use_flow:
+        method = flow["method"]
+        flat |= {"flow.method": method, "flow.max_side": flow["max_side"],
+                 "flow.wheel_max_magnitude": flow["wheel_max_magnitude"]}
+        if method == "farneback":
+            flat["flow.farneback"] = {**FARNEBACK_DEFAULTS, **(flow["farneback"] or {})}
+        elif method == "dis":
+            flat["flow.dis_preset"] = flow["dis_preset"]
+        else:
+            flat |= {"flow.raft_weights": flow["raft_weights"] or f"random-init seed {int(flow['seed'])}",
+                     "flow.num_flow_updates": int(flow["num_flow_updates"]),
+                     "flow.autocast": flow["autocast"]}
+    return flat
+
+
+def _same(a: Any, b: Any) -> bool:
+    if a == b:
+        return True
+    # A checkpoint file named by another (relative) path is still the same weights.
+    return isinstance(a, str) and isinstance(b, str) and os.path.isfile(a) and os.path.isfile(b) \
+        and os.path.samefile(a, b)
+
+
+def check_configured_encoders(checkpoint: Path, records: dict[str, dict[str, Any]], use_flow: bool,
+                              extract_section: dict[str, Any], params_path: Path) -> None:
+    """A params file whose `extract` section names other encoders than the checkpoint was trained with is an
+    error that says which settings differ."""
+    cfg = extract_config({"extract": extract_section}, str(params_path))
+    trained, configured = _flat_settings(records, use_flow), _configured_settings(cfg, use_flow)
+    differ = [key for key in trained if key in configured and not _same(trained[key], configured[key])]
+    if differ:
+        details = "; ".join(f"extract.{key}: {configured[key]!r} in {params_path}, {trained[key]!r} in the "
+                            "checkpoint" for key in differ)
+        raise UserError(checkpoint, f"made with other encoder settings than {params_path} configures "
+                                    f"({details}); retrain with these settings, pass the matching --params, "
+                                    "or --no-params to use the checkpoint's own encoders")
+
+
+def _differences(stored: Any, rebuilt: Any, prefix: str = "") -> list[str]:
+    if isinstance(stored, dict) and isinstance(rebuilt, dict):
+        return [d for key in sorted(set(stored) | set(rebuilt))
+                for d in _differences(stored.get(key), rebuilt.get(key), f"{prefix}{key}.")]
+    return [] if stored == rebuilt else [f"{prefix.rstrip('.')}: {stored!r} -> {rebuilt!r}"]
+
+
+class CheckpointEncoders:
+    """The frozen encoders that made a checkpoint's training features, rebuilt on first use only (a fully
+    cached call loads none) and checked to describe themselves exactly as the checkpoint records."""
+
+    def __init__(self, records: dict[str, dict[str, Any]], use_flow: bool, T: int, device: str, where: Path):
+        self.records, self.use_flow, self.T, self.device, self.where = records, use_flow, T, device, where
+        self.kinds = ("rgb", "flow") if use_flow else ("rgb",)
+        lacking = [kind for kind in (*self.kinds, "priors") if "settings" not in records.get(kind, {})]
+        if lacking:
+            raise UserError(where, f"records no {lacking[0]} encoder settings; retrain it with this grizal")
+        if not records["rgb"]["settings"].get("clip"):
+            encoder = records["rgb"].get("encoder", "unknown encoder")
+            raise UserError(where, f"trained on imported features ({encoder}): grizal localize cannot make "
+                                   "features of a new video with that encoder")
+
+    @property
+    def cache_key(self) -> str:
+        shas = [self.records[kind]["settings_sha256"] for kind in (*self.kinds, "priors")]
+        return hashlib.sha256(json.dumps(shas).encode()).hexdigest()[:16]
+
+    def _check(self, kind: str, rebuilt: dict[str, Any]) -> None:
+        changes = _differences(self.records[kind]["settings"], rebuilt)
+        if changes:
+            raise UserError(self.where, f"cannot rebuild the {kind} encoder this checkpoint was trained with "
+                                        f"({'; '.join(changes[:4])})")
+
+    @functools.cached_property
+    def extractors(self) -> Extractors:
+        ex = extractors_from_stores(self.records["rgb"], self.records["flow"] if self.use_flow else None,
+                                    self.device, str(self.where))
+        for kind in self.kinds:
+            self._check(kind, store_attrs(kind, ex, self.T)["settings"])
+        return ex
+
+    @functools.cached_property
+    def prior_clip(self) -> ClipEncoder:
+        settings = self.records["priors"]["settings"]
+        if "extractors" in self.__dict__ and self.extractors.clip.describe() == settings["clip"]:
+            clip = self.extractors.clip
+        else:
+            frames = self.records["rgb"]["settings"]["frames"]
+            clip = extractors_from_stores({"settings": {"clip": settings["clip"], "frames": frames}}, None,
+                                          self.device, str(self.where)).clip
+        self._check("priors", {**settings, "clip": clip.describe()})
+        return clip
+
+
+class _PriorEncoderOnDemand:
+    """Stands in for the CLIP encoder in ``run_priors``: what the priors store records about the encoder
+    comes from the checkpoint; the model itself is loaded only when an action must be encoded."""
+
+    def __init__(self, described: dict[str, Any], load: Callable[[], ClipEncoder]):
+        self._described = described
+        self._load = load
+
+    name = property(lambda self: self._described["model"])
+    weights = property(lambda self: self._described["weights"])
+    weights_sha256 = property(lambda self: self._described["weights_sha256"])
+    dim = property(lambda self: self._described["dim"])
+
+    def describe(self) -> dict[str, Any]:
+        return dict(self._described)
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self._load(), attr)
+
+
+# --- inputs -------------------------------------------------------------------------------------------------
+
+
+def clean_actions(actions: list[str]) -> list[str]:
+    if not actions:
+        raise UserError("--action", "no action given; e.g. --action \"a dog being bathed\"")
+    if any(not a.strip() for a in actions):
+        raise UserError("--action", "empty action text; describe the action, e.g. "
+                                    "--action \"a dog being bathed\"")
+    return dedupe(actions)
+
+
+def video_key(path: Path) -> str:
+    """Identifies one version of one file: its resolved path, size and modification time."""
+    resolved = path.resolve()
+    stat = resolved.stat()
+    return hashlib.sha256(f"{resolved}\0{stat.st_size}\0{stat.st_mtime_ns}".encode()).hexdigest()[:20]
+
+
+@dataclasses.dataclass
+class Settings:
+    """What one call reads from a params file (all optional) and the command line."""
+
+    params_path: Path | None = None
+    generate: dict[str, Any] | None = None
+    extract: dict[str, Any] | None = None
+    localization: dict[str, Any] | None = None
+    text_backend: str | None = None
+    image_backend: str | None = None
+    device: str | None = None
+
+    @classmethod
+    def load(cls, params: Path | None, **options: Any) -> Settings:
+        if params is None:
+            return cls(**options)
+        values = load_params(params)
+        sections = {}
+        for name in ("generate", "extract", "localization"):
+            value = values.get(name)
+            if value is not None and not isinstance(value, dict):
+                raise UserError(params, f"section '{name}' must be a mapping")
+            sections[name] = value
+        return cls(params_path=params, **sections, **options)
+
+
+# --- the pipeline -------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Localization:
+    video: Path
+    name: str
+    duration: float
+    actions: list[str]
+    times: np.ndarray  # (T,) snippet centres, seconds
+    probs: np.ndarray  # (C, T)
+    results: list[dict[str, Any]]  # ActivityNet result entries, best first
+    features_cached: bool
+    segments_path: Path
+    timeline_path: Path
+
+
+def _missing_kinds(store_dir: Path, kinds: tuple[str, ...], key: str) -> tuple[str, ...]:
+    """The kinds whose store lacks a complete, intact copy of the video."""
+    paths = store_paths(store_dir)
+    missing = []
+    for kind in kinds:
+        stored = (paths[kind] / "zarr.json").is_file() and open_store(paths[kind]).load_many([key])[0]
+        if not stored or isinstance(stored, str):  # absent, or the reason it cannot be read
+            missing.append(kind)
+    return tuple(missing)
+
+
+def ensure_features(video: Path, key: str, store_dir: Path, encoders: CheckpointEncoders,
+                    log: Callable) -> bool:
+    """Extract the video's features into the cache unless they are there; True when they were."""
+    missing = _missing_kinds(store_dir, encoders.kinds, key)
+    if not missing:
+        log(f"features: cached ({store_dir}, video {key})")
+        return True
+    started = time.perf_counter()
+    ex = dataclasses.replace(encoders.extractors, kinds=missing)
+    try:
+        result = extract_video(video, ex, key)
+    except VideoError as err:
+        raise UserError(video, f"cannot decode this video: {err.reason}") from None
+    paths = store_paths(store_dir)
+    for kind in missing:
+        writer = FeatureStoreWriter(paths[kind], store_attrs(kind, ex, encoders.T))
+        try:
+            writer.write_video(key, *result.features[kind], video_attrs(result))
+        except ValueError as err:
+            raise UserError(video, f"bad features: {err}") from None
+    frames = len(result.features["rgb"][0]) if "rgb" in result.features else len(result.features["flow"][0])
+    log(f"features: extracted {'+'.join(missing)} of {frames} sampled frames in "
+        f"{time.perf_counter() - started:.1f} s -> {store_dir}")
+    return False
+
+
+def ensure_priors(actions: list[str], settings: Settings, cache_dir: Path, store_dir: Path, k: int,
+                  encoders: CheckpointEncoders, console: Console) -> None:
+    """Generate (or reuse) each action's k sentences and images, then encode the new ones into the cache."""
+    where = settings.params_path or "params.yaml"
+    overrides = {"out": cache_dir / "priors", "k": k, "text_backend": settings.text_backend,
+                 "image_backend": settings.image_backend}
+    cfg = build_config(settings.generate, where, overrides)
+    code = generate_priors(cfg, actions, console=console)
+    if code != 0:
+        console.print("error: priors for some actions could not be generated; see above")
+        raise SystemExit(code)
+    records = encoders.records["priors"]
+    clip = _PriorEncoderOnDemand(records["settings"]["clip"], lambda: encoders.prior_clip)
+    with redirect_stdout(sys.stderr):  # run_priors reports on stdout; ours is for the segments table
+        run_priors(cfg.out / "priors.json", store_paths(store_dir)["priors"], clip,  # type: ignore[arg-type]
+                   records["settings"]["name_template"])
+
+
+def cached_thumbnails(video: Path, key: str, duration: float, n: int, cache_dir: Path, log: Callable
+                      ) -> list[Thumbnail]:
+    if n < 1:
+        return []
+    path = cache_dir / "thumbnails" / f"{key}-{n}.npz"
+    if path.is_file():
+        with np.load(path) as saved:
+            return [(float(t), image) for t, image in zip(saved["times"], saved["images"], strict=True)]
+    try:
+        thumbs = video_thumbnails(video, duration, n)
+    except VideoError as err:
+        log(f"warning: {video}: no thumbnails ({err.reason})")
+        return []
+    if thumbs:
+        buffer = io.BytesIO()
+        np.savez(buffer, times=np.array([t for t, _ in thumbs]), images=np.stack([i for _, i in thumbs]))
+        atomic_write_bytes(path, buffer.getvalue())
+    return thumbs
+
+
+def localize(video: Path, actions: list[str], checkpoint: Path = DEFAULT_CHECKPOINT, out: Path | None = None,
+             cache_dir: Path = DEFAULT_CACHE, settings: Settings | None = None, top: int = 5,
+             n_thumbnails: int = 6, console: Console | None = None) -> Localization:
+    """Localize each action in the video; writes OUT/segments.json and OUT/timeline.png."""
+    settings = settings or Settings()
+    console = console or Console(stderr=True)
+    log = console.print
+    actions = clean_actions(actions)
+    try:
+        check_video_file(video)
+    except VideoError as err:
+        raise UserError(video, err.reason) from None
+    try:
+        loc_cfg = localization_config(settings.localization)
+    except ConfigError as err:
+        raise UserError(settings.params_path or "localization", str(err)) from None
+    device = settings.device or str((settings.extract or {}).get("device", "auto"))
+    try:
+        torch_device = resolve_device(device)
+    except EncoderConfigError as err:
+        raise UserError("--device" if settings.device else settings.params_path, str(err)) from None
+    model, state = load_checkpoint(checkpoint, torch_device)
+    lacking = [k for k in ("encoders", "T", "model_config") if k not in state]
+    if lacking:
+        raise UserError(checkpoint, f"not a model of the train stage (no {lacking[0]!r}); use its model.pt")
+    use_flow = bool(state["model_config"].get("use_flow", True))
+    encoders = CheckpointEncoders(state["encoders"], use_flow, int(state["T"]), device, checkpoint)
+    if settings.extract is not None:
+        check_configured_encoders(checkpoint, state["encoders"], use_flow, settings.extract,
+                                  settings.params_path)
+
+    # Features before priors: a bad video fails before any (possibly paid) generation.
+    key = video_key(video)
+    store_dir = cache_dir / f"encoders-{encoders.cache_key}"
+    cached = ensure_features(video, key, store_dir, encoders, log)
+    video_info = open_store(store_paths(store_dir)["rgb"]).load_many([key])[0]
+    duration = float(video_info[0]["duration"])  # type: ignore[index]
+    ensure_priors(actions, settings, cache_dir, store_dir, int(state["model_config"].get("k", 4)), encoders,
+                  console)
+
+    videos = load_videos(store_dir, [key], {key: duration}, encoders.T, use_flow)
+    priors = load_priors(store_dir, actions)
+    model_videos, model_priors = standardized(videos, priors, state.get("feature_stats") or {})
+    probs = model_probs(model, model_videos, model_priors, torch_device)
+    results = curves_to_results(probs, videos, actions, loc_cfg)[key]
+
+    out = out if out is not None else DEFAULT_OUT / video.stem
+    segments_path, timeline_path = out / "segments.json", out / "timeline.png"
+    write_predictions(segments_path, {video.stem: results})
+    thumbs = cached_thumbnails(video, key, duration, n_thumbnails, cache_dir, log)
+    shown = {a: [(r["segment"][0], r["segment"][1], r["score"]) for r in results if r["label"] == a][:top]
+             for a in actions}
+    write_timeline(timeline_path, f"{video.name} ({duration:.1f} s)", duration, videos.times[0],
+                   dict(zip(actions, probs[0], strict=True)), shown, thumbs)
+    return Localization(video, video.stem, duration, actions, videos.times[0], probs[0], results, cached,
+                        segments_path, timeline_path)
+
+
+def segments_table(result: Localization, top: int) -> Table:
+    table = Table(title=f"{result.video.name} ({result.duration:.1f} s)", title_justify="left")
+    table.add_column("action")
+    table.add_column("start (s)", justify="right")
+    table.add_column("end (s)", justify="right")
+    table.add_column("score", justify="right")
+    for action in result.actions:
+        found = [r for r in result.results if r["label"] == action]
+        if not found:
+            table.add_row(action, "-", "-", "no segment")
+        for i, r in enumerate(found[:top]):
+            table.add_row(action if i == 0 else "", f"{r['segment'][0]:.2f}", f"{r['segment'][1]:.2f}",
+                          f"{r['score']:.3f}")
+        if len(found) > top:
+            table.add_row("", "", "", f"+{len(found) - top} in segments.json", style="dim")
+        table.add_section()
+    return table
+
+
+# --- command line -------------------------------------------------------------------------------------------
+
+
+def _params_path(params: Path | None, no_params: bool) -> Path | None:
+    if no_params:
+        if params is not None:
+            raise UserError("--no-params", "cannot be combined with --params")
+        return None
+    if params is not None:
+        return params
+    return Path("params.yaml") if Path("params.yaml").is_file() else None
+
+
+@exit_on_user_error
+def localize_command(
+    video: Path = typer.Argument(..., help="The video file (anything FFmpeg decodes).", show_default=False),
+    action: list[str] = typer.Option(..., "--action", "-a", show_default=False,
+                                     help="The action to find, in words; repeat for several actions."),
+    checkpoint: Path = typer.Option(DEFAULT_CHECKPOINT, "--checkpoint", help="model.pt of the train stage."),
+    out: Path = typer.Option(None, "--out", help="Output folder (default: localized/<video name>)."),
+    cache_dir: Path = typer.Option(DEFAULT_CACHE, "--cache-dir", help="Cached priors, features, thumbnails."),
+    params: Path = typer.Option(None, "--params", help="Read sections generate, extract and localization "
+                                                       "(default: ./params.yaml when there is one)."),
+    no_params: bool = typer.Option(False, "--no-params", help="Ignore ./params.yaml: built-in defaults and "
+                                                              "the checkpoint's own encoders."),
+    text_backend: str = typer.Option(None, "--text-backend", help="Override generate.text_backend."),
+    image_backend: str = typer.Option(None, "--image-backend", help="Override generate.image_backend."),
+    device: str = typer.Option(None, "--device",
+                               help="auto, cpu, cuda or cuda:N (default: extract.device, else auto)."),
+    top: int = typer.Option(5, "--top", min=1, help="Segments per action in the table and the figure."),
+    thumbnails: int = typer.Option(6, "--thumbnails", min=0, help="Thumbnails along the timeline (0: none)."),
+) -> None:
+    """Find when each --action happens in VIDEO: prints the segments; writes segments.json, timeline.png."""
+    settings = Settings.load(_params_path(params, no_params), text_backend=text_backend,
+                             image_backend=image_backend, device=device)
+    result = localize(video, action, checkpoint, out, cache_dir, settings, top, thumbnails)
+    Console().print(segments_table(result, top))
+    Console(stderr=True).print(f"wrote {result.segments_path} and {result.timeline_path}")
+
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="grizal: generative prior-guided zero-shot temporal action localization.")
+app.command("localize")(localize_command)
+
+
+@app.callback()
+def _group() -> None:
+    """grizal: generative prior-guided zero-shot temporal action localization."""
+
+
+# `python -m grizal.localize VIDEO --action ...`: the one command without the group.
+localize_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+localize_app.command()(localize_command)

@@ -1,0 +1,232 @@
+"""`grizal localize` end to end: a checkpoint trained here on tiny demo-world videos through the stages' own
+functions, then the command on a video it has not seen, twice (the second call must reuse the cache)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+from typer.testing import CliRunner
+
+from grizal.localize import module_main
+from pipeline.common import atomic_write_json, read_json
+from pipeline.demo_world import DemoConfig, make_video
+from pipeline.extract import build_clip, build_extractors, extract_config, run_feature_extraction, run_priors
+from pipeline.features import load_priors, load_videos, standardized
+from pipeline.generate import run as generate_run
+from pipeline.localize import app, localize
+from pipeline.predict import load_checkpoint, model_probs
+from pipeline.prepare import prepare
+from pipeline.priors.config import build_config
+from pipeline.store import Shard
+from pipeline.timeline import timeline_figure, video_thumbnails
+from pipeline.train import TrainConfig, train
+
+REPO = Path(__file__).resolve().parents[1]
+EXTRACT = {
+    "device": "cpu",
+    "T": 32,
+    "clip": {"model": "grizal-tiny", "pretrained": None, "seed": 0, "precision": "bf16", "batch_size": 32},
+    "frames": {"sample_fps": 2.0, "min_frames": 2},
+    "flow": {"method": "farneback", "max_side": 64, "batch_size": 8},
+    "priors": {"name_template": "a video of a {}"},
+}
+MODEL = {"width": 32, "heads": 2, "vle_layers": 1, "ofe_layers": 1, "ft_layers": 1, "k": 2, "dropout": 0.0}
+UNSEEN = "circle slides right"  # the main class of validation video 3, unseen in the demo's split 0
+FREE_TEXT = "a dog being bathed"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, one_torch_thread):
+    """prepare -> generate -> extract -> train on three demo videos, as the DVC stages would."""
+    root = tmp_path_factory.mktemp("localize")
+    demo = DemoConfig(seed=0, size=128, fps=8, min_duration=14.0, max_duration=15.0, second_class_prob=0.0)
+    (root / "videos").mkdir()
+    database = dict(make_video(root / "videos", demo, subset, n)
+                    for subset, n in (("training", 0), ("training", 1), ("training", 5), ("validation", 3)))
+    atomic_write_json(root / "annotations.json", {"version": "test", "database": database})
+    (root / "unseen.txt").write_text(UNSEEN + "\n")
+    index, _ = prepare({"dataset": "demo", "annotations": str(root / "annotations.json"),
+                        "video_dir": str(root / "videos"), "protocol": "open",
+                        "unseen_list": str(root / "unseen.txt")}, root / "prepare")
+    split = read_json(root / "prepare" / "split.json")
+    assert split["test_videos"] == ["demo_test_003"] and split["unseen"] == [UNSEEN]
+    assert len(split["seen"]) == 3
+
+    generate_cfg = build_config(None, "test", {"out": root / "priors", "k": MODEL["k"]})
+    assert generate_run(generate_cfg, [*split["seen"], UNSEEN]) == 0
+    cfg = extract_config({"extract": EXTRACT})
+    features = root / "features"
+    ex = build_extractors(cfg, ("rgb", "flow"), "test")
+    videos = {vid: Path(entry.path) for vid, entry in index.videos.items()}
+    stores = {"rgb": features / "rgb.zarr", "flow": features / "flow.zarr"}
+    run_feature_extraction(videos, stores, ex, EXTRACT["T"], shard=Shard(), rebuild=True,
+                           max_failure_fraction=0.0)
+    run_priors(root / "priors" / "priors.json", features / "priors.zarr", build_clip(cfg, "test"),
+               EXTRACT["priors"]["name_template"])
+    checkpoint = train(index, split, features, MODEL, {}, TrainConfig(epochs=2, batch_size=8, device="cpu"),
+                       root / "train", progress=False, log=lambda *_: None)
+    (root / "params.yaml").write_text(yaml.safe_dump({"extract": EXTRACT}))
+    return {"root": root, "index": index, "features": features, "checkpoint": checkpoint,
+            "video": Path(index.videos["demo_test_003"].path)}
+
+
+def invoke(args: list[str], cwd: Path):
+    old = Path.cwd()
+    os.chdir(cwd)
+    try:
+        return CliRunner().invoke(app, ["localize", *args])
+    finally:
+        os.chdir(old)
+
+
+def group_mtimes(store: Path) -> dict[str, int]:
+    return {p.parent.name: p.stat().st_mtime_ns for p in (store / "videos").glob("*/zarr.json")}
+
+
+def test_localize_twice_reuses_the_cache(world, monkeypatch):
+    root, video = world["root"], world["video"]
+    args = [str(video), "--action", UNSEEN, "--action", FREE_TEXT, "--action", f"  {UNSEEN} ",
+            "--checkpoint", str(world["checkpoint"]), "--cache-dir", "lc", "--out", "out",
+            "--thumbnails", "4"]
+    first = invoke([*args, "--no-params"], root)
+    assert first.exit_code == 0, first.output
+    assert "features: extracted rgb+flow" in first.output
+    assert "start (s)" in first.output and FREE_TEXT in first.output and "score" in first.output
+
+    payload = json.loads((root / "out" / "segments.json").read_text())
+    assert payload["version"] and list(payload["results"]) == ["demo_test_003"]
+    found = payload["results"]["demo_test_003"]
+    duration = world["index"].videos["demo_test_003"].duration
+    assert found and {r["label"] for r in found} <= {UNSEEN, FREE_TEXT}
+    for r in found:
+        start, end = r["segment"]
+        assert 0.0 <= start < end <= duration + 1e-6 and 0.0 < r["score"] <= 1.0
+    assert [r["score"] for r in found] == sorted((r["score"] for r in found), reverse=True)
+    with Image.open(root / "out" / "timeline.png") as image:
+        image.load()
+        assert image.format == "PNG" and image.width >= 1000 and image.height > 300
+    stores = sorted((root / "lc").glob("encoders-*"))
+    assert len(stores) == 1
+    before = group_mtimes(stores[0] / "rgb.zarr")
+
+    # Second call, params whose extract section matches the checkpoint: no decoding, no encoder even loaded.
+    def must_not_run(*_args, **_kwargs):
+        raise AssertionError("the cache should have made this unnecessary")
+
+    monkeypatch.setattr("pipeline.localize.extract_video", must_not_run)
+    monkeypatch.setattr("pipeline.localize.extractors_from_stores", must_not_run)
+    monkeypatch.setattr("pipeline.timeline.VideoReader", must_not_run)
+    second = invoke([*args, "--params", "params.yaml", "--out", "out2"], root)
+    assert second.exit_code == 0, second.output
+    assert "features: cached" in second.output and "0 encoded, 2 unchanged" in second.output
+    assert json.loads((root / "out2" / "segments.json").read_text()) == payload
+    assert group_mtimes(stores[0] / "rgb.zarr") == before
+
+    # A new action on the same video: cached features, only the new action's priors are encoded.
+    monkeypatch.undo()
+    monkeypatch.setattr("pipeline.localize.extract_video", must_not_run)
+    third = invoke([str(video), "-a", "a cat sleeping", "--checkpoint", str(world["checkpoint"]),
+                    "--cache-dir", "lc", "--out", "out3", "--no-params", "--thumbnails", "0"], root)
+    assert third.exit_code == 0, third.output
+    assert "features: cached" in third.output and "1 encoded, 0 unchanged" in third.output
+
+
+def test_same_probabilities_as_the_evaluate_path(world, tmp_path):
+    """localize on a video equals the stages' inputs for it (features from the extract stage's stores)."""
+    result = localize(world["video"], [UNSEEN], world["checkpoint"], tmp_path / "out", tmp_path / "cache",
+                      n_thumbnails=0)
+    model, state = load_checkpoint(world["checkpoint"])
+    vid = "demo_test_003"
+    videos = load_videos(world["features"], [vid], {vid: world["index"].videos[vid].duration}, state["T"])
+    priors = load_priors(world["features"], [UNSEEN])
+    expected = model_probs(model, *standardized(videos, priors, state["feature_stats"]))[0, 0]
+    assert result.times == pytest.approx(videos.times[0], abs=1e-3)
+    # Equal up to bf16 rounding: the stage encoded frames in batches across videos, localize one video alone.
+    assert np.abs(result.probs[0] - expected).max() < 0.05
+
+
+@pytest.mark.parametrize("case, message", [
+    ("missing video", "missing.mp4: file not found"),
+    ("undecodable", "not_a_video.mp4: cannot decode this video: cannot open as a video"),
+    ("empty action", "--action: empty action text"),
+    ("missing checkpoint", "nope.pt: checkpoint not found"),
+    ("resume checkpoint", "checkpoint.pt: not a grizal checkpoint"),
+    ("two params options", "--no-params: cannot be combined with --params"),
+    ("other encoders", "extract.clip.model: 'ViT-B-32-quickgelu' in other.yaml, 'grizal-tiny' in the "),
+])
+def test_errors_are_one_line(world, case, message):
+    root = world["root"]
+    (root / "not_a_video.mp4").write_bytes(b"this is a text file, not a video\n" * 10)
+    other = {"extract": {**EXTRACT, "clip": {"model": "ViT-B-32-quickgelu", "pretrained": "openai"},
+                         "flow": {"method": "dis"}}}
+    (root / "other.yaml").write_text(yaml.safe_dump(other))
+    video, action, checkpoint = str(world["video"]), "circle rises", str(world["checkpoint"])
+    extra = ["--no-params"]
+    if case == "missing video":
+        video = "missing.mp4"
+    elif case == "undecodable":
+        video = "not_a_video.mp4"
+    elif case == "empty action":
+        action = "   "
+    elif case == "missing checkpoint":
+        checkpoint = "nope.pt"
+    elif case == "resume checkpoint":
+        checkpoint = str(world["checkpoint"].with_name("checkpoint.pt"))
+    elif case == "two params options":
+        extra = ["--no-params", "--params", "params.yaml"]
+    else:
+        extra = ["--params", "other.yaml"]
+    result = invoke([video, "--action", action, "--checkpoint", checkpoint, "--cache-dir", "lc-errors",
+                     *extra], root)
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1 and message in lines[0], result.output
+    assert "Traceback" not in result.output
+    if case == "other encoders":
+        assert "extract.flow.method: 'dis' in other.yaml, 'farneback'" in lines[0]
+
+
+def test_thumbnails_and_figure(world):
+    video, duration = world["video"], world["index"].videos["demo_test_003"].duration
+    thumbs = video_thumbnails(video, duration, 5, height=40)
+    assert len(thumbs) == 5
+    times = [t for t, _ in thumbs]
+    assert times == sorted(times) and times == pytest.approx((np.arange(5) + 0.5) * duration / 5, abs=0.3)
+    assert all(image.shape == (40, 40, 3) and image.dtype == np.uint8 for _, image in thumbs)
+    t = np.linspace(0.5, duration - 0.5, 20)
+    fig = timeline_figure("v", duration, t, {"a": np.full(20, 0.2), "b": np.full(20, 0.8)},
+                          {"a": [(1.0, 3.0, 0.5)], "b": []}, thumbs)
+    assert len(fig.axes) == 2  # curves and the thumbnail strip
+    with pytest.raises(ValueError, match="3 probabilities for 20 times"):
+        timeline_figure("v", duration, t, {"a": [0.1, 0.2, 0.3]}, {}, ())
+
+
+def test_entry_points(capsys):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "-m", "grizal.localize", "--help"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "--action" in done.stdout and "--checkpoint" in done.stdout
+    # `python -m grizal.localize localize ...` reads like the console script's `grizal localize ...`.
+    with pytest.raises(SystemExit) as exit_info:
+        module_main(["localize", "--help"])
+    assert exit_info.value.code == 0 and "--action" in capsys.readouterr().out
+    group = CliRunner().invoke(app, ["--help"])
+    assert group.exit_code == 0 and "localize" in group.output
