@@ -29,6 +29,10 @@ COLORS = {
     "cyan": (40, 200, 210),
 }
 
+# Each actor shape has its own colour (as a kind of object has its look); distractors use the others.
+SHAPE_COLORS = {"square": "blue", "circle": "red", "triangle": "green", "cross": "yellow"}
+DISTRACTOR_COLORS = ("magenta", "cyan")
+
 # Shapes that appear only as distractors, never as an action's actor.
 DISTRACTOR_SHAPES = ("ring", "diamond")
 

@@ -75,16 +75,18 @@ class Wanderer:
         return self.cx + self.ax * math.cos(angle), self.cy + self.ay * math.sin(angle)
 
 
-def _color(rng: np.random.Generator) -> tuple[int, int, int]:
-    names = sorted(vocab.COLORS)
-    return vocab.COLORS[names[rng.integers(len(names))]]
+def _color(shape: str, rng: np.random.Generator) -> tuple[int, int, int]:
+    """An actor's colour is its shape's; a distractor takes one of the distractor colours."""
+    if shape in vocab.SHAPE_COLORS:
+        return vocab.COLORS[vocab.SHAPE_COLORS[shape]]
+    return vocab.COLORS[vocab.DISTRACTOR_COLORS[rng.integers(len(vocab.DISTRACTOR_COLORS))]]
 
 
 def _moving_actor(rng, cfg: DemoConfig, label: str, start: float, end: float) -> Actor:
     shape, motion = vocab.parse_class(label)
     dx, dy = vocab.MOTIONS[motion]
-    radius = float(rng.uniform(7, 12))
-    travel = float(rng.uniform(0.45, 0.65)) * cfg.size
+    radius = float(rng.uniform(9, 14))
+    travel = float(rng.uniform(0.4, 0.55)) * cfg.size
     margin = radius * 1.6 + 2
     # Start so the whole path stays inside the frame.
     lo_x = margin + max(0.0, -dx * travel)
@@ -95,14 +97,14 @@ def _moving_actor(rng, cfg: DemoConfig, label: str, start: float, end: float) ->
     speed = travel / (end - start)
     appear = max(0.0, start - float(rng.uniform(0.3, 1.0)))
     vanish = end + float(rng.uniform(0.3, 1.0))
-    return Actor(shape, _color(rng), radius, appear, start, end, vanish, x0, y0, (dx * speed, dy * speed))
+    return Actor(shape, _color(shape, rng), radius, appear, start, end, vanish, x0, y0, (dx * speed, dy * speed))
 
 
 def _idle_actor(rng, cfg: DemoConfig, t0: float, t1: float) -> Actor:
     shape = vocab.SHAPES[rng.integers(len(vocab.SHAPES))]
     radius = float(rng.uniform(7, 12))
     x0, y0 = (float(v) for v in rng.uniform(radius * 2, cfg.size - radius * 2, size=2))
-    return Actor(shape, _color(rng), radius, t0, t0, t1, t1, x0, y0, (0.0, 0.0))
+    return Actor(shape, _color(shape, rng), radius, t0, t0, t1, t1, x0, y0, (0.0, 0.0))
 
 
 def _layout(rng, cfg: DemoConfig, main: str, other: str | None, duration: float):
@@ -138,7 +140,7 @@ def plan_video(rng: np.random.Generator, cfg: DemoConfig, main: str, classes: li
     wanderers = []
     for _ in range(int(rng.integers(1, 3))):
         shape = vocab.DISTRACTOR_SHAPES[rng.integers(len(vocab.DISTRACTOR_SHAPES))]
-        wanderers.append(Wanderer(shape, _color(rng), float(rng.uniform(6, 10)),
+        wanderers.append(Wanderer(shape, _color(shape, rng), float(rng.uniform(6, 10)),
                                   float(rng.uniform(40, cfg.size - 40)), float(rng.uniform(40, cfg.size - 40)),
                                   float(rng.uniform(12, 30)), float(rng.uniform(12, 30)),
                                   float(rng.uniform(4, 9)), float(rng.uniform(0, 2 * math.pi))))
@@ -154,8 +156,12 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
 
 
 def render_frames(rng, cfg: DemoConfig, duration: float, actors, wanderers):
-    """Yield RGB uint8 frames; per-frame sensor noise comes from ``rng``."""
-    background = _background(rng, cfg.size)
+    """Yield RGB uint8 frames; per-frame sensor noise comes from ``rng``.
+
+    Every video is filmed by the same fixed camera (one background for the whole world), so what changes
+    between videos is what happens in them, not the scenery.
+    """
+    background = _background(np.random.default_rng([cfg.seed, 99]), cfg.size)
     for i in range(int(round(duration * cfg.fps))):
         t = i / cfg.fps
         image = Image.new("RGB", (cfg.size, cfg.size))

@@ -47,9 +47,19 @@ VIDEO_SUFFIXES = {".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".mpg", ".mpe
 app = typer.Typer(add_completion=False, no_args_is_help=False, help=__doc__.split("\n")[0])
 
 
+def source_fingerprint(path: Path) -> str | None:
+    """Size and modification time of a video file: a changed file no longer counts as extracted."""
+    try:
+        stat = Path(path).stat()
+    except OSError:
+        return None
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
+
+
 def video_attrs(result: VideoFeatures) -> dict[str, Any]:
     s = result.summary
-    return {"source": str(result.path), "duration": s.duration, "duration_source": s.duration_source,
+    return {"source": str(result.path), "source_fingerprint": source_fingerprint(result.path),
+            "duration": s.duration, "duration_source": s.duration_source,
             "fps": s.fps, "width": s.width, "height": s.height, "decoded_frames": s.decoded_frames}
 
 
@@ -64,7 +74,8 @@ def run_feature_extraction(
     for writer in writers.values():
         writer.set_expected(videos)
     mine = sorted(v for v in videos if v in shard)
-    done = set.intersection(*(w.complete_ids() for w in writers.values()))
+    fingerprints = {v: source_fingerprint(videos[v]) for v in mine}
+    done = set.intersection(*(w.current_ids(fingerprints) for w in writers.values()))
     jobs = [VideoJob(v, videos[v]) for v in mine if v not in done]
     where = ", ".join(str(s) for s in stores.values() if s)
     print(f"{where}: encoder {ex.clip.name} ({ex.clip.weights}), {ex.clip.spec.precision} on {ex.clip.device}"

@@ -236,6 +236,13 @@ class FeatureStoreWriter:
     def complete_ids(self) -> set[str]:
         return set(FeatureStore(self.path).complete_ids())
 
+    def current_ids(self, fingerprints: dict[str, str | None]) -> set[str]:
+        """Complete videos whose stored source fingerprint still matches the file (an edited or replaced
+        video is extracted again)."""
+        stored = FeatureStore(self.path).video_attrs()
+        return {v for v, attrs in stored.items()
+                if v in fingerprints and attrs.get("source_fingerprint") == fingerprints[v]}
+
     def set_expected(self, video_ids: Iterable[str]) -> None:
         atomic_write_json(self.path / EXPECTED_FILE, sorted(video_ids))
 
@@ -487,6 +494,14 @@ class PriorsStoreWriter:
 
     def set_classes(self, names: Sequence[str]) -> None:
         self.root.attrs.update({"classes": sorted(names)})
+
+
+def read_store_attrs(path: str | os.PathLike) -> dict[str, Any]:
+    """The root attributes of any grizal store (rgb, flow or priors): encoder, weights checksum, settings."""
+    path = Path(path)
+    attrs = dict(_open_root(path).attrs)
+    _check_root_attrs(path, attrs, (*FRAME_KINDS, PRIORS_KIND))
+    return attrs
 
 
 def read_priors(path: str | os.PathLike, classes: Sequence[str]) -> dict[str, dict[str, np.ndarray]]:

@@ -16,12 +16,12 @@ IMAGE_BACKENDS = ("offline", "openai", "diffusers", "openworld")
 # The model each backend uses when none is named. The offline ones are versions of our own generators, so a
 # change to the templates or the renderer gets new cache keys by bumping them.
 DEFAULT_TEXT_MODELS = {
-    "offline": "offline-templates-v1",
+    "offline": "offline-templates-v2",
     "openai": "gpt-4o",
     "hf": "meta-llama/Llama-2-7b-chat-hf",
 }
 DEFAULT_IMAGE_MODELS = {
-    "offline": "offline-renderer-v1",
+    "offline": "offline-renderer-v2",
     "openai": "dall-e-3",
     "diffusers": "stabilityai/stable-diffusion-xl-base-1.0",
     "openworld": "local-folder",

@@ -15,7 +15,7 @@ import re
 
 from PIL import Image, ImageDraw, ImageFilter
 
-from pipeline.demo_vocab import COLORS, MOTIONS, draw_shape, parse_class
+from pipeline.demo_vocab import COLORS, MOTIONS, SHAPE_COLORS, draw_shape, parse_class
 from pipeline.priors.config import GenerateConfig
 from pipeline.priors.faults import Usage
 
@@ -66,7 +66,7 @@ def render_shape_scene(shape: str, motion: str, sentence: str, seed: int, size: 
         x, y = rng.randrange(side), rng.randrange(side)
         draw.point((x, y), fill=_blend(FRAME_BACKGROUND, (70, 72, 80), rng.random()))
 
-    color_name = _named_color(sentence) or rng.choice(list(COLORS))
+    color_name = _named_color(sentence) or SHAPE_COLORS.get(shape) or rng.choice(list(COLORS))
     color = COLORS[color_name]
     radius = side * rng.uniform(0.07, 0.11)
     dx, dy = MOTIONS[motion]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import random
 
-from pipeline.demo_vocab import COLORS, parse_class
+from pipeline.demo_vocab import SHAPE_COLORS, parse_class
 from pipeline.priors.config import GenerateConfig
 from pipeline.priors.faults import Usage
 
@@ -77,12 +77,12 @@ def _capitalize(text: str) -> str:
 
 
 def shape_sentences(shape: str, motion: str, k: int, rng: random.Random) -> list[str]:
-    colors = list(COLORS)
+    color = SHAPE_COLORS[shape]  # the demo world's actors have their shape's colour
     templates = _spread(SHAPE_TEMPLATES, k, rng)
     sentences = []
     for i, template in enumerate(templates):
         sentences.append(template.format(
-            color=colors[rng.randrange(len(colors))],
+            color=color,
             shape=SHAPE_PHRASES[shape][i % len(SHAPE_PHRASES[shape])] if i else shape,
             motion=rng.choice(MOTION_PHRASES[motion]),
             setting=rng.choice(SHAPE_SETTINGS),

@@ -1,0 +1,164 @@
+"""Cached tensors for the learnable model: video features resampled to T, class priors, snippet targets.
+
+The one place that turns stores (``pipeline.store``) and the index into model inputs, shared by training,
+evaluation and ``grizal localize``. The frozen encoders are never loaded here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from grizal.temporal import resample, snippet_times
+from pipeline.common import UserError
+from pipeline.datasets.index import Index
+from pipeline.store import open_store, read_priors, read_store_attrs
+
+# The token axis of each stored prior array, padded to the longest across classes.
+PRIOR_TOKEN_AXIS = {"joint": 1, "joint_mask": 1, "token_type": 1, "name_tokens": 0, "name_mask": 0}
+
+
+@dataclass
+class VideoTensors:
+    ids: list[str]
+    rgb: torch.Tensor  # (V, T, D)
+    flow: torch.Tensor | None  # (V, T, D)
+    times: np.ndarray  # (V, T) snippet centres in seconds
+    durations: np.ndarray  # (V,)
+
+
+@dataclass
+class PriorTensors:
+    classes: list[str]
+    tensors: dict[str, torch.Tensor]  # the model's prior inputs, each (C, ...), padded to a common length
+    name_embedding: torch.Tensor  # (C, E) pooled CLIP text embedding of each class prompt
+
+    def take(self, class_idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {key: value[class_idx] for key, value in self.tensors.items()}
+
+
+def store_paths(features_dir: str | Path) -> dict[str, Path]:
+    root = Path(features_dir)
+    return {"rgb": root / "rgb.zarr", "flow": root / "flow.zarr", "priors": root / "priors.zarr"}
+
+
+def encoder_signature(features_dir: str | Path, use_flow: bool = True) -> dict[str, dict]:
+    """The attributes that say which frozen encoders made the features (kept in checkpoints)."""
+    paths = store_paths(features_dir)
+    kinds = ["rgb", "priors"] + (["flow"] if use_flow else [])
+    return {kind: read_store_attrs(paths[kind]) for kind in kinds}
+
+
+def model_length(features_dir: str | Path) -> int:
+    """T, the number of snippets the model reads per video: ``extract.T``, recorded in the rgb store."""
+    return int(open_store(store_paths(features_dir)["rgb"]).attrs["T"])
+
+
+def load_videos(features_dir: str | Path, ids: list[str], durations: dict[str, float], T: int,
+                use_flow: bool = True) -> VideoTensors:
+    paths = store_paths(features_dir)
+    kinds = ["rgb"] + (["flow"] if use_flow else [])
+    arrays = {}
+    for kind in kinds:
+        store = open_store(paths[kind])
+        missing = sorted(set(ids) - set(store.complete_ids()))
+        if missing:
+            raise UserError(paths[kind], f"{len(missing)} video(s) not extracted, e.g. {missing[0]}; "
+                                         "run the extract stage (or `python -m pipeline.extract check`)")
+        raw = store.read_videos(ids)
+        arrays[kind] = torch.from_numpy(np.stack([
+            resample(np.asarray(raw[vid][0], dtype=np.float32), raw[vid][1], durations[vid], T) for vid in ids
+        ]))
+    times = np.stack([snippet_times(durations[vid], T) for vid in ids]) if ids else np.zeros((0, T))
+    return VideoTensors(list(ids), arrays["rgb"], arrays.get("flow"), times,
+                        np.array([durations[vid] for vid in ids], dtype=np.float64))
+
+
+def load_priors(features_dir: str | Path, classes: list[str]) -> PriorTensors:
+    path = store_paths(features_dir)["priors"]
+    per_class = read_priors(path, classes)
+    tensors = {}
+    for key, axis in PRIOR_TOKEN_AXIS.items():
+        tensors[key] = torch.from_numpy(_pad_stack([np.asarray(per_class[name][key]) for name in classes], axis))
+    tensors["joint_mask"] = tensors["joint_mask"].bool()
+    tensors["name_mask"] = tensors["name_mask"].bool()
+    tensors["joint"] = tensors["joint"].float()
+    tensors["name_tokens"] = tensors["name_tokens"].float()
+    tensors["token_type"] = tensors["token_type"].long()
+    name_embedding = torch.from_numpy(np.stack([np.asarray(per_class[n]["name_embedding"]) for n in classes]))
+    return PriorTensors(list(classes), tensors, name_embedding.float())
+
+
+def _pad_stack(parts: list[np.ndarray], axis: int) -> np.ndarray:
+    """Stack arrays that differ only in their token axis, zero/False-padding it to the longest."""
+    length = max(p.shape[axis] for p in parts)
+    padded = []
+    for p in parts:
+        pad = [(0, 0)] * p.ndim
+        pad[axis] = (0, length - p.shape[axis])
+        padded.append(np.pad(p, pad))
+    return np.stack(padded)
+
+
+def snippet_targets(index: Index, ids: list[str], classes: list[str], times: np.ndarray) -> torch.Tensor:
+    """(V, C, T) masks: 1 where the snippet centre lies inside a segment of that class."""
+    class_pos = {name: i for i, name in enumerate(classes)}
+    targets = np.zeros((len(ids), len(classes), times.shape[1]), dtype=np.float32)
+    for v, vid in enumerate(ids):
+        for seg in index.videos[vid].segments:
+            c = class_pos.get(seg.label)
+            if c is not None:
+                targets[v, c][(times[v] >= seg.start) & (times[v] < seg.end)] = 1.0
+    return torch.from_numpy(targets)
+
+
+def fit_feature_stats(videos: VideoTensors, priors: PriorTensors) -> dict[str, dict[str, list[float]]]:
+    """Per-dimension mean and std of each input kind over the training data.
+
+    Frozen CLIP features share a large common component (random-init encoders, as in the demo world, are
+    extreme: two random snippets have cosine ~0.997), so the model reads standardised inputs. Text and image
+    prior tokens get their own statistics; padding is left out.
+    """
+    joint, mask, kind = priors.tensors["joint"], priors.tensors["joint_mask"], priors.tensors["token_type"]
+    text = torch.cat([joint[mask & (kind == 0)], priors.tensors["name_tokens"][priors.tensors["name_mask"]]])
+    parts = {"rgb": videos.rgb.reshape(-1, videos.rgb.shape[-1]), "text_tokens": text,
+             "image_tokens": joint[mask & (kind == 1)]}
+    if videos.flow is not None:
+        parts["flow"] = videos.flow.reshape(-1, videos.flow.shape[-1])
+    stats = {}
+    for name, values in parts.items():
+        if len(values) == 0:
+            continue
+        values = values.double()
+        stats[name] = {"mean": values.mean(0).tolist(), "std": values.std(0).clamp_min(1e-6).tolist()}
+    return stats
+
+
+def _standardize(x: torch.Tensor, stat: dict[str, list[float]] | None) -> torch.Tensor:
+    if stat is None:
+        return x
+    mean = torch.tensor(stat["mean"], dtype=x.dtype)
+    std = torch.tensor(stat["std"], dtype=x.dtype)
+    return (x - mean) / std
+
+
+def standardized(videos: VideoTensors, priors: PriorTensors | None,
+                 stats: dict[str, dict[str, list[float]]]) -> tuple[VideoTensors, PriorTensors | None]:
+    """Copies of the model inputs standardised with training statistics (raw features stay untouched for the
+    training-free baseline, which compares them in CLIP space)."""
+    flow = _standardize(videos.flow, stats.get("flow")) if videos.flow is not None else None
+    out_videos = VideoTensors(videos.ids, _standardize(videos.rgb, stats.get("rgb")), flow, videos.times,
+                              videos.durations)
+    if priors is None:
+        return out_videos, None
+    tensors = dict(priors.tensors)
+    kind, mask = tensors["token_type"], tensors["joint_mask"]
+    joint = torch.where((kind == 1)[..., None], _standardize(tensors["joint"], stats.get("image_tokens")),
+                        _standardize(tensors["joint"], stats.get("text_tokens")))
+    tensors["joint"] = joint * mask[..., None]
+    tensors["name_tokens"] = (_standardize(tensors["name_tokens"], stats.get("text_tokens"))
+                              * tensors["name_mask"][..., None])
+    return out_videos, PriorTensors(priors.classes, tensors, priors.name_embedding)

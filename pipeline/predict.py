@@ -1,0 +1,201 @@
+"""Stage `evaluate`: run the trained model and the training-free baseline on the test split, then score.
+
+For every test video and every evaluated class (the unseen ones in open-set), the model gives a probability
+per snippet; ``grizal.localization`` turns the curves into segments. The training-free reference (as in
+STALE/T3AL) classifies each snippet by the cosine similarity between its CLIP frame feature and the CLIP
+text embedding of each class prompt (a softmax over the evaluated classes at CLIP's temperature), and goes
+through the same localization. Writes to the output folder: ``predictions.json`` and
+``baseline_predictions.json`` (ActivityNet result format), ``metrics.json`` (for ``dvc metrics show``),
+``per_class.md`` and ``plots/*.png`` (probability against ground truth for a sample of test videos).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import typer
+
+from grizal.localization import localization_config, probs_to_segments
+from grizal.model import ConfigError, build_model
+from pipeline.common import UserError, atomic_write_json, exit_on_user_error, section
+from pipeline.datasets.index import Index
+from pipeline.evaluate import (
+    evaluate_detection,
+    format_table,
+    load_ground_truth,
+    load_predictions,
+    metrics_json,
+    write_per_class,
+    write_predictions,
+)
+from pipeline.features import (
+    PriorTensors,
+    VideoTensors,
+    encoder_signature,
+    load_priors,
+    load_videos,
+    standardized,
+)
+from pipeline.plots import plot_probability_curves
+from pipeline.train import load_stage_inputs, resolve_device
+
+app = typer.Typer(add_completion=False, help=__doc__.splitlines()[0])
+
+CLIP_TEMPERATURE = 100.0
+
+
+def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:
+    if not Path(path).is_file():
+        raise UserError(path, "checkpoint not found (run the train stage first)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        model = build_model(state["model_config"])
+        model.load_state_dict(state["model"])
+    except (KeyError, RuntimeError, ConfigError, EOFError) as err:
+        raise UserError(path, f"not a grizal checkpoint ({str(err).splitlines()[0]})") from None
+    return model.to(device).eval(), state
+
+
+def check_encoders(checkpoint: dict[str, Any], features_dir: Path, where: Path) -> None:
+    """The features must come from the encoders the model was trained on; say which settings differ."""
+    current = encoder_signature(features_dir, checkpoint["model_config"].get("use_flow", True))
+    problems = []
+    for kind, trained in checkpoint["encoders"].items():
+        now = current.get(kind, {})
+        for key in sorted(set(trained) | set(now)):
+            if key in ("created", "updated", "n_videos", "n_classes"):
+                continue
+            if trained.get(key) != now.get(key):
+                problems.append(f"{kind}.{key}: trained with {trained.get(key)!r}, features have {now.get(key)!r}")
+    if problems:
+        raise UserError(where, "checkpoint was made with other encoder settings: " + "; ".join(problems[:4]))
+
+
+@torch.no_grad()
+def model_probs(model: torch.nn.Module, videos: VideoTensors, priors: PriorTensors,
+                device: torch.device | str = "cpu", batch_size: int = 64) -> np.ndarray:
+    """(V, C, T) probabilities for every video and class."""
+    n_videos, n_classes = len(videos.ids), len(priors.classes)
+    out = np.zeros((n_videos, n_classes, videos.rgb.shape[1]), dtype=np.float32)
+    pairs = [(v, c) for v in range(n_videos) for c in range(n_classes)]
+    z_cls = model.encode_priors({k: t.to(device) for k, t in priors.tensors.items()})  # once per class
+    for start in range(0, len(pairs), batch_size):
+        chunk = torch.tensor(pairs[start:start + batch_size])
+        v_idx, c_idx = chunk[:, 0], chunk[:, 1]
+        flow = videos.flow[v_idx].to(device) if videos.flow is not None else None
+        outputs = model(videos.rgb[v_idx].to(device), flow, z_cls=z_cls[c_idx.to(device)])
+        probs = outputs["probs"].float().cpu().numpy()
+        out[v_idx.numpy(), c_idx.numpy()] = probs
+    return out
+
+
+def baseline_probs(videos: VideoTensors, priors: PriorTensors) -> np.ndarray:
+    """(V, C, T): per snippet, a softmax over classes of CLIP cosine similarity (frame vs class prompt)."""
+    frames = torch.nn.functional.normalize(videos.rgb.float(), dim=-1)
+    texts = torch.nn.functional.normalize(priors.name_embedding.float(), dim=-1)
+    logits = CLIP_TEMPERATURE * torch.einsum("vtd,cd->vct", frames, texts)
+    return torch.softmax(logits, dim=1).numpy()
+
+
+def curves_to_results(probs: np.ndarray, videos: VideoTensors, classes: list[str],
+                      loc_cfg: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    results: dict[str, list[dict[str, Any]]] = {}
+    for v, vid in enumerate(videos.ids):
+        found = []
+        for c, name in enumerate(classes):
+            for start, end, score in probs_to_segments(probs[v, c], videos.times[v], videos.durations[v], **loc_cfg):
+                found.append({"label": name, "score": round(float(score), 6),
+                              "segment": [round(float(start), 3), round(float(end), 3)]})
+        results[vid] = sorted(found, key=lambda r: -r["score"])
+    return results
+
+
+def ground_truth(index: Index, ids: list[str], classes: list[str]) -> dict[str, Any]:
+    keep = set(classes)
+    return {"database": {vid: {"subset": "validation", "duration": index.videos[vid].duration,
+                               "annotations": [{"segment": [s.start, s.end], "label": s.label}
+                                               for s in index.videos[vid].segments if s.label in keep]}
+                         for vid in ids}}
+
+
+def score(results: dict[str, Any], gt: dict[str, Any], classes: list[str], tious: list[float]) -> dict[str, Any]:
+    return evaluate_detection(load_ground_truth(gt, name="ground truth"),
+                              load_predictions({"results": results}, name="predictions"), tious, classes)
+
+
+def evaluate_model(index: Index, split: dict[str, Any], features_dir: Path, model_path: Path,
+                   loc_cfg: dict[str, Any], tious: list[float], out_dir: Path | None = None,
+                   n_plots: int = 6, device: str = "auto") -> dict[str, Any]:
+    """Predict, score and (with ``out_dir``) write predictions, metrics, tables and plots."""
+    torch_device = resolve_device(device)
+    model, checkpoint = load_checkpoint(model_path, torch_device)
+    check_encoders(checkpoint, features_dir, model_path)
+    try:
+        loc_cfg = localization_config(loc_cfg)
+    except ConfigError as err:
+        raise UserError("params.yaml", str(err)) from None
+    ids, classes = list(split["test_videos"]), list(split["unseen"])
+    durations = {vid: index.videos[vid].duration for vid in ids}
+    use_flow = checkpoint["model_config"].get("use_flow", True)
+    videos = load_videos(features_dir, ids, durations, checkpoint["T"], use_flow)
+    priors = load_priors(features_dir, classes)
+    gt = ground_truth(index, ids, classes)
+    model_videos, model_priors = standardized(videos, priors, checkpoint["feature_stats"])
+    curves = {"grizal": model_probs(model, model_videos, model_priors, torch_device),
+              "baseline": baseline_probs(videos, priors)}
+    reports, results = {}, {}
+    for name, probs in curves.items():
+        results[name] = curves_to_results(probs, videos, classes, loc_cfg)
+        reports[name] = score(results[name], gt, classes, tious)
+    metrics = {name: metrics_json(report) for name, report in reports.items()}
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_predictions(out_dir / "predictions.json", results["grizal"])
+        write_predictions(out_dir / "baseline_predictions.json", results["baseline"])
+        atomic_write_json(out_dir / "metrics.json", metrics)
+        write_per_class(out_dir / "per_class.md", reports["grizal"])
+        _plots(curves["grizal"], videos, classes, index, results["grizal"], out_dir / "plots", n_plots)
+    return {"metrics": metrics, "reports": reports}
+
+
+def _plots(probs, videos: VideoTensors, classes, index: Index, results, out_dir: Path, n_plots: int) -> None:
+    """Probability curves of the first ``n_plots`` test videos, for a class each video contains."""
+    chosen = []
+    for v, vid in enumerate(videos.ids[:n_plots]):
+        labels = [s.label for s in index.videos[vid].segments if s.label in classes]
+        if not labels:
+            continue
+        c = classes.index(labels[0])
+        gt_segments = [(s.start, s.end) for s in index.videos[vid].segments if s.label == labels[0]]
+        pred = [tuple(r["segment"]) for r in results[vid] if r["label"] == labels[0]][:3]
+        chosen.append((vid, labels[0], videos.times[v], probs[v, c], gt_segments, pred))
+    plot_probability_curves(chosen, out_dir)
+
+
+@app.command()
+@exit_on_user_error
+def main(
+    params: Path = typer.Option(Path("params.yaml"), help="params.yaml with `localization` and `evaluate`."),
+    prepare_dir: Path = typer.Option(Path("cache/prepare"), "--prepare", help="Output of the prepare stage."),
+    features: Path = typer.Option(Path("cache/features"), help="Folder holding the feature stores."),
+    model: Path = typer.Option(Path("cache/train/model.pt"), help="Checkpoint from the train stage."),
+    out: Path = typer.Option(Path("cache/evaluate"), help="Output folder."),
+) -> None:
+    """Evaluate the trained model and the training-free baseline on the split's test videos."""
+    values, index, split = load_stage_inputs(params, prepare_dir)
+    cfg = section(values, "evaluate", params)
+    outcome = evaluate_model(index, split, features, model, section(values, "localization", params),
+                             [float(t) for t in cfg["tious"]], out, int(cfg.get("n_plots", 6)),
+                             str(cfg.get("device", "auto")))
+    for name, report in outcome["reports"].items():
+        print(f"== {name} ({split['protocol']}, {len(split['unseen'])} classes, "
+              f"{len(split['test_videos'])} test videos)")
+        print(format_table(report))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,303 @@
+"""Stage `train`: fit GRIZAL's learnable layers over the cached feature stores.
+
+Samples are (video, class) pairs of the split's training videos and seen classes; a video without an
+instance of the class is a negative. Only cached tensors are read: the frozen encoders are never loaded.
+Writes ``model.pt`` (weights, configs, T, and the encoder attributes the features were made with),
+``checkpoint.pt`` (resumable, each epoch) and ``loss.csv`` (a DVC plot).
+
+Multi-GPU / multi-node: ``torchrun --nproc_per_node N -m pipeline.train ...`` (DDP; gloo on CPU, nccl on GPU).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+import os
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import typer
+from tqdm import tqdm
+
+from grizal.losses import compute_losses, loss_config
+from grizal.model import ConfigError, build_model, parameter_summary
+from pipeline.common import UserError, atomic_write_bytes, exit_on_user_error, load_params, read_json, section
+from pipeline.datasets.index import Index
+from pipeline.features import (
+    encoder_signature,
+    fit_feature_stats,
+    load_priors,
+    load_videos,
+    model_length,
+    snippet_targets,
+    standardized,
+)
+
+app = typer.Typer(add_completion=False, help=__doc__.splitlines()[0])
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 30
+    batch_size: int = 32
+    lr: float = 3e-4
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    warmup_fraction: float = 0.1
+    negatives_per_positive: float = 1.0
+    grad_clip: float = 1.0
+    seed: int = 0
+    device: str = "auto"
+
+    @classmethod
+    def from_dict(cls, cfg: dict[str, Any], where: str = "params.yaml") -> TrainConfig:
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(cfg) - known)
+        if unknown:
+            raise UserError(where, f"unknown train setting '{unknown[0]}' (known: {', '.join(sorted(known))})")
+        cfg = dict(cfg)
+        if "betas" in cfg:
+            cfg["betas"] = tuple(cfg["betas"])
+        out = cls(**cfg)
+        if out.epochs < 1 or out.batch_size < 1 or out.lr <= 0:
+            raise UserError(where, "train: epochs >= 1, batch_size >= 1 and lr > 0 are required")
+        return out
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def config_digest(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def linear_warmup_decay(step: int, total: int, warmup: int) -> float:
+    """The paper's schedule: linear warm-up, then linear decay to zero."""
+    if warmup and step < warmup:
+        return (step + 1) / warmup
+    return max(0.0, (total - step) / max(1, total - warmup))
+
+
+def epoch_pairs(targets: torch.Tensor, negatives_per_positive: float, rng: np.random.Generator) -> np.ndarray:
+    """Shuffled (video, class) pairs: every positive plus a random draw of negatives."""
+    present = targets.amax(dim=-1) > 0
+    pos = np.argwhere(present.numpy())
+    neg = np.argwhere(~present.numpy())
+    n_neg = min(len(neg), int(round(negatives_per_positive * len(pos))))
+    pairs = np.concatenate([pos, neg[rng.choice(len(neg), n_neg, replace=False)]]) if n_neg else pos
+    return pairs[rng.permutation(len(pairs))]
+
+
+@dataclass
+class DistInfo:
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: torch.device) -> DistInfo:
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return DistInfo()
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return DistInfo(dist.get_rank(), dist.get_world_size())
+
+
+def train(index: Index, split: dict[str, Any], features_dir: Path, model_cfg: dict[str, Any],
+          loss_cfg: dict[str, Any], cfg: TrainConfig, out_dir: Path, progress: bool = True,
+          log=print) -> Path:
+    """Train and write ``out_dir/model.pt``; resumes from ``out_dir/checkpoint.pt`` when its config matches."""
+    device = resolve_device(cfg.device)
+    info = init_distributed(device)
+    if info.world > 1 and device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    seed_everything(cfg.seed)
+    try:
+        loss_cfg = loss_config(loss_cfg)
+    except ConfigError as err:
+        raise UserError("params.yaml", str(err)) from None
+
+    use_flow = bool(model_cfg.get("use_flow", True))
+    ids = list(split["train_videos"])
+    classes = list(split["seen"])
+    durations = {vid: index.videos[vid].duration for vid in ids}
+    T = model_length(features_dir)
+    videos = load_videos(features_dir, ids, durations, T, use_flow)
+    priors = load_priors(features_dir, classes)
+    targets = snippet_targets(index, ids, classes, videos.times)
+    feature_stats = fit_feature_stats(videos, priors)
+    videos, priors = standardized(videos, priors, feature_stats)
+    signature = encoder_signature(features_dir, use_flow)
+
+    dims = {"rgb_dim": videos.rgb.shape[-1], "prior_dim": priors.tensors["joint"].shape[-1]}
+    if videos.flow is not None:
+        dims["flow_dim"] = videos.flow.shape[-1]
+    full_model_cfg = {**model_cfg, **dims}
+    try:
+        model = build_model(full_model_cfg).to(device)
+    except ConfigError as err:
+        raise UserError("params.yaml", str(err)) from None
+    if info.main:
+        log(parameter_summary(model))
+    net = model
+    if info.world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True)
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps,
+                                 weight_decay=cfg.weight_decay)
+    n_pos = int((targets.amax(dim=-1) > 0).sum())
+    if n_pos == 0:
+        raise UserError("split", "no training video contains a seen class")
+    n_pairs = n_pos + min(int((targets.amax(dim=-1) == 0).sum()), round(cfg.negatives_per_positive * n_pos))
+    steps_per_epoch = math.ceil(math.ceil(n_pairs / info.world) / cfg.batch_size)
+    total_steps = steps_per_epoch * cfg.epochs
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: linear_warmup_decay(step, total_steps, int(cfg.warmup_fraction * total_steps)))
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    digest = config_digest(full_model_cfg, loss_cfg, asdict(cfg), split, signature)
+    checkpoint_path = out_dir / "checkpoint.pt"
+    start_epoch, history = 0, []
+    if checkpoint_path.exists():
+        state = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+        if state.get("digest") == digest:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            start_epoch, history = state["epoch"] + 1, state["history"]
+            torch.set_rng_state(state["torch_rng"])
+            if info.main:
+                log(f"resuming from {checkpoint_path} after epoch {start_epoch}")
+        elif info.main:
+            log(f"{checkpoint_path} was made with other settings: starting afresh")
+
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else _NoAutocast()
+    flow_all = videos.flow
+    for epoch in range(start_epoch, cfg.epochs):
+        net.train()
+        rng = np.random.default_rng([cfg.seed, epoch])
+        pairs = epoch_pairs(targets, cfg.negatives_per_positive, rng)
+        # Every rank takes the same number of pairs, so no rank waits on a gradient sync the others skip.
+        pairs = pairs[: len(pairs) // info.world * info.world][info.rank::info.world]
+        sums: dict[str, float] = {}
+        batches = range(0, len(pairs), cfg.batch_size)
+        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not (progress and info.main),
+                   leave=False)
+        for start in bar:
+            v_idx = torch.from_numpy(pairs[start:start + cfg.batch_size, 0])
+            c_idx = torch.from_numpy(pairs[start:start + cfg.batch_size, 1])
+            unique, inverse = torch.unique(c_idx, return_inverse=True)
+            batch_priors = {k: t.to(device) for k, t in priors.take(unique).items()}
+            batch_priors["index"] = inverse.to(device)
+            rgb = videos.rgb[v_idx].to(device)
+            flow = flow_all[v_idx].to(device) if flow_all is not None else None
+            y = targets[v_idx, c_idx].to(device)
+            with autocast:
+                outputs = net(rgb, flow, batch_priors)
+            outputs = {k: v.float() for k, v in outputs.items()}
+            loss, terms = compute_losses(outputs, y, c_idx.to(device), loss_cfg)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            for name, value in terms.items():
+                sums[name] = sums.get(name, 0.0) + value
+            bar.set_postfix(loss=f"{terms['total']:.3f}")
+        n_batches = max(1, len(batches))
+        row = {"epoch": epoch + 1, **{name: round(v / n_batches, 6) for name, v in sums.items()},
+               "lr": scheduler.get_last_lr()[0]}
+        history.append(row)
+        if info.main:
+            log(f"epoch {epoch + 1}/{cfg.epochs} " + " ".join(f"{k}={v:.4f}" for k, v in row.items()
+                                                               if k not in ("epoch", "lr")))
+            _save(checkpoint_path, {"digest": digest, "epoch": epoch, "history": history,
+                                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                    "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state()})
+            write_loss_csv(out_dir / "loss.csv", history)
+    model_path = out_dir / "model.pt"
+    if info.main:
+        _save(model_path, {"model": model.state_dict(), "model_config": model.config.to_dict(),
+                           "loss_config": loss_cfg, "train_config": asdict(cfg), "T": T,
+                           "seen_classes": classes, "encoders": signature, "digest": digest,
+                           "feature_stats": feature_stats})
+    if info.world > 1:
+        dist.barrier()
+    return model_path
+
+
+class _NoAutocast:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _save(path: Path, obj: dict) -> None:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def write_loss_csv(path: Path, history: list[dict[str, float]]) -> None:
+    names = list(dict.fromkeys(k for row in history for k in row))
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=names)
+        writer.writeheader()
+        writer.writerows(history)
+    tmp.replace(path)
+
+
+def load_stage_inputs(params_path: Path, prepare_dir: Path) -> tuple[dict, Index, dict]:
+    params = load_params(params_path)
+    index = Index.load(prepare_dir / "index.json")
+    split = read_json(prepare_dir / "split.json")
+    return params, index, split
+
+
+@app.command()
+@exit_on_user_error
+def main(
+    params: Path = typer.Option(Path("params.yaml"), help="params.yaml with `train`, `model` and `loss` sections."),
+    prepare_dir: Path = typer.Option(Path("cache/prepare"), "--prepare", help="Output of the prepare stage."),
+    features: Path = typer.Option(Path("cache/features"), help="Folder holding rgb.zarr, flow.zarr, priors.zarr."),
+    out: Path = typer.Option(Path("cache/train"), help="Output folder (model.pt, checkpoint.pt, loss.csv)."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Train GRIZAL's learnable layers on the seen classes of the split."""
+    values, index, split = load_stage_inputs(params, prepare_dir)
+    cfg = TrainConfig.from_dict(section(values, "train", params), str(params))
+    path = train(index, split, features, section(values, "model", params), values.get("loss", {}), cfg, out,
+                 progress)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    app()
