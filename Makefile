@@ -26,4 +26,7 @@ test: lint
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(VENV)/bin/pytest -q
 
 bench: setup
-	$(PY) -m benchmarks.run_all
+	$(PY) -m benchmarks.bench_generate
+	$(PY) -m benchmarks.bench_extract
+	$(PY) -m benchmarks.bench_model --vle-layers 2 --ofe-layers 1
+	$(PY) -m benchmarks.bench_metrics

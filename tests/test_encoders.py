@@ -31,15 +31,6 @@ from grizal.encoders.clip import seeded_init
 from pipeline.video import sampled_frames
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    # Two OpenMP threads on two shared cores spin against each other and the other test processes.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def tiny(one_torch_thread):
     return load_clip(ClipSpec(model="grizal-tiny", seed=0, precision="fp32"))
@@ -59,17 +50,17 @@ def test_seeded_random_init_is_reproducible_and_leaves_the_global_rng(tiny):
     assert again.weights == "random-init seed 0"
     other = load_clip(ClipSpec(model="grizal-tiny", seed=1, precision="fp32"))
     assert other.weights_sha256 != tiny.weights_sha256
-    assert tiny.dim == 128 and tiny.preprocess_cfg["size"] == (64, 64)
+    assert tiny.dim == 128 and tiny.preprocess_cfg["size"] == (128, 128)
 
 
 def test_preprocess_is_open_clips_own(tiny):
     _, _, reference = open_clip.create_model_and_transforms("grizal-tiny", pretrained=None)
     image = picture(97, 41)
     assert torch.equal(tiny.preprocess(image), reference(image))
-    assert tiny.preprocess(image).shape == (3, 64, 64)
+    assert tiny.preprocess(image).shape == (3, 128, 128)
     # The split used by the extraction engine: PIL part per image, normalising per batch.
     prepared = np.stack([tiny.prepare(image), tiny.prepare(picture(64, 90, seed=3))])
-    assert prepared.dtype == np.uint8 and prepared.shape == (2, 64, 64, 3)
+    assert prepared.dtype == np.uint8 and prepared.shape == (2, 128, 128, 3)
     assert torch.equal(tiny.normalize(prepared)[1], reference(picture(64, 90, seed=3)))
     torch.testing.assert_close(tiny.encode_prepared(prepared), tiny.encode_images(tiny.normalize(prepared)))
 
@@ -86,7 +77,7 @@ def test_token_outputs_agree_with_pooled_embeddings(tiny):
     torch.testing.assert_close(eot, pooled, rtol=1e-4, atol=1e-5)
     pixels = torch.stack([tiny.preprocess(picture(seed=s)) for s in range(3)])
     image_tokens = tiny.image_tokens(pixels)
-    assert image_tokens.shape == (3, 1 + 8 * 8, 128)  # class token + 64 patches of 8x8 at 64 px
+    assert image_tokens.shape == (3, 1 + 8 * 8, 128)  # class token + 64 patches of 16x16 at 128 px
     torch.testing.assert_close(image_tokens[:, 0], tiny.encode_images(pixels), rtol=1e-4, atol=1e-5)
 
 

@@ -11,80 +11,24 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 import yaml
 from PIL import Image
 from typer.testing import CliRunner
 
 from grizal.localize import module_main
-from pipeline.common import atomic_write_json, read_json
-from pipeline.demo_world import DemoConfig, make_video
-from pipeline.extract import build_clip, build_extractors, extract_config, run_feature_extraction, run_priors
 from pipeline.features import load_priors, load_videos, standardized
-from pipeline.generate import run as generate_run
 from pipeline.localize import app, localize
 from pipeline.predict import load_checkpoint, model_probs
-from pipeline.prepare import prepare
-from pipeline.priors.config import build_config
-from pipeline.store import Shard
 from pipeline.timeline import timeline_figure, video_thumbnails
-from pipeline.train import TrainConfig, train
 
 REPO = Path(__file__).resolve().parents[1]
-EXTRACT = {
-    "device": "cpu",
-    "T": 32,
-    "clip": {"model": "grizal-tiny", "pretrained": None, "seed": 0, "precision": "bf16", "batch_size": 32},
-    "frames": {"sample_fps": 2.0, "min_frames": 2},
-    "flow": {"method": "farneback", "max_side": 64, "batch_size": 8},
-    "priors": {"name_template": "a video of a {}"},
-}
-MODEL = {"width": 32, "heads": 2, "vle_layers": 1, "ofe_layers": 1, "ft_layers": 1, "k": 2, "dropout": 0.0}
 UNSEEN = "circle slides right"  # the main class of validation video 3, unseen in the demo's split 0
 FREE_TEXT = "a dog being bathed"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
-def world(tmp_path_factory, one_torch_thread):
-    """prepare -> generate -> extract -> train on three demo videos, as the DVC stages would."""
-    root = tmp_path_factory.mktemp("localize")
-    demo = DemoConfig(seed=0, size=128, fps=8, min_duration=14.0, max_duration=15.0, second_class_prob=0.0)
-    (root / "videos").mkdir()
-    database = dict(make_video(root / "videos", demo, subset, n)
-                    for subset, n in (("training", 0), ("training", 1), ("training", 5), ("validation", 3)))
-    atomic_write_json(root / "annotations.json", {"version": "test", "database": database})
-    (root / "unseen.txt").write_text(UNSEEN + "\n")
-    index, _ = prepare({"dataset": "demo", "annotations": str(root / "annotations.json"),
-                        "video_dir": str(root / "videos"), "protocol": "open",
-                        "unseen_list": str(root / "unseen.txt")}, root / "prepare")
-    split = read_json(root / "prepare" / "split.json")
-    assert split["test_videos"] == ["demo_test_003"] and split["unseen"] == [UNSEEN]
-    assert len(split["seen"]) == 3
-
-    generate_cfg = build_config(None, "test", {"out": root / "priors", "k": MODEL["k"]})
-    assert generate_run(generate_cfg, [*split["seen"], UNSEEN]) == 0
-    cfg = extract_config({"extract": EXTRACT})
-    features = root / "features"
-    ex = build_extractors(cfg, ("rgb", "flow"), "test")
-    videos = {vid: Path(entry.path) for vid, entry in index.videos.items()}
-    stores = {"rgb": features / "rgb.zarr", "flow": features / "flow.zarr"}
-    run_feature_extraction(videos, stores, ex, EXTRACT["T"], shard=Shard(), rebuild=True,
-                           max_failure_fraction=0.0)
-    run_priors(root / "priors" / "priors.json", features / "priors.zarr", build_clip(cfg, "test"),
-               EXTRACT["priors"]["name_template"])
-    checkpoint = train(index, split, features, MODEL, {}, TrainConfig(epochs=2, batch_size=8, device="cpu"),
-                       root / "train", progress=False, log=lambda *_: None)
-    (root / "params.yaml").write_text(yaml.safe_dump({"extract": EXTRACT}))
-    return {"root": root, "index": index, "features": features, "checkpoint": checkpoint,
-            "video": Path(index.videos["demo_test_003"].path)}
+def world(tiny_world):
+    return tiny_world
 
 
 def invoke(args: list[str], cwd: Path):
@@ -174,7 +118,7 @@ def test_same_probabilities_as_the_evaluate_path(world, tmp_path):
 def test_errors_are_one_line(world, case, message):
     root = world["root"]
     (root / "not_a_video.mp4").write_bytes(b"this is a text file, not a video\n" * 10)
-    other = {"extract": {**EXTRACT, "clip": {"model": "ViT-B-32-quickgelu", "pretrained": "openai"},
+    other = {"extract": {**world["extract"], "clip": {"model": "ViT-B-32-quickgelu", "pretrained": "openai"},
                          "flow": {"method": "dis"}}}
     (root / "other.yaml").write_text(yaml.safe_dump(other))
     video, action, checkpoint = str(world["video"]), "circle rises", str(world["checkpoint"])

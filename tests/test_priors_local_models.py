@@ -39,15 +39,6 @@ def clip_bpe_vocab(n_merges: int = 2000) -> tuple[dict[str, int], list[tuple[str
     return {token: i for i, token in enumerate(tokens)}, merges
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """The models are tiny: more threads only contend with each other on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def tiny_sd(tmp_path_factory) -> Path:
     from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from pipeline.common import UserError, read_json
-from pipeline.datasets.index import Index, SegmentChecker, VideoEntry, check_duration
+from pipeline.datasets.index import Index, SegmentChecker, VideoEntry, check_duration, parse_segments
 
 # ActivityNet's "validation" subset is the test set of every TAL paper (its test labels are withheld).
 SUBSET_MAP = {"training": "train", "train": "train", "validation": "test", "val": "test", "test": "test",
@@ -34,15 +34,7 @@ def parse_activitynet_json(path: str | os.PathLike, dataset: str = "activitynet"
             checker.skip(vid, f"unknown subset {record.get('subset')!r}")
             continue
         duration = check_duration(path, vid, record.get("duration"))
-        segments = []
-        for ann in record.get("annotations") or []:
-            seg = ann.get("segment") if isinstance(ann, dict) else None
-            if not isinstance(seg, list | tuple) or len(seg) != 2:
-                checker.skip(vid, f"annotation {ann!r} has no [start, end] segment")
-                continue
-            checked = checker.check(vid, seg[0], seg[1], ann.get("label"), duration)
-            if checked:
-                segments.append(checked)
+        segments = parse_segments(checker, vid, record.get("annotations"), duration)
         if not segments and not allow_empty:
             checker.skip(vid, "no usable annotations")
             continue
@@ -67,12 +59,7 @@ def parse_activitynet_bmn(anno_path: str | os.PathLike, info_csv: str | os.PathL
             continue
         subset, fps, seconds = info[vid]
         duration = check_duration(anno_path, vid, record.get("duration_second", seconds))
-        segments = []
-        for ann in record.get("annotations") or []:
-            seg = ann.get("segment", [None, None])
-            checked = checker.check(vid, seg[0], seg[1], ann.get("label"), duration)
-            if checked:
-                segments.append(checked)
+        segments = parse_segments(checker, vid, record.get("annotations"), duration)
         if segments:
             videos[vid] = VideoEntry(None, duration, fps, subset, segments)
         else:

@@ -108,6 +108,20 @@ class SegmentChecker:
         return Segment(round(s, 3), round(e, 3), label.strip())
 
 
+def parse_segments(checker: SegmentChecker, vid: str, annotations: Any, duration: float) -> list[Segment]:
+    """The usable segments of a video's ``[{"segment": [s, e], "label"}]`` list; the rest is recorded as skipped."""
+    segments = []
+    for ann in annotations or []:
+        seg = ann.get("segment") if isinstance(ann, dict) else None
+        if not isinstance(seg, list | tuple) or len(seg) != 2:
+            checker.skip(vid, f"annotation {ann!r} has no [start, end] segment")
+            continue
+        checked = checker.check(vid, seg[0], seg[1], ann.get("label"), duration)
+        if checked:
+            segments.append(checked)
+    return segments
+
+
 def check_duration(source: str | os.PathLike, vid: str, value: Any) -> float:
     try:
         duration = float(value)

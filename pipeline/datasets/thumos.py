@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from pipeline.common import UserError, read_json
-from pipeline.datasets.index import Index, SegmentChecker, VideoEntry, check_duration
+from pipeline.datasets.index import Index, SegmentChecker, VideoEntry, check_duration, parse_segments
 
 
 def parse_thumos(path: str | os.PathLike) -> Index:
@@ -27,15 +27,7 @@ def parse_thumos(path: str | os.PathLike) -> Index:
         duration = check_duration(path, vid, record.get("duration_second"))
         frames = record.get("duration_frame")
         fps = round(float(frames) / duration, 3) if frames else None
-        segments = []
-        for ann in record["annotations"]:
-            seg = ann.get("segment") if isinstance(ann, dict) else None
-            if not isinstance(seg, list) or len(seg) != 2:
-                checker.skip(vid, f"annotation {ann!r} has no [start, end] segment")
-                continue
-            checked = checker.check(vid, seg[0], seg[1], ann.get("label"), duration)
-            if checked:
-                segments.append(checked)
+        segments = parse_segments(checker, vid, record["annotations"], duration)
         if segments:
             videos[vid] = VideoEntry(None, duration, fps, subset, segments)
         else:

@@ -1,0 +1,95 @@
+"""Training over the cached stores: seeded, resumable, DDP on two CPU processes; and the evaluate stage."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+import yaml
+
+from pipeline.predict import evaluate_model
+from pipeline.train import TrainConfig, linear_warmup_decay, train
+
+
+def _train(world, out, epochs, **overrides):
+    cfg = TrainConfig(epochs=epochs, batch_size=8, device="cpu", **overrides)
+    return train(world["index"], world["split"], world["features"], world["model"], {}, cfg, out,
+                 progress=False, log=lambda *_: None)
+
+
+def _weights(path):
+    return torch.load(path, map_location="cpu", weights_only=False)["model"]
+
+
+def _same(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_schedule_warms_up_then_decays_to_zero():
+    lrs = [linear_warmup_decay(step, 100, 10) for step in range(100)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(lrs[9:], lrs[10:], strict=False)) and lrs[-1] == pytest.approx(1 / 90)
+
+
+def test_seeded_training_is_reproducible_and_resumes_after_a_kill(tiny_world, tmp_path):
+    full = _train(tiny_world, tmp_path / "full", 2)
+    again = _train(tiny_world, tmp_path / "again", 2)
+    assert _same(_weights(full), _weights(again))
+    # A run killed during its second epoch leaves the first epoch's checkpoint.pt; the next run resumes from it.
+    def kill_in_second_epoch(message):
+        if message.startswith("epoch 2/2"):
+            raise KeyboardInterrupt
+
+    cfg = TrainConfig(epochs=2, batch_size=8, device="cpu")
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_world["index"], tiny_world["split"], tiny_world["features"], tiny_world["model"], {}, cfg,
+              tmp_path / "killed", progress=False, log=kill_in_second_epoch)
+    assert not (tmp_path / "killed" / "model.pt").exists()
+    messages = []
+    resumed = train(tiny_world["index"], tiny_world["split"], tiny_world["features"], tiny_world["model"], {}, cfg,
+                    tmp_path / "killed", progress=False, log=messages.append)
+    assert any("resuming" in m and "epoch 1" in m for m in messages)
+    assert _same(_weights(full), _weights(resumed))
+    state = torch.load(resumed, map_location="cpu", weights_only=False)
+    assert state["T"] == tiny_world["extract"]["T"] and set(state["encoders"]) == {"rgb", "flow", "priors"}
+    assert (tmp_path / "killed" / "loss.csv").read_text().count("\n") == 3  # header + 2 epochs
+
+
+def test_a_checkpoint_from_other_settings_is_not_resumed(tiny_world, tmp_path):
+    _train(tiny_world, tmp_path, 1)
+    messages = []
+    cfg = TrainConfig(epochs=1, batch_size=8, device="cpu", lr=5e-4)
+    train(tiny_world["index"], tiny_world["split"], tiny_world["features"], tiny_world["model"], {}, cfg, tmp_path,
+          progress=False, log=messages.append)
+    assert any("other settings" in m for m in messages)
+
+
+def test_ddp_on_two_cpu_processes(tiny_world, tmp_path):
+    root = tiny_world["root"]
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"model": tiny_world["model"], "loss": {},
+                                      "train": {"epochs": 1, "batch_size": 4, "device": "cpu"}}))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+         "-m", "pipeline.train", "--params", str(params), "--prepare", str(root / "prepare"),
+         "--features", str(tiny_world["features"]), "--out", str(tmp_path / "ddp"), "--no-progress"],
+        capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert result.stdout.count("wrote ") == 1  # rank 0 alone writes
+    assert (tmp_path / "ddp" / "model.pt").is_file()
+
+
+def test_evaluate_stage_writes_predictions_metrics_and_plots(tiny_world, tmp_path):
+    outcome = evaluate_model(tiny_world["index"], tiny_world["split"], tiny_world["features"],
+                             tiny_world["checkpoint"], {}, [0.3, 0.5, 0.7], tmp_path, n_plots=2, device="cpu")
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert set(metrics) == {"grizal", "baseline"} and metrics == outcome["metrics"]
+    for report in metrics.values():
+        assert set(report["mAP"]) == {"0.3", "0.5", "0.7"} and 0.0 <= report["average_mAP"] <= 1.0
+    predictions = json.loads((tmp_path / "predictions.json").read_text())["results"]
+    assert set(predictions) == set(tiny_world["split"]["test_videos"])
+    assert all(r["label"] in tiny_world["split"]["unseen"] for rows in predictions.values() for r in rows)
+    assert list((tmp_path / "plots").glob("*.png")) and (tmp_path / "per_class.md").is_file()
