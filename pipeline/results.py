@@ -46,8 +46,11 @@ def run_grid(values: dict[str, Any], index, features: Path, out: Path, log=print
     tious = [float(t) for t in section(values, "evaluate")["tious"]]
     train_cfg = TrainConfig.from_dict(section(values, "train"))
     runs: list[dict[str, Any]] = []
-    jobs = [("closed", None, "GRIZAL")] if cfg.get("closed_set", True) else []
-    jobs += [("open", int(s), v) for s in cfg["splits"] for v in cfg["variants"]]
+    if values["prepare"].get("protocol", "closed") == "closed":  # e.g. Charades-STA: no open-set splits
+        jobs = [("closed", None, v) for v in cfg["variants"]]
+    else:
+        jobs = [("closed", None, "GRIZAL")] if cfg.get("closed_set", True) else []
+        jobs += [("open", int(s), v) for s in cfg["splits"] for v in cfg["variants"]]
     for protocol, split_id, variant in jobs:
         prepare_cfg = {**values["prepare"], "protocol": protocol}
         if split_id is not None:
