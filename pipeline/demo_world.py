@@ -109,11 +109,14 @@ def _idle_actor(rng, cfg: DemoConfig, t0: float, t1: float) -> Actor:
 
 def _layout(rng, cfg: DemoConfig, main: str, other: str | None, duration: float):
     """Instances (label, start, end) placed left to right with background gaps, plus idle actors in the gaps."""
-    labels = [main] * int(rng.integers(2, 5))
+    min_gap, min_length = 1.5, 2.0
+    fits = max(1, int((duration - 2.0 - min_gap) // (min_gap + min_length)))  # instances a short video can hold
+    labels = [main] * min(int(rng.integers(2, 5)), fits)
     if other is not None:
-        labels.insert(int(rng.integers(len(labels) + 1)), other)
+        position = int(rng.integers(len(labels) + 1))
+        if len(labels) < fits:
+            labels.insert(position, other)
     lengths = rng.uniform(2.5, 6.0, size=len(labels))
-    min_gap = 1.5
     room = duration - 2.0 - min_gap * (len(labels) + 1)
     lengths *= min(1.0, 0.8 * room / lengths.sum())  # many long instances in a short video: shorten them
     free = room - lengths.sum()

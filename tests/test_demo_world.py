@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from pipeline import demo_vocab
-from pipeline.demo_world import DemoConfig, make_video
+from pipeline.demo_world import DemoConfig, make_video, plan_video
 
 CFG = DemoConfig(seed=7, min_duration=12.0, max_duration=16.0)
 
@@ -70,3 +70,11 @@ def test_prepare_cli_reports_a_bad_file_in_one_line(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip() == f"error: {tmp_path / 'missing.json'}: file not found"
     assert "Traceback" not in result.stderr
+
+
+def test_short_videos_hold_only_the_instances_that_fit():
+    classes = demo_vocab.all_classes()
+    short = DemoConfig(min_duration=8.0, max_duration=10.0, second_class_prob=1.0)
+    for n in range(16):
+        duration, segments, _, _ = plan_video(np.random.default_rng([0, 0, n]), short, classes[n], classes)
+        assert segments and all(0 < s < e <= duration for _, s, e in segments)
