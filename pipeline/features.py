@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from grizal.temporal import resample, snippet_times
+from grizal.temporal import snippet_times
 from pipeline.common import UserError
 from pipeline.datasets.index import Index
 from pipeline.store import open_store, read_priors, read_store_attrs
@@ -68,10 +68,7 @@ def load_videos(features_dir: str | Path, ids: list[str], durations: dict[str, f
         if missing:
             raise UserError(paths[kind], f"{len(missing)} video(s) not extracted, e.g. {missing[0]}; "
                                          "run the extract stage (or `python -m pipeline.extract check`)")
-        raw = store.read_videos(ids)
-        arrays[kind] = torch.from_numpy(np.stack([
-            resample(np.asarray(raw[vid][0], dtype=np.float32), raw[vid][1], durations[vid], T) for vid in ids
-        ]))
+        arrays[kind] = torch.from_numpy(store.read_resampled(ids, T, durations))
     times = np.stack([snippet_times(durations[vid], T) for vid in ids]) if ids else np.zeros((0, T))
     return VideoTensors(list(ids), arrays["rgb"], arrays.get("flow"), times,
                         np.array([durations[vid] for vid in ids], dtype=np.float64))

@@ -66,8 +66,6 @@ def check_encoders(checkpoint: dict[str, Any], features_dir: Path, where: Path) 
     for kind, trained in checkpoint["encoders"].items():
         now = current.get(kind, {})
         for key in sorted(set(trained) | set(now)):
-            if key in ("created", "updated", "n_videos", "n_classes"):
-                continue
             if trained.get(key) != now.get(key):
                 problems.append(f"{kind}.{key}: trained with {trained.get(key)!r}, features have {now.get(key)!r}")
     if problems:

@@ -17,6 +17,7 @@ import json
 import math
 import os
 import random
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,15 @@ from tqdm import tqdm
 
 from grizal.losses import compute_losses, loss_config
 from grizal.model import ConfigError, build_model, parameter_summary
-from pipeline.common import UserError, atomic_write_bytes, exit_on_user_error, load_params, read_json, section
+from pipeline.common import (
+    UserError,
+    atomic_write_bytes,
+    atomic_write_text,
+    exit_on_user_error,
+    load_params,
+    read_json,
+    section,
+)
 from pipeline.datasets.index import Index
 from pipeline.features import (
     encoder_signature,
@@ -194,8 +203,7 @@ def train(index: Index, split: dict[str, Any], features_dir: Path, model_cfg: di
         elif info.main:
             log(f"{checkpoint_path} was made with other settings: starting afresh")
 
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else _NoAutocast()
-    flow_all = videos.flow
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
     for epoch in range(start_epoch, cfg.epochs):
         net.train()
         rng = np.random.default_rng([cfg.seed, epoch])
@@ -213,7 +221,7 @@ def train(index: Index, split: dict[str, Any], features_dir: Path, model_cfg: di
             batch_priors = {k: t.to(device) for k, t in priors.take(unique).items()}
             batch_priors["index"] = inverse.to(device)
             rgb = videos.rgb[v_idx].to(device)
-            flow = flow_all[v_idx].to(device) if flow_all is not None else None
+            flow = videos.flow[v_idx].to(device) if videos.flow is not None else None
             y = targets[v_idx, c_idx].to(device)
             with autocast:
                 outputs = net(rgb, flow, batch_priors)
@@ -250,14 +258,6 @@ def train(index: Index, split: dict[str, Any], features_dir: Path, model_cfg: di
     return model_path
 
 
-class _NoAutocast:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
 def _save(path: Path, obj: dict) -> None:
     buffer = io.BytesIO()
     torch.save(obj, buffer)
@@ -265,13 +265,11 @@ def _save(path: Path, obj: dict) -> None:
 
 
 def write_loss_csv(path: Path, history: list[dict[str, float]]) -> None:
-    names = list(dict.fromkeys(k for row in history for k in row))
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=names)
-        writer.writeheader()
-        writer.writerows(history)
-    tmp.replace(path)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(dict.fromkeys(k for row in history for k in row)))
+    writer.writeheader()
+    writer.writerows(history)
+    atomic_write_text(path, buffer.getvalue())
 
 
 def load_stage_inputs(params_path: Path, prepare_dir: Path) -> tuple[dict, Index, dict]:
