@@ -10,6 +10,11 @@ and last snippets extend by half their neighbour gap, clipped to [0, duration]. 
 (i + 0.5) * duration / T that `grizal.temporal.snippet_times` gives, snippet i is exactly
 [i, i + 1) * duration / T.
 
+Across classes (`cross_class`, applied by `cross_class_curves` to the (classes, T) curves of one video before
+the steps above): `geometric` replaces each class's probability by the geometric mean of it and its share of
+the evaluated classes' summed probability at that snippet, so a snippet that fits several look-alike classes
+counts less for each of them; `none` keeps the curves. One class alone is always kept as it is.
+
 Scores: `mean` is the mean probability of the snippets inside (merged gaps included, which penalises
 bridging a dip); `contrast` is that mean times (1 - the mean probability in the context just outside: the
 snippets within `context` x the segment's length on each side, at least one where the video has one), which
@@ -27,6 +32,7 @@ from grizal.model.config import ConfigError
 
 SCORES = ("mean", "contrast", "max")
 NMS_KINDS = ("soft", "hard", "none")
+CROSS_CLASS = ("none", "geometric")
 LOCALIZATION_DEFAULTS: dict[str, Any] = {
     "thresholds": [0.3, 0.4, 0.5, 0.6, 0.7],
     "merge_gap": 0.0,
@@ -38,6 +44,7 @@ LOCALIZATION_DEFAULTS: dict[str, Any] = {
     "nms_iou": 0.5,
     "min_score": 0.001,
     "max_segments": 100,
+    "cross_class": "none",
 }
 
 
@@ -65,6 +72,9 @@ def localization_config(section: dict[str, Any] | None) -> dict[str, Any]:
         raise ConfigError(f"localization.score must be one of {', '.join(SCORES)}, got {config['score']!r}")
     if config["nms"] not in NMS_KINDS:
         raise ConfigError(f"localization.nms must be one of {', '.join(NMS_KINDS)}, got {config['nms']!r}")
+    if config["cross_class"] not in CROSS_CLASS:
+        raise ConfigError(f"localization.cross_class must be one of {', '.join(CROSS_CLASS)}, "
+                          f"got {config['cross_class']!r}")
     if not _is_number(config["nms_sigma"]) or config["nms_sigma"] <= 0:
         raise ConfigError(f"localization.nms_sigma must be a number > 0, got {config['nms_sigma']!r}")
     if not _is_number(config["nms_iou"]) or not 0.0 <= config["nms_iou"] <= 1.0:
@@ -73,6 +83,18 @@ def localization_config(section: dict[str, Any] | None) -> dict[str, Any]:
             or config["max_segments"] < 1:
         raise ConfigError(f"localization.max_segments must be an integer >= 1, got {config['max_segments']!r}")
     return config
+
+
+def cross_class_curves(probs: np.ndarray, mode: str) -> np.ndarray:
+    """probs `(..., C, T)` in [0, 1] for the C evaluated classes -> the curves to localize (see module doc)."""
+    probs = np.asarray(probs)
+    if mode not in CROSS_CLASS:
+        raise ConfigError(f"localization.cross_class must be one of {', '.join(CROSS_CLASS)}, got {mode!r}")
+    if mode == "none" or probs.shape[-2] == 1:
+        return probs
+    total = probs.sum(axis=-2, keepdims=True)
+    share = np.divide(probs, total, out=np.zeros_like(probs), where=total > 0)
+    return np.sqrt(probs * share).astype(probs.dtype)
 
 
 def _is_number(value: Any) -> bool:

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import typer
 
-from grizal.localization import localization_config, probs_to_segments
+from grizal.localization import cross_class_curves, localization_config, probs_to_segments
 from grizal.model import ConfigError, build_model
 from pipeline.common import UserError, atomic_write_json, exit_on_user_error, section
 from pipeline.datasets.index import Index
@@ -101,6 +101,7 @@ def baseline_probs(videos: VideoTensors, priors: PriorTensors) -> np.ndarray:
 def curves_to_results(probs: np.ndarray, videos: VideoTensors, classes: list[str],
                       loc_cfg: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     results: dict[str, list[dict[str, Any]]] = {}
+    probs = cross_class_curves(probs, loc_cfg.get("cross_class", "none"))
     for v, vid in enumerate(videos.ids):
         found = []
         for c, name in enumerate(classes):

@@ -41,6 +41,7 @@ from pipeline.common import (
 )
 from pipeline.datasets.index import Index
 from pipeline.features import (
+    PriorTensors,
     encoder_signature,
     fit_feature_stats,
     load_priors,
@@ -63,6 +64,8 @@ class TrainConfig:
     eps: float = 1e-8
     warmup_fraction: float = 0.1
     negatives_per_positive: float = 1.0
+    hard_negatives: int = 0
+    hard_negative_pool: int = 3
     grad_clip: float = 1.0
     seed: int = 0
     device: str = "auto"
@@ -79,6 +82,9 @@ class TrainConfig:
         out = cls(**cfg)
         if out.epochs < 1 or out.batch_size < 1 or out.lr <= 0:
             raise UserError(where, "train: epochs >= 1, batch_size >= 1 and lr > 0 are required")
+        if out.hard_negatives < 0 or out.hard_negative_pool < 1 or out.negatives_per_positive < 0:
+            raise UserError(where, "train: negatives_per_positive >= 0, hard_negatives >= 0 and "
+                                   "hard_negative_pool >= 1 are required")
         return out
 
 
@@ -105,13 +111,36 @@ def linear_warmup_decay(step: int, total: int, warmup: int) -> float:
     return max(0.0, (total - step) / max(1, total - warmup))
 
 
-def epoch_pairs(targets: torch.Tensor, negatives_per_positive: float, rng: np.random.Generator) -> np.ndarray:
-    """Shuffled (video, class) pairs: every positive plus a random draw of negatives."""
-    present = targets.amax(dim=-1) > 0
-    pos = np.argwhere(present.numpy())
-    neg = np.argwhere(~present.numpy())
+def class_similarity(priors: PriorTensors) -> np.ndarray:
+    """(C, C) cosine between the classes' mean prior tokens (centred over the classes), real tokens only."""
+    joint, mask = priors.tensors["joint"].float(), priors.tensors["joint_mask"].float()[..., None]
+    means = (joint * mask).sum((1, 2)) / mask.sum((1, 2)).clamp_min(1.0)
+    means = torch.nn.functional.normalize(means - means.mean(0), dim=-1)
+    return (means @ means.T).numpy()
+
+
+def epoch_pairs(targets: torch.Tensor, negatives_per_positive: float, rng: np.random.Generator,
+                hard_negatives: int = 0, similarity: np.ndarray | None = None, pool: int = 3) -> np.ndarray:
+    """Shuffled (video, class) pairs: every positive, a random draw of negatives and, per positive, up to
+    ``hard_negatives`` of its video's absent classes drawn from the ``pool`` whose priors are most similar to
+    the positive class's (e.g. the same shape with another motion): the pairs that teach what tells
+    look-alike classes apart. The number of pairs does not depend on ``rng``."""
+    present = (targets.amax(dim=-1) > 0).numpy()
+    pos = np.argwhere(present)
+    parts = [pos]
+    if hard_negatives and similarity is not None:
+        ranked = np.argsort(-similarity, axis=1, kind="stable")
+        hard = []
+        for v, c in pos:
+            candidates = [int(j) for j in ranked[c] if j != c and not present[v, j]][:pool]
+            take = min(hard_negatives, len(candidates))
+            hard += [(v, j) for j in rng.choice(candidates, take, replace=False)] if take else []
+        parts.append(np.array(hard, dtype=pos.dtype).reshape(-1, 2))
+    neg = np.argwhere(~present)
     n_neg = min(len(neg), int(round(negatives_per_positive * len(pos))))
-    pairs = np.concatenate([pos, neg[rng.choice(len(neg), n_neg, replace=False)]]) if n_neg else pos
+    if n_neg:
+        parts.append(neg[rng.choice(len(neg), n_neg, replace=False)])
+    pairs = np.concatenate(parts)
     return pairs[rng.permutation(len(pairs))]
 
 
@@ -177,10 +206,15 @@ def train(index: Index, split: dict[str, Any], features_dir: Path, model_cfg: di
 
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps,
                                  weight_decay=cfg.weight_decay)
-    n_pos = int((targets.amax(dim=-1) > 0).sum())
-    if n_pos == 0:
+    if int((targets.amax(dim=-1) > 0).sum()) == 0:
         raise UserError("split", "no training video contains a seen class")
-    n_pairs = n_pos + min(int((targets.amax(dim=-1) == 0).sum()), round(cfg.negatives_per_positive * n_pos))
+    similarity = class_similarity(priors) if cfg.hard_negatives else None
+
+    def pairs_of(epoch: int) -> np.ndarray:
+        return epoch_pairs(targets, cfg.negatives_per_positive, np.random.default_rng([cfg.seed, epoch]),
+                           cfg.hard_negatives, similarity, cfg.hard_negative_pool)
+
+    n_pairs = len(pairs_of(0))
     steps_per_epoch = math.ceil(math.ceil(n_pairs / info.world) / cfg.batch_size)
     total_steps = steps_per_epoch * cfg.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -206,8 +240,7 @@ def train(index: Index, split: dict[str, Any], features_dir: Path, model_cfg: di
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
     for epoch in range(start_epoch, cfg.epochs):
         net.train()
-        rng = np.random.default_rng([cfg.seed, epoch])
-        pairs = epoch_pairs(targets, cfg.negatives_per_positive, rng)
+        pairs = pairs_of(epoch)
         # Every rank takes the same number of pairs, so no rank waits on a gradient sync the others skip.
         pairs = pairs[: len(pairs) // info.world * info.world][info.rank::info.world]
         sums: dict[str, float] = {}

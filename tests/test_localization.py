@@ -5,7 +5,13 @@ import math
 import numpy as np
 import pytest
 
-from grizal.localization import localization_config, non_maximum_suppression, probs_to_segments, snippet_bounds
+from grizal.localization import (
+    cross_class_curves,
+    localization_config,
+    non_maximum_suppression,
+    probs_to_segments,
+    snippet_bounds,
+)
 from grizal.model import ConfigError
 
 # 10 snippets over 10 s: snippet i spans [i, i + 1) s, centre i + 0.5
@@ -139,3 +145,20 @@ def test_bad_localization_settings_are_clear_errors(section, message):
 
 def test_a_single_threshold_number_is_accepted():
     assert localization_config({"thresholds": 0.5})["thresholds"] == [0.5]
+
+
+def test_geometric_cross_class_discounts_snippets_that_fit_several_classes():
+    probs = np.array([[[0.8, 0.8, 0.0, 0.3]],
+                      [[0.8, 0.0, 0.0, 0.1]]]).transpose(1, 0, 2)  # (videos=1, classes=2, T=4)
+    out = cross_class_curves(probs, "geometric")
+    assert np.allclose(out[0, 0], [math.sqrt(0.8 * 0.5), math.sqrt(0.8), 0.0, math.sqrt(0.3 * 0.75)])
+    assert np.allclose(out[0, 1], [math.sqrt(0.8 * 0.5), 0.0, 0.0, math.sqrt(0.1 * 0.25)])
+    assert cross_class_curves(probs, "none") is probs
+    alone = probs[:, :1]
+    assert np.array_equal(cross_class_curves(alone, "geometric"), alone)
+    softmax = np.array([[[0.7, 0.2], [0.3, 0.8]]])  # already shares: left as they are
+    assert np.allclose(cross_class_curves(softmax, "geometric"), softmax)
+    with pytest.raises(ConfigError, match="cross_class"):
+        cross_class_curves(probs, "arithmetic")
+    with pytest.raises(ConfigError, match="cross_class"):
+        localization_config({"cross_class": "softmax"})

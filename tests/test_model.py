@@ -239,6 +239,7 @@ def test_without_fourier_there_is_no_fft_mlp():
         ({"use_images": False}, False, True, False, {"text"}),
         ({"use_texts": False}, True, False, True, {"image", "name"}),
         ({"use_texts": False, "use_images": False}, False, False, True, {"name"}),
+        ({"use_name": True}, True, True, True, {"text", "image", "name"}),
     ],
 )
 def test_prior_switches_choose_which_tokens_are_read(switches, images_matter, texts_matter, names_matter, kinds):
@@ -328,3 +329,15 @@ def test_video_embedding_is_the_probability_weighted_mean_of_z_rgb():
     weights = out["probs"] / out["probs"].sum(1, keepdim=True)
     torch.testing.assert_close(out["video_embedding"], (weights[..., None] * out["z_rgb"]).sum(1))
     assert out["z_rgb"].shape == (2, 9, 16)
+
+
+@pytest.mark.parametrize("pool_flow", [False, True])
+def test_pool_flow_adds_the_flow_stream_to_the_contrastive_video_embedding(pool_flow):
+    model = tiny(pool_flow=pool_flow)
+    rgb, flow = make_inputs(2, 6)
+    out = run(model, rgb, flow, make_priors(2))
+    weights = out["probs"] / out["probs"].sum(dim=1, keepdim=True)
+    with torch.no_grad():
+        pooled = out["z_rgb"] + model.ofe(flow) if pool_flow else out["z_rgb"]
+    expected = torch.einsum("bt,btw->bw", weights, pooled)
+    assert torch.allclose(out["video_embedding"], expected, atol=1e-5)

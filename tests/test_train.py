@@ -5,12 +5,14 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 import yaml
 
+from pipeline.common import UserError
 from pipeline.predict import evaluate_model
-from pipeline.train import TrainConfig, linear_warmup_decay, train
+from pipeline.train import TrainConfig, epoch_pairs, linear_warmup_decay, train
 
 
 def _train(world, out, epochs, **overrides):
@@ -31,6 +33,35 @@ def test_schedule_warms_up_then_decays_to_zero():
     lrs = [linear_warmup_decay(step, 100, 10) for step in range(100)]
     assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
     assert all(a >= b for a, b in zip(lrs[9:], lrs[10:], strict=False)) and lrs[-1] == pytest.approx(1 / 90)
+
+
+def test_hard_negatives_are_absent_look_alike_classes_and_their_count_is_fixed():
+    # 3 videos x 4 classes; class 0 looks like class 1 most, then 2; class 3 looks like nothing
+    targets = torch.zeros(3, 4, 8)
+    targets[0, 0, 2:5] = 1
+    targets[1, 0, 1:3] = 1
+    targets[1, 1, 5:7] = 1
+    targets[2, 3, 0:4] = 1
+    similarity = np.array([[1.0, 0.9, 0.5, -0.2], [0.9, 1.0, 0.4, -0.1], [0.5, 0.4, 1.0, 0.0],
+                           [-0.2, -0.1, 0.0, 1.0]])
+    counts = set()
+    for seed in range(20):
+        pairs = epoch_pairs(targets, 0.0, np.random.default_rng(seed), 1, similarity, pool=1)
+        counts.add(len(pairs))
+        hard = {tuple(p) for p in pairs.tolist()} - {(0, 0), (1, 0), (1, 1), (2, 3)}
+        # video 0's class 0 -> class 1; video 1: class 0 -> 2 (1 is present), class 1 -> 2; video 2: 3 -> 2
+        assert hard == {(0, 1), (1, 2), (2, 2)}
+    assert counts == {4 + 4}
+    plain = epoch_pairs(targets, 1.0, np.random.default_rng(0))
+    present = targets.amax(-1) > 0
+    assert len(plain) == 8 and int(present[plain[:, 0], plain[:, 1]].sum()) == 4
+
+
+def test_train_config_rejects_negative_counts():
+    with pytest.raises(UserError, match="hard_negatives"):
+        TrainConfig.from_dict({"hard_negatives": -1})
+    with pytest.raises(UserError, match="hard_negative_pool"):
+        TrainConfig.from_dict({"hard_negative_pool": 0})
 
 
 def test_seeded_training_is_reproducible_and_resumes_after_a_kill(tiny_world, tmp_path):

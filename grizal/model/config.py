@@ -17,8 +17,10 @@ class ModelConfig:
     Input dims: `rgb_dim` and `flow_dim` are the frozen frame/flow feature sizes D, `prior_dim` the joint
     prior token size E. Switches mirror the paper's ablations: `use_flow` (OFE block and the cross-attention
     to flow), `use_fourier` (the FFT MLP of the F-Transformer), `use_images` (generated image tokens),
-    `use_texts` (generated sentences; when off, the class-name tokens take their place), `k` (how many of the
-    stored prior pairs are read; the first k).
+    `use_texts` (generated sentences; when off, the class-name tokens take their place), `use_name` (the
+    class-name tokens join the sentences and images), `k` (how many of the stored prior pairs are read; the
+    first k). `pool_flow`: the video side of the InfoNCE loss pools Z_rgb + Z_optical instead of Z_rgb alone,
+    so the contrast between classes also teaches what each class's motion looks like in the flow.
     """
 
     rgb_dim: int = 512
@@ -36,6 +38,8 @@ class ModelConfig:
     use_fourier: bool = True
     use_images: bool = True
     use_texts: bool = True
+    use_name: bool = False
+    pool_flow: bool = False
 
     @classmethod
     def from_dict(cls, config: dict[str, Any] | None) -> ModelConfig:

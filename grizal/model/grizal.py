@@ -52,7 +52,8 @@ class GRIZAL(nn.Module):
         embedding by construction (the loss starts near zero and teaches nothing). Pooling the class-agnostic
         Z_rgb makes InfoNCE pull frame features of the action towards the class's prior embedding, and the
         weighting by the model's own probabilities teaches the head where the action is, even without
-        snippet labels.
+        snippet labels. With `pool_flow`, Z_optical is added before pooling (still class-agnostic): then the
+        contrast between the classes of a batch also needs each class's motion, not only its look.
         """
         if rgb.dim() != 3:
             raise ValueError(f"rgb features must be (B, T, D), got shape {tuple(rgb.shape)}")
@@ -76,6 +77,7 @@ class GRIZAL(nn.Module):
         logits = self.head(z_ft).squeeze(-1)
         probs = torch.sigmoid(logits)
         weights = probs / probs.sum(dim=1, keepdim=True).clamp_min(1e-6)
-        video_embedding = torch.einsum("bt,btw->bw", weights, z_rgb)
+        pooled = z_rgb + z_optical if self.config.pool_flow and z_optical is not None else z_rgb
+        video_embedding = torch.einsum("bt,btw->bw", weights, pooled)
         return {"logits": logits, "probs": probs, "z_cls": z_cls, "z_ft": z_ft, "z_rgb": z_rgb,
                 "video_embedding": video_embedding}

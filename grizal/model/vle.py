@@ -5,7 +5,8 @@ The VLE sequence is built from parts, so every ablation runs the same code path:
 - the prior pairs: the first k stored pairs, each `(S, E)` (sentence tokens then image tokens, padded to the
   longest), concatenated along the sequence axis to k*S tokens; image tokens are masked out when
   `use_images` is off, sentence tokens when `use_texts` is off;
-- the class-name tokens `(Sn, E)`, present only when `use_texts` is off (they stand in for the sentences).
+- the class-name tokens `(Sn, E)`, present when `use_name` is on or `use_texts` is off (then they stand in for
+  the sentences).
 
 Each token gets a sinusoidal position (its index among the tokens of its own kind in its own pair, or in
 the name sequence, so padding never shifts a real token: neither trailing padding nor the sentence padding
@@ -32,8 +33,9 @@ class VisionLanguageEncoder(nn.Module):
         self.k = config.k
         self.use_texts = config.use_texts
         self.use_images = config.use_images
+        self.use_name = config.use_name or not config.use_texts
         kinds = [kind for kind, used in (("text", config.use_texts), ("image", config.use_images),
-                                         ("name", not config.use_texts)) if used]
+                                         ("name", self.use_name)) if used]
         self.kind_embedding = nn.ParameterDict(
             {kind: nn.Parameter(torch.randn(config.prior_dim) * 0.02) for kind in kinds}
         )
@@ -86,7 +88,7 @@ class VisionLanguageEncoder(nn.Module):
         parts = []
         if self.uses_pairs:
             parts.append(self._pair_part(priors))
-        if not self.use_texts:
+        if self.use_name:
             parts.append(self._name_part(priors))
         tokens = torch.cat([tokens for tokens, _ in parts], dim=1)
         mask = torch.cat([mask for _, mask in parts], dim=1)
