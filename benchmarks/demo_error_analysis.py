@@ -1,8 +1,10 @@
 """Where a trained GRIZAL goes wrong on the demo world: finding the action, or naming it (shape vs motion).
 
     .venv/bin/python -m benchmarks.demo_error_analysis cache/results/closed/grizal/model.pt --protocol closed
+    .venv/bin/python -m benchmarks.demo_error_analysis cache/results/closed/grizal/model.pt --videos train
 
-Reads the cached features and the model; prints
+Reads the cached features and the model; on the split's test (or training) videos, prints
+0. average mAP with the params' localization, once per `cross_class` setting;
 1. foreground/background: the AUC of the class's own curve inside vs outside its instances, and of the
    highest curve over all classes on any action's snippets vs background;
 2. naming: on the snippets inside an instance, how often the class with the highest probability is right,
@@ -20,11 +22,12 @@ import numpy as np
 import torch
 import typer
 
+from grizal.localization import CROSS_CLASS, localization_config
 from pipeline import demo_vocab
-from pipeline.common import exit_on_user_error, load_params
+from pipeline.common import UserError, exit_on_user_error, load_params
 from pipeline.datasets.index import Index
 from pipeline.features import load_priors, load_videos, snippet_targets, standardized
-from pipeline.predict import load_checkpoint, model_probs
+from pipeline.predict import curves_to_results, ground_truth, load_checkpoint, model_probs, score
 from pipeline.prepare import build_split
 
 app = typer.Typer(add_completion=False, help=__doc__.splitlines()[0])
@@ -78,6 +81,7 @@ def main(
     model_path: Path = typer.Argument(..., help="A model.pt trained on the demo world."),
     protocol: str = typer.Option("closed", help="closed | open (the split the model was trained for)."),
     split_id: int = typer.Option(0, "--split", help="Open-set split (0..3)."),
+    which: str = typer.Option("test", "--videos", help="test | train: the split's videos to analyse."),
     params: Path = typer.Option(Path("params.yaml")),
     prepare_dir: Path = typer.Option(Path("cache/prepare"), "--prepare"),
     features: Path = typer.Option(Path("cache/features")),
@@ -86,18 +90,27 @@ def main(
     index = Index.load(prepare_dir / "index.json")
     split = build_split(index, {**values["prepare"], "protocol": protocol, "split_id": split_id}).to_json()
     model, checkpoint = load_checkpoint(model_path)
-    ids, classes = list(split["test_videos"]), list(split["unseen"])
+    if which not in ("test", "train"):
+        raise UserError("--videos", f"must be test or train, not {which!r}")
+    ids = list(split[f"{which}_videos"])
+    classes = list(split["unseen"] if which == "test" else split["seen"])
     videos = load_videos(features, ids, {v: index.videos[v].duration for v in ids}, checkpoint["T"],
                          checkpoint["model_config"].get("use_flow", True))
     model_videos, model_priors = standardized(videos, load_priors(features, classes), checkpoint["feature_stats"])
     probs = model_probs(model, model_videos, model_priors)  # (V, C, T)
     targets = snippet_targets(index, ids, classes, videos.times).numpy() > 0.5
 
+    print(f"{model_path} on the {protocol} {which} videos ({len(ids)} videos, {len(classes)} classes)")
+    tious = [float(t) for t in values["evaluate"]["tious"]]
+    gt = ground_truth(index, ids, classes)
+    for mode in CROSS_CLASS:
+        loc_cfg = localization_config({**values["localization"], "cross_class": mode})
+        report = score(curves_to_results(probs, videos, classes, loc_cfg), gt, classes, tious)
+        print(f"average mAP, cross_class {mode}: {100 * report['average_mAP']:.1f}%")
     own = [rank_auc(probs[v, c][targets[v, c]], probs[v, c][~targets[v, c]])
            for v in range(len(ids)) for c in range(len(classes)) if 0 < targets[v, c].sum() < targets.shape[-1]]
     foreground = targets.any(1)
     highest = probs.max(1)
-    print(f"{model_path} on the {protocol} test videos ({len(ids)} videos, {len(classes)} classes)")
     print(f"foreground vs background: own-curve AUC {np.nanmean(own):.3f}, "
           f"highest-curve AUC {rank_auc(highest[foreground], highest[~foreground]):.3f}")
     agreement = word_agreement(classes, probs.argmax(1)[foreground], targets.argmax(1)[foreground])
