@@ -72,9 +72,7 @@ def localization_config(section: dict[str, Any] | None) -> dict[str, Any]:
         raise ConfigError(f"localization.score must be one of {', '.join(SCORES)}, got {config['score']!r}")
     if config["nms"] not in NMS_KINDS:
         raise ConfigError(f"localization.nms must be one of {', '.join(NMS_KINDS)}, got {config['nms']!r}")
-    if config["cross_class"] not in CROSS_CLASS:
-        raise ConfigError(f"localization.cross_class must be one of {', '.join(CROSS_CLASS)}, "
-                          f"got {config['cross_class']!r}")
+    _check_cross_class(config["cross_class"])
     if not _is_number(config["nms_sigma"]) or config["nms_sigma"] <= 0:
         raise ConfigError(f"localization.nms_sigma must be a number > 0, got {config['nms_sigma']!r}")
     if not _is_number(config["nms_iou"]) or not 0.0 <= config["nms_iou"] <= 1.0:
@@ -85,11 +83,15 @@ def localization_config(section: dict[str, Any] | None) -> dict[str, Any]:
     return config
 
 
+def _check_cross_class(mode: Any) -> None:
+    if mode not in CROSS_CLASS:
+        raise ConfigError(f"localization.cross_class must be one of {', '.join(CROSS_CLASS)}, got {mode!r}")
+
+
 def cross_class_curves(probs: np.ndarray, mode: str) -> np.ndarray:
     """probs `(..., C, T)` in [0, 1] for the C evaluated classes -> the curves to localize (see module doc)."""
     probs = np.asarray(probs)
-    if mode not in CROSS_CLASS:
-        raise ConfigError(f"localization.cross_class must be one of {', '.join(CROSS_CLASS)}, got {mode!r}")
+    _check_cross_class(mode)
     if mode == "none" or probs.shape[-2] == 1:
         return probs
     total = probs.sum(axis=-2, keepdims=True)
