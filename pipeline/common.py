@@ -24,6 +24,9 @@ class UserError(Exception):
         self.problem = problem
         super().__init__(f"{self.where}: {problem}" if self.where else problem)
 
+    def __reduce__(self):  # so an error raised in a worker process reaches the parent intact
+        return type(self), (self.where, self.problem)
+
 
 def exit_on_user_error(fn: F) -> F:
     """Wrap a CLI entry point: a UserError becomes `error: <file>: <problem>` and exit status 2."""
