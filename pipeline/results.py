@@ -4,8 +4,8 @@ Features are split-independent, so every (split, variant) pair reuses the cached
 are trained again. Writes ``results.md`` (the README's results table), ``results.json`` and, per run,
 ``<split>/<variant>/model.pt`` and ``metrics.json``. A closed-set GRIZAL run comes first: it shows that the
 data set is learnable at all before open-set numbers are read. With ``results.workers`` > 1 the runs go to that
-many processes, each with an equal share of torch's threads (on 2 cores, 2 one-thread workers finish the grid
-about 1.5x sooner than one two-thread process: these small models use 2 threads poorly).
+many processes, each with an equal share of torch's threads (these small models use a second thread poorly: on
+2 cores, two one-thread workers get through about 1.2-1.3x more runs than one two-thread process).
 """
 
 from __future__ import annotations
