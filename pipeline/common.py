@@ -5,8 +5,8 @@ from __future__ import annotations
 import functools
 import json
 import os
+import secrets
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -90,7 +90,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write via a temporary file and rename, so a reader never sees a half-written file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _create_temporary_beside(path)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -100,6 +100,18 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _create_temporary_beside(path: Path) -> tuple[int, Path]:
+    """Create a new hidden file next to `path`, open for writing. Unlike `tempfile.mkstemp` (always 0600), its
+    mode is 0666 less the process umask, as a plain `open(path, "w")` would give (0644 under the usual umask)."""
+    for _ in range(100):
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{path.parent}: no free temporary name for {path.name}")
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
