@@ -1,17 +1,36 @@
-"""Frozen encoders: open_clip (frames, flow images, priors), RAFT and classical optical flow, the flow colour wheel."""
+"""Frozen encoders: open_clip (frames, flow images, priors), RAFT and classical optical flow, the flow colour wheel.
 
-from grizal.encoders.clip import (
-    ClipEncoder,
-    ClipSpec,
-    EncoderConfigError,
-    load_clip,
-    register_offline_configs,
-    resolve_device,
-    state_dict_sha256,
-)
-from grizal.encoders.flow import ClassicalFlow, FlowSpec, RaftFlow, flow_frame_size, load_flow
-from grizal.encoders.flow_colors import color_wheel, flow_to_color
-from grizal.encoders.priors import PRIOR_ARRAYS, class_prompt, encode_class_priors
+The names below load their module (open_clip, torch, OpenCV) on first use, so that importing a light part such
+as `grizal.encoders.priors.PRIOR_ARRAYS` does not pay for the encoders.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from grizal.encoders.clip import (
+        ClipEncoder,
+        ClipSpec,
+        EncoderConfigError,
+        load_clip,
+        register_offline_configs,
+        resolve_device,
+        state_dict_sha256,
+    )
+    from grizal.encoders.flow import ClassicalFlow, FlowSpec, RaftFlow, flow_frame_size, load_flow
+    from grizal.encoders.flow_colors import color_wheel, flow_to_color
+    from grizal.encoders.priors import PRIOR_ARRAYS, class_prompt, encode_class_priors
+
+_SOURCES = {
+    "grizal.encoders.clip": ("ClipEncoder", "ClipSpec", "EncoderConfigError", "load_clip",
+                             "register_offline_configs", "resolve_device", "state_dict_sha256"),
+    "grizal.encoders.flow": ("ClassicalFlow", "FlowSpec", "RaftFlow", "flow_frame_size", "load_flow"),
+    "grizal.encoders.flow_colors": ("color_wheel", "flow_to_color"),
+    "grizal.encoders.priors": ("PRIOR_ARRAYS", "class_prompt", "encode_class_priors"),
+}
+_MODULE_OF = {name: module for module, names in _SOURCES.items() for name in names}
 
 __all__ = [
     "PRIOR_ARRAYS",
@@ -32,3 +51,16 @@ __all__ = [
     "resolve_device",
     "state_dict_sha256",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -9,12 +9,14 @@ sentences and of the class-name prompt come along for the similarity losses and 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from PIL import Image
 
-from grizal.encoders.clip import ClipEncoder
+if TYPE_CHECKING:  # the constants and class_prompt are wanted without loading torch and open_clip
+    from PIL import Image
+
+    from grizal.encoders.clip import ClipEncoder
 
 TEXT_TOKEN, IMAGE_TOKEN = 0, 1
 PRIOR_ARRAYS = ("joint", "joint_mask", "token_type", "name_tokens", "name_mask", "name_embedding", "text_embedding")
@@ -33,6 +35,8 @@ def encode_class_priors(
 ) -> dict[str, np.ndarray]:
     """Arrays of one class, shapes as in the priors store: joint (k, S, E), joint_mask (k, S),
     token_type (k, S), name_tokens (Sn, E), name_mask (Sn,), name_embedding (E,), text_embedding (k, E)."""
+    import torch
+
     if not texts:
         raise ValueError(f"class '{name}' has no prior sentences")
     if len(images) != len(texts):
