@@ -28,17 +28,16 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import zarr
-import zarr.storage
-from zarr.api.asynchronous import open_group as open_group_async
-from zarr.core.sync import sync
 
 from grizal.encoders.priors import PRIOR_ARRAYS
-from grizal.temporal import resample
 from pipeline.common import UserError, atomic_write_json, atomic_write_text
+
+if TYPE_CHECKING:  # zarr (and torch, for resampling) load on first use: the CLIs' --help stays fast
+    import zarr
+    import zarr.storage
 
 SCHEMA_VERSION = 1
 FRAME_KINDS = ("rgb", "flow")
@@ -124,6 +123,8 @@ class FailureLog:
 def _open_root(path: Path, mode: str = "r") -> zarr.Group:
     if not (path / "zarr.json").is_file():
         raise UserError(path, "not a feature store (no zarr.json); run the extract stage or `import` first")
+    import zarr.storage
+
     try:
         return zarr.open_group(zarr.storage.LocalStore(path, read_only=mode == "r"), mode=mode, zarr_format=3)
     except Exception as err:  # noqa: BLE001 - zarr raises several kinds for unreadable metadata
@@ -151,6 +152,8 @@ def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> 
 
 def _create_root_atomically(path: Path, attrs: dict[str, Any], child: str) -> None:
     """Build the empty store beside `path` and rename it into place: concurrent shards race safely."""
+    import zarr.storage
+
     tmp = path.with_name(f".{path.name}.creating-{uuid.uuid4().hex[:8]}")
     root = zarr.open_group(zarr.storage.LocalStore(tmp), mode="w", zarr_format=3, attributes=attrs)
     root.create_group(child)
@@ -269,6 +272,8 @@ class FeatureStoreWriter:
 
 
 async def _read_groups(store: zarr.storage.LocalStore, paths: Sequence[str], arrays: Sequence[str]):
+    from zarr.api.asynchronous import open_group as open_group_async
+
     limit = asyncio.Semaphore(READ_CONCURRENCY)
 
     async def one(path: str):
@@ -365,6 +370,8 @@ class FeatureStore:
             features = np.fromfile(files[0], dtype="<f4").reshape(n, self.dim)
             timestamps = np.fromfile(files[1], dtype="<f8")
         else:
+            import zarr.storage
+
             zgroup = zarr.open_group(zarr.storage.LocalStore(group, read_only=True), mode="r", zarr_format=3)
             features, timestamps = zgroup["features"][:], zgroup["timestamps"][:]
         _validate(features, timestamps, self.dim)
@@ -409,6 +416,8 @@ class FeatureStore:
     def read_resampled(self, ids: Sequence[str], T: int, durations: dict[str, float] | None = None) -> np.ndarray:
         """(len(ids), T, D) float32: each video linearly interpolated at T snippet centres over its duration
         (from `durations`, e.g. the dataset index, else the duration stored at extraction)."""
+        from grizal.temporal import resample
+
         ids = list(ids)
         out = np.empty((len(ids), T, self.dim), dtype=np.float32)
         for row, (video_id, (attrs, features, timestamps)) in enumerate(zip(ids, self._read(ids), strict=True)):
@@ -516,6 +525,9 @@ def read_priors(path: str | os.PathLike, classes: Sequence[str]) -> dict[str, di
     missing = [c for c, p in zip(classes, paths, strict=True) if not (path / p / "zarr.json").is_file()]
     if missing:
         raise UserError(path, f"no priors for {len(missing)} class(es), e.g. {missing[:3]}; rerun the priors stage")
+    import zarr.storage
+    from zarr.core.sync import sync
+
     store = zarr.storage.LocalStore(path, read_only=True)
     results = sync(_read_groups(store, paths, PRIOR_ARRAYS))
     incomplete = [c for c, (a, _) in zip(classes, results, strict=True) if not a.get("complete")]
