@@ -11,9 +11,10 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import av
-from PIL import Image
+if TYPE_CHECKING:  # PyAV loads when a video is opened
+    from PIL import Image
 
 # A video whose frames stop this much before the container's declared duration is treated as truncated.
 TRUNCATION_TOLERANCE_S = 1.0
@@ -85,6 +86,8 @@ class VideoReader:
         self.summary = DecodeSummary()
 
     def frames(self) -> Iterator[SampledFrame]:
+        import av
+
         try:
             container = av.open(str(self.path))
         except (av.error.FFmpegError, OSError, UnicodeDecodeError) as err:
@@ -97,6 +100,8 @@ class VideoReader:
             yield from self._decode(container, stream)
 
     def _decode(self, container, stream) -> Iterator[SampledFrame]:
+        import av
+
         summary = self.summary
         time_base = stream.time_base
         stream_start = stream.start_time or 0
