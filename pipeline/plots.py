@@ -11,12 +11,14 @@ import os
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from pipeline.common import atomic_write_bytes
+
+if TYPE_CHECKING:  # matplotlib loads when a figure is drawn
+    from matplotlib.figure import Figure
 
 # One curve: (video id, class label, snippet times (T,), probabilities (T,), ground-truth segments (G, 2),
 # predicted segments (P, 2)).
@@ -48,6 +50,9 @@ def probability_figure(
     threshold: float | None = None,
 ) -> Figure:
     """One figure: the probability curve, ground truth shaded, predicted segments as bars underneath."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     times = np.asarray(times, dtype=np.float64).reshape(-1)
     probs = np.asarray(probs, dtype=np.float64).reshape(-1)
     if len(times) != len(probs):

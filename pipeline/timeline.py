@@ -10,15 +10,16 @@ import io
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.offsetbox import AnnotationBbox, OffsetImage
-from PIL import Image
 
 from pipeline.common import atomic_write_bytes
 from pipeline.video import VideoReader
+
+if TYPE_CHECKING:  # matplotlib and PIL load when a figure is drawn
+    from matplotlib.figure import Figure
+    from PIL import Image
 
 # (time in seconds, RGB uint8 image (H, W, 3))
 Thumbnail = tuple[float, np.ndarray]
@@ -38,6 +39,8 @@ def video_thumbnails(path: str | os.PathLike, duration: float, n: int, height: i
     """
     if n < 1 or duration <= 0:
         return []
+    from PIL import Image
+
     targets = (np.arange(n) + 0.5) * duration / n
     frames: list[tuple[float, Image.Image]] = []
     for frame in VideoReader(path, sample_fps=2 * n / duration, min_frames=1).frames():
@@ -82,6 +85,9 @@ def timeline_figure(
     thumbnails: Sequence[Thumbnail] = (),
 ) -> Figure:
     """Curves (one colour per action) on top, one lane of segment bars per action, thumbnails underneath."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     times = np.asarray(times, dtype=np.float64)
     actions = list(curves)
     colors = dict(zip(actions, _colors(len(actions)), strict=True))
@@ -137,6 +143,8 @@ def timeline_figure(
 
 def _thumbnail_strip(fig: Figure, rect: list[float], duration: float,
                      thumbnails: Sequence[Thumbnail]) -> None:
+    from matplotlib.offsetbox import AnnotationBbox, OffsetImage
+
     strip = fig.add_axes(rect)
     strip.set_xlim(0.0, duration)
     strip.set_ylim(0.0, 1.0)
