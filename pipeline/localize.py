@@ -40,6 +40,7 @@ from grizal.encoders.clip import ClipEncoder, EncoderConfigError, resolve_device
 from grizal.encoders.flow import FARNEBACK_DEFAULTS
 from grizal.localization import localization_config
 from grizal.model import ConfigError
+from pipeline.checkpoint import load_model
 from pipeline.common import UserError, atomic_write_bytes, exit_on_user_error, load_params
 from pipeline.evaluate import write_predictions
 from pipeline.extract import (
@@ -53,7 +54,7 @@ from pipeline.extract import (
 from pipeline.extract_engine import Extractors
 from pipeline.features import load_priors, load_videos, standardized, store_paths
 from pipeline.generate import run as generate_priors
-from pipeline.predict import curves_to_results, load_checkpoint, model_probs
+from pipeline.predict import curves_to_results, model_probs
 from pipeline.priors.classes import dedupe
 from pipeline.priors.config import build_config
 from pipeline.store import FeatureStoreWriter, open_store
@@ -371,7 +372,7 @@ def localize(video: Path, actions: list[str], checkpoint: Path = DEFAULT_CHECKPO
         torch_device = resolve_device(device)
     except EncoderConfigError as err:
         raise UserError("--device" if settings.device else settings.params_path, str(err)) from None
-    model, state = load_checkpoint(checkpoint, torch_device)
+    model, state = load_model(checkpoint, torch_device)
     lacking = [k for k in ("encoders", "T", "model_config") if k not in state]
     if lacking:
         raise UserError(checkpoint, f"not a model of the train stage (no {lacking[0]!r}); use its model.pt")

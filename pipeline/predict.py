@@ -19,7 +19,8 @@ import torch
 import typer
 
 from grizal.localization import cross_class_curves, localization_config, probs_to_segments
-from grizal.model import ConfigError, build_model
+from grizal.model import ConfigError
+from pipeline.checkpoint import load_model as load_checkpoint
 from pipeline.common import UserError, atomic_write_json, exit_on_user_error, section
 from pipeline.datasets.index import Index
 from pipeline.evaluate import (
@@ -45,18 +46,6 @@ from pipeline.train import load_stage_inputs, resolve_device
 app = typer.Typer(add_completion=False, help=__doc__.splitlines()[0])
 
 CLIP_TEMPERATURE = 100.0
-
-
-def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:
-    if not Path(path).is_file():
-        raise UserError(path, "checkpoint not found (run the train stage first)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-        model = build_model(state["model_config"])
-        model.load_state_dict(state["model"])
-    except (KeyError, RuntimeError, ConfigError, EOFError) as err:
-        raise UserError(path, f"not a grizal checkpoint ({str(err).splitlines()[0]})") from None
-    return model.to(device).eval(), state
 
 
 def check_encoders(checkpoint: dict[str, Any], features_dir: Path, where: Path) -> None:

@@ -30,9 +30,9 @@ from tqdm import tqdm
 
 from grizal.losses import compute_losses, loss_config
 from grizal.model import ConfigError, build_model, parameter_summary
+from pipeline.checkpoint import load_resume, save_model, save_resume
 from pipeline.common import (
     UserError,
-    atomic_write_bytes,
     atomic_write_text,
     exit_on_user_error,
     load_params,
@@ -224,9 +224,9 @@ def train(index: Index, split: dict[str, Any], features_dir: Path, model_cfg: di
     digest = config_digest(full_model_cfg, loss_cfg, asdict(cfg), split, signature)
     checkpoint_path = out_dir / "checkpoint.pt"
     start_epoch, history = 0, []
-    if checkpoint_path.exists():
-        state = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
-        if state.get("digest") == digest:
+    state = _resumable_state(checkpoint_path, log if info.main else lambda *_: None)
+    if state is not None:
+        if state["digest"] == digest:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
@@ -276,13 +276,13 @@ def train(index: Index, split: dict[str, Any], features_dir: Path, model_cfg: di
         if info.main:
             log(f"epoch {epoch + 1}/{cfg.epochs} " + " ".join(f"{k}={v:.4f}" for k, v in row.items()
                                                                if k not in ("epoch", "lr")))
-            _save(checkpoint_path, {"digest": digest, "epoch": epoch, "history": history,
+            save_resume(checkpoint_path, {"digest": digest, "epoch": epoch, "history": history,
                                     "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                     "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state()})
             write_loss_csv(out_dir / "loss.csv", history)
     model_path = out_dir / "model.pt"
     if info.main:
-        _save(model_path, {"model": model.state_dict(), "model_config": model.config.to_dict(),
+        save_model(model_path, {"model": model.state_dict(), "model_config": model.config.to_dict(),
                            "loss_config": loss_cfg, "train_config": asdict(cfg), "T": T,
                            "seen_classes": classes, "encoders": signature, "digest": digest,
                            "feature_stats": feature_stats})
@@ -291,10 +291,16 @@ def train(index: Index, split: dict[str, Any], features_dir: Path, model_cfg: di
     return model_path
 
 
-def _save(path: Path, obj: dict) -> None:
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
+def _resumable_state(path: Path, log) -> dict[str, Any] | None:
+    """The resume state in ``path``, or None when there is none; a file that is not one (foreign, corrupt,
+    crafted) is reported and left unread, and training starts afresh (the run then replaces it)."""
+    if not path.exists():
+        return None
+    try:
+        return load_resume(path)
+    except UserError as err:
+        log(f"{err}; starting afresh")
+        return None
 
 
 def write_loss_csv(path: Path, history: list[dict[str, float]]) -> None:

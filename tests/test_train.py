@@ -10,6 +10,7 @@ import pytest
 import torch
 import yaml
 
+from pipeline.checkpoint import load_model
 from pipeline.common import UserError
 from pipeline.predict import evaluate_model
 from pipeline.train import TrainConfig, epoch_pairs, linear_warmup_decay, train
@@ -22,7 +23,7 @@ def _train(world, out, epochs, **overrides):
 
 
 def _weights(path):
-    return torch.load(path, map_location="cpu", weights_only=False)["model"]
+    return load_model(path)[1]["model"]
 
 
 def _same(a, b):
@@ -83,7 +84,7 @@ def test_seeded_training_is_reproducible_and_resumes_after_a_kill(tiny_world, tm
                     tmp_path / "killed", progress=False, log=messages.append)
     assert any("resuming" in m and "epoch 1" in m for m in messages)
     assert _same(_weights(full), _weights(resumed))
-    state = torch.load(resumed, map_location="cpu", weights_only=False)
+    state = load_model(resumed)[1]
     assert state["T"] == tiny_world["extract"]["T"] and set(state["encoders"]) == {"rgb", "flow", "priors"}
     assert (tmp_path / "killed" / "loss.csv").read_text().count("\n") == 3  # header + 2 epochs
 
