@@ -257,28 +257,95 @@ def _select_videos(gt: GroundTruth, subset: str | None, videos: Iterable[str] | 
     return selected
 
 
+@dataclass(frozen=True)
+class Thresholds:
+    """The tIoU thresholds of an evaluation: `averaged` make "average mAP" (their mean), `reported` are the
+    mAP columns shown in tables. mAP is computed at both (their union); the ActivityNet protocol averages
+    0.5:0.05:0.95 and papers show 0.5, 0.75 and 0.95."""
+
+    averaged: tuple[float, ...]
+    reported: tuple[float, ...]
+
+    def __post_init__(self):
+        for name in ("averaged", "reported"):
+            values = tuple(float(t) for t in getattr(self, name))
+            if not values:
+                raise ValueError(f"{name} thresholds: at least one is needed")
+            if len({threshold_key(t) for t in values}) != len(values):
+                raise ValueError(f"{name} thresholds repeat: {values}")
+            object.__setattr__(self, name, values)
+
+    @classmethod
+    def of(cls, tious: Sequence[float] | Thresholds, report_tious: Sequence[float] | None = None) -> Thresholds:
+        if isinstance(tious, Thresholds):
+            return tious if report_tious is None else cls(tious.averaged, tuple(report_tious))
+        return cls(tuple(tious), tuple(tious if report_tious is None else report_tious))
+
+    @property
+    def scored(self) -> list[float]:
+        """Every threshold mAP is computed at, ascending; a reported one equal (by key) to an averaged one is
+        the averaged value."""
+        by_key = {threshold_key(t): t for t in self.reported}
+        by_key.update({threshold_key(t): t for t in self.averaged})
+        return sorted(by_key.values())
+
+
+def thresholds_from_params(cfg: Mapping[str, Any], where: str | os.PathLike | None = "params.yaml") -> Thresholds:
+    """`evaluate.tious` (averaged) and optional `evaluate.report_tious` (shown; default: the same list)."""
+
+    def read(key: str) -> tuple[float, ...]:
+        value = cfg[key]
+        if isinstance(value, str) or not isinstance(value, Sequence) or not value:
+            raise UserError(where, f"evaluate.{key} must be a non-empty list of tIoU thresholds, got {value!r}")
+        if any(isinstance(t, bool) or not isinstance(t, int | float) or not 0 < t <= 1 for t in value):
+            raise UserError(where, f"evaluate.{key}: thresholds must be numbers in (0, 1], got {value!r}")
+        keys = [threshold_key(float(t)) for t in value]
+        if len(set(keys)) != len(keys):
+            raise UserError(where, f"evaluate.{key}: a threshold is given twice in {value!r}")
+        return tuple(float(t) for t in value)
+
+    if "tious" not in cfg:
+        raise UserError(where, "evaluate.tious is missing")
+    averaged = read("tious")
+    return Thresholds(averaged, read("report_tious") if cfg.get("report_tious") is not None else averaged)
+
+
+def describe_tious(keys: Sequence[str]) -> str:
+    """`["0.5", "0.55", ..., "0.95"]` -> "0.5:0.05:0.95"; thresholds that are not evenly spaced: "0.5,0.75"."""
+    values = [float(k) for k in keys]
+    steps = {threshold_key(b - a) for a, b in zip(values, values[1:], strict=False)}
+    if len(values) >= 3 and len(steps) == 1 and values[1] > values[0]:
+        return f"{keys[0]}:{steps.pop()}:{keys[-1]}"
+    return ",".join(keys)
+
+
 def evaluate_detection(
     gt: GroundTruth,
     preds: Predictions,
-    tious: Sequence[float],
+    tious: Sequence[float] | Thresholds,
     classes: Iterable[str] | None = None,
     *,
     subset: str | None = None,
     videos: Iterable[str] | None = None,
     recall_at: Sequence[int] = RECALL_AT,
     recall_ious: Sequence[float] = RECALL_IOUS,
+    report_tious: Sequence[float] | None = None,
 ) -> dict[str, Any]:
     """Score predictions against ground truth; returns the report dict (JSON-ready, NaN as None).
 
+    `tious` are the thresholds averaged into `average_mAP` (or a `Thresholds`); `report_tious` the ones the
+    tables show (default: `tious`). `report["mAP"]` holds mAP at both, `report["tIoUs"]` says which is which.
     Scored videos: the ground truth's videos, narrowed by `subset` and `videos`. Scored classes: `classes`,
     or else every label annotated in the scored videos. Predictions of other videos or classes are ignored
-    and counted in `report["counts"]`; a scored class with no instance in the scored videos has no AP and
-    is listed in `report["classes_without_gt"]` (the ActivityNet code only knows classes from the ground
-    truth). Metric definitions: `grizal.metrics`.
+    and counted in `report["counts"]` (ActivityNet's `eval_detection.py` counts a prediction of a video
+    outside the ground-truth subset as a false positive and stops on a label it does not know); a scored
+    class with no instance in the scored videos has no AP and is listed in `report["classes_without_gt"]`
+    (the ActivityNet code only knows classes from the ground truth). Metric definitions: `grizal.metrics`.
     """
-    tious = [float(t) for t in tious]
-    if len({threshold_key(t) for t in tious}) != len(tious):
-        raise ValueError(f"thresholds repeat: {tious}")
+    thresholds = Thresholds.of(tious, report_tious)
+    tious = thresholds.scored
+    keys = [threshold_key(t) for t in tious]
+    averaged = np.isin(keys, [threshold_key(t) for t in thresholds.averaged])
     selected = _select_videos(gt, subset, videos)
     video_index = {v: i for i, v in enumerate(selected)}
     in_scope = np.fromiter((v in video_index for v in gt.video), dtype=bool, count=len(gt.video))
@@ -322,15 +389,19 @@ def evaluate_detection(
             "class": name,
             "gt": int(scores.gt_per_class[c]),
             "predictions": int(scores.predictions_per_class[c]),
-            "AP": {threshold_key(t): _nan_to_none(v) for t, v in zip(tious, scores.ap[c], strict=True)},
-            "average_AP": _nan_to_none(float(scores.ap[c].mean())),
+            "AP": {k: _nan_to_none(v) for k, v in zip(keys, scores.ap[c], strict=True)},
+            "average_AP": _nan_to_none(float(scores.ap[c][averaged].mean())),
         }
         for c, name in enumerate(class_names)
     ]
     mean_ap = scores.mean_ap
     return {
-        "mAP": {threshold_key(t): float(v) for t, v in zip(tious, mean_ap, strict=True)},
-        "average_mAP": float(mean_ap.mean()),
+        "mAP": {k: float(v) for k, v in zip(keys, mean_ap, strict=True)},
+        "average_mAP": float(mean_ap[averaged].mean()),
+        "tIoUs": {
+            "averaged": [threshold_key(t) for t in thresholds.averaged],
+            "reported": [threshold_key(t) for t in thresholds.reported],
+        },
         "average_tIoU": _nan_to_none(scores.average_tiou),
         "mean_best_tIoU": _nan_to_none(scores.mean_best_tiou),
         "recall": {recall_key(n, m): _nan_to_none(v) for (n, m), v in scores.recall.items()},
@@ -354,9 +425,18 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.2f}"
 
 
+def reported_keys(report: Mapping[str, Any]) -> list[str]:
+    """The mAP columns a table shows (every threshold for reports written before `tIoUs` existed)."""
+    return list(report.get("tIoUs", {}).get("reported", report["mAP"]))
+
+
+def averaged_keys(report: Mapping[str, Any]) -> list[str]:
+    return list(report.get("tIoUs", {}).get("averaged", report["mAP"]))
+
+
 def format_table(report: Mapping[str, Any]) -> str:
     """The summary as an aligned plain-text table, in percent like the paper's tables."""
-    keys = list(report["mAP"])
+    keys = reported_keys(report)
     extra = [("average tIoU (%)", report["average_tIoU"]), ("mean best tIoU (%)", report["mean_best_tIoU"])]
     extra += [(f"{k} (%)", v) for k, v in report["recall"].items()]
     first = max(len(k) for k, _ in extra)
@@ -373,6 +453,7 @@ def format_table(report: Mapping[str, Any]) -> str:
         f"scored {c['classes']} classes, {c['videos']} videos, {c['gt_instances']} ground-truth instances, "
         f"{c['predictions']} predictions"
     )
+    lines.append(f"avg: mean mAP over tIoU {describe_tious(averaged_keys(report))}")
     return "\n".join(lines)
 
 
@@ -386,8 +467,9 @@ def write_metrics(path: str | os.PathLike, report: Mapping[str, Any]) -> None:
 
 
 def format_per_class(report: Mapping[str, Any], fmt: str) -> str:
-    """Per-class AP as `csv` (fractions) or `markdown` (percent)."""
-    keys = list(report["mAP"])
+    """Per-class AP as `csv` (fractions) or `markdown` (percent): the reported thresholds' columns, then the
+    average over the averaged ones."""
+    keys = reported_keys(report)
     rows = report["per_class"]
     if fmt == "csv":
         buffer = io.StringIO()
@@ -444,8 +526,12 @@ def write_predictions(path: str | os.PathLike, results: Mapping[str, Sequence[Ma
 # ------------------------------------------------------------------------------------------------- CLI
 
 
-def parse_tious(spec: str) -> list[float]:
-    """`"0.3,0.5"` or ranges `"0.5:0.05:0.95"` (start:step:stop, inclusive), mixable with commas."""
+def parse_tious(spec: str, option: str = "--tiou") -> list[float]:
+    """`"0.3,0.5"` or ranges `"0.5:0.05:0.95"` (start:step:stop, inclusive), mixable with commas.
+
+    A range gives the decimal values (0.5, 0.55, ..., 0.95), the same floats a list in params.yaml gives;
+    `np.arange` would drift (0.6000000000000001), and `eval_detection.py`'s `np.linspace(0.5, 0.95, 10)` holds
+    0.8999999999999999 for 0.9, which differs only for a tIoU of exactly that float."""
     values: list[float] = []
     for part in (p.strip() for p in spec.split(",")):
         try:
@@ -459,14 +545,14 @@ def parse_tious(spec: str) -> list[float]:
                 values.append(float(part))
         except ValueError:
             raise UserError(
-                "--tiou", f"cannot read {part!r}: use numbers like 0.5 or ranges like 0.5:0.05:0.95"
+                option, f"cannot read {part!r}: use numbers like 0.5 or ranges like 0.5:0.05:0.95"
             ) from None
     bad = [v for v in values if not 0 < v <= 1]
     if bad:
-        raise UserError("--tiou", f"thresholds must lie in (0, 1], got {bad[0]:g}")
+        raise UserError(option, f"thresholds must lie in (0, 1], got {bad[0]:g}")
     duplicates = [k for k, n in Counter(threshold_key(v) for v in values).items() if n > 1]
     if duplicates:
-        raise UserError("--tiou", f"threshold {duplicates[0]} is given twice")
+        raise UserError(option, f"threshold {duplicates[0]} is given twice")
     return values
 
 
@@ -520,7 +606,12 @@ def main(
         None, "--gt", help="Ground truth: ActivityNet, prepare index or THUMOS/BMN JSON."
     ),
     pred: Path | None = typer.Option(None, "--pred", help="Predictions in the ActivityNet result format."),
-    tiou: str = typer.Option("0.5:0.05:0.95", help="tIoU thresholds, e.g. 0.3:0.1:0.7 or 0.5,0.75,0.95."),
+    tiou: str = typer.Option(
+        "0.5:0.05:0.95", help="tIoU thresholds averaged into avg mAP, e.g. 0.5:0.05:0.95 or 0.3:0.1:0.7."
+    ),
+    report_tiou: str | None = typer.Option(
+        None, help="tIoU thresholds shown as mAP columns, e.g. 0.5,0.75,0.95 (default: those of --tiou)."
+    ),
     subset: str | None = typer.Option(None, help="Score only videos of this subset (e.g. validation, test)."),
     classes: str | None = typer.Option(
         None, help="Score only these classes: 'A,B', a split.json (unseen) or a file."
@@ -539,7 +630,9 @@ def main(
         raise UserError(None, "--gt and --pred are required (see --help)")
     if per_class_out is not None and per_class_out.suffix.lower() not in (".csv", ".md", ".markdown"):
         raise UserError(per_class_out, "per-class table must be a .csv or .md file")
-    thresholds = parse_tious(tiou)
+    thresholds = Thresholds.of(
+        parse_tious(tiou), None if report_tiou is None else parse_tious(report_tiou, "--report-tiou")
+    )
     wanted = parse_classes(classes) if classes is not None else None
     top_n, recall_ious = parse_ints(recall_at, "--recall-at"), parse_floats(recall_iou, "--recall-iou")
     ground_truth = load_ground_truth(gt)

@@ -1,20 +1,62 @@
-"""Cross-check the vectorised metrics against a plain-loop statement of the reference protocols.
+"""Check the scorer against ActivityNet reference cases, then cross-check it against a plain loop.
 
-The loop below restates ActivityNet's `compute_average_precision_detection` (per class, predictions by
-`argsort()[::-1]` of the score, ground truths of the video by `argsort()[::-1]` of tIoU, first unmatched one
-at or above the threshold) and T3AL's pairwise tIoU average, one prediction at a time, with the sorts made
-stable so that ties are reproducible.
+`tests/data/eval_reference/` holds 20 ActivityNet-format cases whose expected mAP came from an implementation
+that agrees exactly with ActivityNet's `Evaluation/eval_detection.py` (see its README): the evidence that
+`pipeline.evaluate` scores by the protocol. They hold no tied scores, so ties, recall and the tIoU averages
+are covered by the loop below, which restates ActivityNet's `compute_average_precision_detection` (per
+class, predictions by `argsort()[::-1]` of the score, ground truths of the video by `argsort()[::-1]` of
+tIoU, first unmatched one at or above the threshold) and T3AL's pairwise tIoU average, one prediction at a
+time, with the sorts made stable so that ties are reproducible.
 """
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from grizal.metrics import Instances, score_detections
-from pipeline.evaluate import load_ground_truth
+from pipeline.evaluate import evaluate_detection, load_ground_truth, load_predictions, parse_tious
 
 THUMOS_GT = Path(__file__).parents[1] / "pipeline/datasets/data/thumos_annotations/thumos_anno_action.json"
+REFERENCE_CASES = sorted((Path(__file__).parent / "data/eval_reference").glob("case_*.json"))
+REFERENCE_TIOUS = {"tious_0.3_to_0.7": "0.3:0.1:0.7", "tious_0.5_to_0.95": "0.5:0.05:0.95"}
+
+
+def score_reference_case(case, tiou_spec, report_tious=None):
+    return evaluate_detection(
+        load_ground_truth(case["ground_truth"], name="ground_truth"),
+        load_predictions(case["predictions"], name="predictions"),
+        parse_tious(tiou_spec),
+        subset="validation",
+        report_tious=report_tious,
+    )
+
+
+def test_all_reference_cases_are_present():
+    assert [p.name for p in REFERENCE_CASES] == [f"case_{i}.json" for i in range(100, 120)]
+
+
+@pytest.mark.parametrize("tiou_set", sorted(REFERENCE_TIOUS))
+@pytest.mark.parametrize("path", REFERENCE_CASES, ids=lambda p: p.stem)
+def test_scorer_matches_the_activitynet_reference_case(path, tiou_set):
+    case = json.loads(path.read_text())
+    expected = case["expected"][tiou_set]
+    report = score_reference_case(case, REFERENCE_TIOUS[tiou_set])
+    assert list(report["mAP"]) == list(expected["mAP"])
+    for key, value in expected["mAP"].items():
+        assert report["mAP"][key] == pytest.approx(value, abs=1e-9, rel=0), key
+    assert report["average_mAP"] == pytest.approx(expected["average_mAP"], abs=1e-9, rel=0)
+
+
+def test_reported_columns_leave_the_protocol_average_alone():
+    case = json.loads(REFERENCE_CASES[0].read_text())
+    expected = case["expected"]["tious_0.5_to_0.95"]
+    report = score_reference_case(case, "0.5:0.05:0.95", report_tious=[0.5, 0.75, 0.95])
+    assert report["tIoUs"] == {"averaged": list(expected["mAP"]), "reported": ["0.5", "0.75", "0.95"]}
+    assert report["average_mAP"] == pytest.approx(expected["average_mAP"], abs=1e-9, rel=0)
+    three = np.mean([expected["mAP"][k] for k in ("0.5", "0.75", "0.95")])
+    assert abs(three - expected["average_mAP"]) > 0.01  # the 3-threshold mean is a different number
 
 
 def loop_iou(target, candidates):
