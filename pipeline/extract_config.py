@@ -4,13 +4,14 @@ standalone CLI and `grizal localize`)."""
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from grizal.encoders import ClipSpec, EncoderConfigError, FlowSpec, load_clip, load_flow
-from grizal.encoders.clip import ClipEncoder
 from pipeline.common import UserError
 from pipeline.extract_engine import Extractors, describe_flow
 from pipeline.store import settings_sha256
+
+if TYPE_CHECKING:  # the encoders (open_clip, torch, OpenCV) load when they are built
+    from grizal.encoders.clip import ClipEncoder
 
 # The paper's setup for anyone's videos; params.yaml's `extract` section overrides any of it.
 DEFAULTS: dict[str, Any] = {
@@ -92,6 +93,8 @@ def extract_config(params: dict[str, Any] | None, where: str = "params.yaml") ->
 
 
 def build_clip(cfg: dict[str, Any], where: str) -> ClipEncoder:
+    from grizal.encoders.clip import ClipSpec, EncoderConfigError, load_clip
+
     c = cfg["clip"]
     try:
         return load_clip(ClipSpec(model=str(c["model"]), pretrained=c["pretrained"] or None, seed=int(c["seed"]),
@@ -103,6 +106,9 @@ def build_clip(cfg: dict[str, Any], where: str) -> ClipEncoder:
 def build_extractors(cfg: dict[str, Any], kinds: tuple[str, ...], where: str,
                      clip: ClipEncoder | None = None) -> Extractors:
     """Load the frozen encoders the config names; the stages and `grizal localize` share this."""
+    from grizal.encoders.clip import EncoderConfigError
+    from grizal.encoders.flow import FlowSpec, load_flow
+
     clip = clip or build_clip(cfg, where)
     flow = None
     f = cfg["flow"]
@@ -133,6 +139,9 @@ def extractors_from_stores(rgb_attrs: dict[str, Any], flow_attrs: dict[str, Any]
                            device: str = "auto", where: str = "feature stores") -> Extractors:
     """The encoders that made existing stores (e.g. those a checkpoint was trained on), rebuilt and checked
     against the stored weights checksums, so that one new video gets features comparable to the stores'."""
+    from grizal.encoders.clip import ClipSpec, EncoderConfigError, load_clip
+    from grizal.encoders.flow import FlowSpec, load_flow
+
     settings = rgb_attrs.get("settings", {})
     clip_cfg = settings.get("clip")
     if not clip_cfg:

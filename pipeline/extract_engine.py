@@ -16,16 +16,15 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from PIL import Image
 
-from grizal.encoders.clip import ClipEncoder
-from grizal.encoders.flow import ClassicalFlow, FlowSpec, RaftFlow
-from grizal.encoders.flow_colors import flow_to_color
 from pipeline.video import DecodeSummary, VideoError, VideoReader
+
+if TYPE_CHECKING:  # torch, open_clip and OpenCV load when extraction runs: the CLIs' --help stays fast
+    from grizal.encoders.clip import ClipEncoder
+    from grizal.encoders.flow import ClassicalFlow, FlowSpec, RaftFlow
 
 KINDS = ("rgb", "flow")
 
@@ -98,6 +97,8 @@ class _Decoder(threading.Thread):
     handles a whole video, several threads work on different videos)."""
 
     def __init__(self, jobs: _JobList, ex: Extractors, out: queue.Queue, stop: threading.Event, number: int):
+        from grizal.encoders.flow import ClassicalFlow
+
         super().__init__(name=f"grizal-decode-{number}", daemon=True)
         self.jobs, self.ex, self.out, self.stop = jobs, ex, out, stop
         # DIS keeps internal state, so the decode thread gets its own instance.
@@ -113,6 +114,8 @@ class _Decoder(threading.Thread):
                 continue
 
     def run(self) -> None:
+        import torch
+
         torch.set_num_threads(1)  # per thread (OpenMP): the decode side's small tensor ops need no pool
         try:
             for job in self.jobs:
@@ -132,6 +135,10 @@ class _Decoder(threading.Thread):
             self.put(("crash", err))
 
     def decode(self, job: VideoJob) -> DecodeSummary:
+        from PIL import Image
+
+        from grizal.encoders.flow_colors import flow_to_color
+
         ex = self.ex
         reader = VideoReader(job.path, ex.sample_fps, ex.min_frames)
         want_rgb, want_flow = "rgb" in ex.kinds, "flow" in ex.kinds
@@ -168,6 +175,11 @@ def run_extraction(
     Flow timestamps are those of the later frame of each pair, so a video with N sampled frames has N rgb
     rows and N - 1 flow rows.
     """
+    import torch
+    from PIL import Image
+
+    from grizal.encoders.flow_colors import flow_to_color
+
     items: queue.Queue = queue.Queue(maxsize=ex.queue_size)
     stop = threading.Event()
     job_list = _JobList(jobs)
@@ -291,6 +303,14 @@ def extract_video_features(path: str | Path, ex: Extractors) -> dict[str, tuple[
 
 def describe_flow(flow: ClassicalFlow | RaftFlow, wheel_max_magnitude: float | None) -> dict[str, Any]:
     return {**flow.describe(), "wheel_max_magnitude": wheel_max_magnitude}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "FlowSpec":  # re-exported; loads the flow module (torch, OpenCV) on first use
+        from grizal.encoders.flow import FlowSpec
+
+        return FlowSpec
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [

@@ -6,14 +6,18 @@ import hashlib
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
-from grizal.encoders import encode_class_priors
-from grizal.encoders.clip import ClipEncoder
+from grizal.encoders.priors import encode_class_priors
 from pipeline.common import UserError, read_json
 from pipeline.store import PRIORS_KIND, PriorsStoreWriter, check_priors_store, settings_sha256
+
+if TYPE_CHECKING:  # PIL loads when images are read; the encoder is built by the caller
+    from PIL import Image
+
+    from grizal.encoders.clip import ClipEncoder
 
 
 def _file_sha256(path: Path) -> str:
@@ -34,6 +38,8 @@ def load_priors_json(path: Path) -> tuple[int, dict[str, dict[str, list]]]:
 
 
 def _load_image(path: Path) -> Image.Image:
+    from PIL import Image, UnidentifiedImageError
+
     try:
         with Image.open(path) as image:
             return image.convert("RGB")

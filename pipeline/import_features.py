@@ -17,7 +17,6 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 import typer
 from tqdm import tqdm
@@ -49,6 +48,8 @@ def _sources(fmt: str, src: Path, stack: ExitStack) -> list[tuple[str, Any]]:
         return [(path.stem, path) for path in files]
     if not src.is_file():
         raise UserError(src, "HDF5 file not found")
+    import h5py
+
     try:
         handle = stack.enter_context(h5py.File(src, "r"))
     except OSError as err:
@@ -59,6 +60,8 @@ def _sources(fmt: str, src: Path, stack: ExitStack) -> list[tuple[str, Any]]:
 
 
 def _load(node: Any, columns: slice | None, transpose: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    import h5py
+
     timestamps = None
     if isinstance(node, Path):
         try:
