@@ -3,30 +3,41 @@
     python -m pipeline.generate --classes "skiing,surfing" --text-backend openai --image-backend openai
     python -m pipeline.generate --dataset thumos14 --split-setting 75_25 --split 3 --dry-run
     python -m pipeline.generate --params params.yaml          # the DVC stage: classes from the index
+
+Where it writes: the DVC stage (no class option) writes the pipeline's ``generate.out`` (cache/priors). A run
+that names its classes (--classes, --classes-file, --dataset, --index) is ad hoc: it never touches the
+pipeline's output and writes ``outputs/priors/<name>`` (or --out). Both make their items in the shared
+content-addressed item cache (cache/prior_items, --store), so nothing is paid for twice; an explicit --out
+without --store is a self-contained folder (its own texts/ and images/).
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
-from pipeline.common import UserError, exit_on_user_error, load_params, section
+from pipeline.common import UserError, exit_on_user_error, load_params, read_json, section
 from pipeline.priors import classes as class_sources
 from pipeline.priors.backends import make_image_backend, make_text_backend
 from pipeline.priors.cache import PriorCache
 from pipeline.priors.config import IMAGE_BACKENDS, TEXT_BACKENDS, GenerateConfig, build_config
 from pipeline.priors.faults import FatalBackendError
+from pipeline.priors.names import safe_key
 from pipeline.priors.report import BarProgress, dry_run_table, missing_table, summary_table
-from pipeline.priors.runner import PriorRunner, priors_entries
+from pipeline.priors.runner import PriorRunner, priors_entries, published_items
 
 EXIT_INCOMPLETE = 1
 EXIT_INTERRUPTED = 130
+ADHOC_ROOT = Path("outputs/priors")
+STORE_NAME = "prior_items"  # the shared item cache sits beside the pipeline's output: cache/prior_items
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
                   help="Generate (or reuse from the cache) k descriptions and k paired images per action class.")
@@ -53,6 +64,44 @@ def pick_classes(cfg: GenerateConfig, from_params: bool, classes: str | None, cl
         return class_sources.from_index(cfg.index)
     raise UserError(None, "no classes: give --classes, --classes-file, --dataset or --index "
                           "(or --params params.yaml to take them from its index)")
+
+
+def adhoc_name(names: list[str], classes_file: Path | None, dataset: str | None, split_setting: str,
+               split: int | None, subset: str, index: Path | None) -> str:
+    """The folder name of an ad-hoc run under outputs/priors: readable, and the same for the same classes."""
+    if classes_file is not None:
+        return safe_key(classes_file.stem).rsplit("-", 1)[0]
+    if dataset is not None:
+        return f"{dataset.lower()}_{split_setting}_split{split or 0}_{subset}"
+    if index is not None:
+        data = read_json(index)
+        return f"{safe_key(str(data.get('dataset', index.parent.name))).rsplit('-', 1)[0]}_index"
+    slug = "_".join(safe_key(name).rsplit("-", 1)[0] for name in names)
+    if len(slug) <= 60:
+        return slug
+    return f"{slug[:40].rstrip('_')}_and_{len(names) - 1}_more_{safe_key(','.join(names)).rsplit('-', 1)[1]}"
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    path, folder = Path(os.path.abspath(path)), Path(os.path.abspath(folder))
+    return path == folder or folder in path.parents
+
+
+def output_folders(cfg: GenerateConfig, adhoc: bool, out: Path | None, name: str) -> tuple[Path, Path]:
+    """(out, store) of a run. ``cfg.out`` is the DVC pipeline's output, which an ad-hoc run must not touch."""
+    shared_store = cfg.store or cfg.out.parent / STORE_NAME
+    if not adhoc:
+        target = out or cfg.out
+        return target, cfg.store or target.parent / STORE_NAME
+    target, store = (ADHOC_ROOT / name, shared_store) if out is None else (out, cfg.store or out)
+    if _inside(target, cfg.out) or _inside(cfg.out, target):
+        raise UserError("--out", f"{target} holds the DVC pipeline's priors ({cfg.out}, the generate stage's "
+                                 f"output); a run that names its classes writes elsewhere (default "
+                                 f"{ADHOC_ROOT}/<name>)")
+    if _inside(store, cfg.out):
+        raise UserError("--store", f"{store} is inside the DVC pipeline's output {cfg.out}; use the shared item "
+                                   f"cache {shared_store}")
+    return target, store
 
 
 def _raise_interrupt(signum, frame):
@@ -96,14 +145,22 @@ def main(
         help="Retries on 429, 5xx and timeouts (default 4).")] = None,
     timeout_s: Annotated[float | None, typer.Option(help="Per-request timeout in seconds (default 60).")] = None,
     device: Annotated[str | None, typer.Option(help="Local models: auto | cpu | cuda | cuda:N.")] = None,
-    out: Annotated[Path | None, typer.Option(help="Output folder (default cache/priors).")] = None,
+    out: Annotated[Path | None, typer.Option(
+        help="Output folder. Default: the params' generate.out (cache/priors) for the DVC stage; "
+             "outputs/priors/<name> for a run that names its classes (it never writes the pipeline's output).")
+    ] = None,
+    store: Annotated[Path | None, typer.Option(
+        help="The content-addressed item cache shared by runs (default cache/prior_items; with an explicit "
+             "--out of an ad-hoc run, that folder itself).")] = None,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Show what would be generated and its estimated cost; call nothing, write nothing.")] = False,
 ) -> None:
     """Generate (or reuse from the cache) k descriptions and k paired images per action class.
 
-    Writes OUT/priors.json for the complete classes, OUT/texts and OUT/images (content-addressed) and
-    OUT/manifest.jsonl. Exit status 1 when a class lacks its k pairs (a table says why), 2 on bad input,
+    Writes OUT/priors.json for the complete classes, their items in OUT/texts and OUT/images (content-addressed,
+    made in the shared item cache --store) and OUT/manifest.jsonl. A run with a class option is ad hoc: OUT
+    defaults to outputs/priors/<name> and the DVC pipeline's output stays as it is. Exit status 1 when a class
+    lacks its k pairs (a table says why), 2 on bad input,
     130 when interrupted (all finished items are kept: run again to finish). Example:
     python -m pipeline.generate --classes "skiing,surfing" --text-backend openai --image-backend openai --dry-run
     """
@@ -111,11 +168,14 @@ def main(
     overrides = {"text_backend": text_backend, "image_backend": image_backend, "text_model": text_model,
                  "image_model": image_model, "openworld_dir": openworld_dir, "k": k, "seed": seed,
                  "image_size": image_size, "concurrency": concurrency, "max_retries": max_retries,
-                 "timeout_s": timeout_s, "device": device, "out": out}
+                 "timeout_s": timeout_s, "device": device, "store": store}
     cfg = build_config(params_section, params or "params.yaml", overrides)
     names = pick_classes(cfg, params is not None, classes, classes_file, dataset, split_setting, split, subset,
                          index)
-    code = run(cfg, names, dry_run=dry_run)
+    adhoc = any(option is not None for option in (classes, classes_file, dataset, index))
+    name = adhoc_name(names, classes_file, dataset, split_setting, split, subset, index) if adhoc else ""
+    target, item_store = output_folders(cfg, adhoc, out, name)
+    code = run(replace(cfg, out=target, store=item_store), names, dry_run=dry_run)
     raise typer.Exit(code)
 
 
@@ -124,9 +184,10 @@ def run(cfg: GenerateConfig, names: list[str], dry_run: bool = False, console: C
     console = console or Console()
     errors = Console(stderr=True)
     text, image = make_text_backend(cfg), make_image_backend(cfg)
+    cache = PriorCache(cfg.out, cfg.store)
+    shared = f" (items cached in {cache.store})" if cache.shared else ""
     errors.print(f"{len(names)} classes, k={cfg.k}: texts from {text.name} ({text.model}), "
-                 f"images from {image.name} ({image.model}) -> {cfg.out}")
-    cache = PriorCache(cfg.out)
+                 f"images from {image.name} ({image.model}) -> {cfg.out}{shared}")
     if dry_run:
         try:
             plan = PriorRunner(cfg, text, image, cache).plan(names)
@@ -148,6 +209,7 @@ def run(cfg: GenerateConfig, names: list[str], dry_run: bool = False, console: C
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)
     complete = priors_entries(report)
+    cache.publish(published_items(report))
     priors_path = cache.write_priors(cfg.k, complete)
     console.print(summary_table(report))
     errors.print(f"wrote {priors_path} ({len(complete)} of {len(names)} classes complete)")

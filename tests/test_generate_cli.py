@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -72,9 +73,87 @@ def test_params_section_and_index_drive_the_dvc_stage(tmp_path):
     data = priors(tmp_path / "out")
     assert data["k"] == 2 and list(data["classes"]) == ["circle rises", "cross falls"]
     # A command-line option wins over params.
-    result = invoke("--params", params, "--classes", "square rises", "--k", 3)
+    result = invoke("--params", params, "--classes", "square rises", "--k", 3, "--out", tmp_path / "adhoc")
     assert result.exit_code == 0
-    assert list(priors(tmp_path / "out")["classes"]) == ["square rises"] and priors(tmp_path / "out")["k"] == 3
+    assert list(priors(tmp_path / "adhoc")["classes"]) == ["square rises"] and priors(tmp_path / "adhoc")["k"] == 3
+    assert list(priors(tmp_path / "out")["classes"]) == ["circle rises", "cross falls"]
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_an_adhoc_run_leaves_the_pipeline_output_alone_and_shares_its_items(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    index = tmp_path / "index.json"
+    index.write_text(json.dumps({"schema": 1, "dataset": "demo", "classes": ["circle rises", "cross falls"],
+                                 "videos": {}}))
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"generate": {"index": str(index), "out": "cache/priors", "k": 2,
+                                                   "image_size": 32}}))
+    assert invoke("--params", params).exit_code == 0  # the DVC stage
+    stage = tree(tmp_path / "cache/priors")
+    assert sorted({name.split("/")[0] for name in stage}) == ["images", "manifest.jsonl", "priors.json", "texts"]
+
+    result = invoke("--classes", "circle rises,square falls", "--k", 2, "--image-size", 32)
+    assert result.exit_code == 0, result.output
+    assert tree(tmp_path / "cache/priors") == stage
+    adhoc = tmp_path / "outputs/priors/circle-rises_square-falls"
+    assert "outputs/priors/circle-rises_square-falls/priors.json" in result.output
+    data = priors(adhoc)
+    assert list(data["classes"]) == ["circle rises", "square falls"]
+    assert all((adhoc / path).is_file() for entry in data["classes"].values() for path in entry["images"])
+    # The stage's items were reused (the one texts item and two images of "circle rises"), not made again.
+    made = [json.loads(line) for line in (adhoc / "manifest.jsonl").read_text().splitlines()]
+    assert {record["class"] for record in made} == {"square falls"}
+    # With --params too, classes named on the command line keep the run ad hoc.
+    assert invoke("--params", params, "--classes", "square falls").exit_code == 0
+    assert tree(tmp_path / "cache/priors") == stage
+    # The stage, run again after the ad-hoc runs, still holds exactly its own classes' items.
+    assert invoke("--params", params).exit_code == 0
+    assert tree(tmp_path / "cache/priors") == stage
+
+
+def test_the_stage_reuses_items_its_output_holds_and_keeps_exactly_its_own(tmp_path, monkeypatch):
+    """A fresh clone after `dvc pull` has cache/priors but no item cache; a class dropped from the index
+    leaves the output (its items go to the item cache, so they are not made again)."""
+    monkeypatch.chdir(tmp_path)
+    index = tmp_path / "index.json"
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"generate": {"index": str(index), "k": 2, "image_size": 32}}))
+
+    def stage(*classes):
+        index.write_text(json.dumps({"schema": 1, "dataset": "demo", "classes": list(classes), "videos": {}}))
+        result = invoke("--params", params)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    def made() -> list[str]:
+        lines = (tmp_path / "cache/priors/manifest.jsonl").read_text().splitlines()
+        return [json.loads(line)["class"] for line in lines]
+
+    stage("circle rises", "cross falls")
+    assert len(made()) == 6
+    shutil.rmtree(tmp_path / "cache/prior_items")
+    stage("circle rises")
+    assert len(made()) == 6  # nothing made: the items came from the output folder
+    assert not any("cross-falls" in name for name in tree(tmp_path / "cache/priors"))
+    assert len(list((tmp_path / "cache/prior_items/images").rglob("*.png"))) == 2  # cross falls' images
+    stage("circle rises", "cross falls")
+    assert len(made()) == 6
+    assert len(list((tmp_path / "cache/priors/images").rglob("*.png"))) == 4
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--out", "cache/priors"], "error: --out: cache/priors holds the DVC pipeline's priors"),
+    (["--out", "cache"], "holds the DVC pipeline's priors"),
+    (["--store", "cache/priors"], "error: --store: cache/priors is inside the DVC pipeline's output"),
+])
+def test_an_adhoc_run_refuses_to_write_the_pipeline_output(tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    result = invoke("--classes", "skiing", *args)
+    assert result.exit_code == 2 and message in result.output
+    assert not (tmp_path / "cache/priors").exists()
 
 
 def make_openworld(root: Path) -> None:

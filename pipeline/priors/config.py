@@ -53,6 +53,7 @@ _PROMPT_FIELDS = {
 @dataclass(frozen=True)
 class GenerateConfig:
     out: Path = Path("cache/priors")
+    store: Path | None = None  # the content-addressed item cache; None: the out folder itself
     index: Path = Path("cache/prepare/index.json")
     text_backend: str = "offline"
     image_backend: str = "offline"
@@ -96,11 +97,12 @@ class GenerateConfig:
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(GenerateConfig)}
-_PATH_FIELDS = {"out", "index", "openworld_dir"}
+_PATH_FIELDS = {"out", "store", "index", "openworld_dir"}
 _INT_FIELDS = {"k", "seed", "image_size", "concurrency", "max_retries", "malformed_retries", "target_words",
                "min_words", "max_words", "hf_max_new_tokens", "diffusion_steps", "diffusion_resolution"}
 _FLOAT_FIELDS = {"backoff_s", "backoff_max_s", "timeout_s", "hf_temperature", "hf_top_p", "guidance_scale"}
-_OPTIONAL_FIELDS = {"text_model", "image_model", "diffusion_resolution", "openworld_dir", "openai_image_quality"}
+_OPTIONAL_FIELDS = {"text_model", "image_model", "diffusion_resolution", "openworld_dir", "openai_image_quality",
+                    "store"}
 
 
 def _coerce(name: str, value: Any, where: str) -> Any:

@@ -60,6 +60,7 @@ class ClassResult:
     texts: list[str] | None = None
     images: list[str | None] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
+    text_item: str | None = None  # where the texts are, relative to the cache
 
     @property
     def complete(self) -> bool:
@@ -284,6 +285,7 @@ class PriorRunner:
                     pending[text_pool.submit(self._make_texts, p)] = ("text", p, None)
                 else:
                     report.classes[p.name].texts = p.texts
+                    report.classes[p.name].text_item = self.cache.text_item(p.name, p.text_key)
                     report.texts.cached += 1
                     schedule_images(p, p.texts)
             while pending:
@@ -325,6 +327,7 @@ class PriorRunner:
         self.progress.advance()
         if kind == "text":
             result.texts = done.value
+            result.text_item = self.cache.text_item(p.name, p.text_key)
             schedule_images(p, done.value)
         else:
             result.images[request.index] = done.value
@@ -338,3 +341,9 @@ def priors_entries(report: RunReport) -> dict[str, dict[str, list[str]]]:
     """The priors.json classes: exactly the complete classes of this run, in run order."""
     return {name: {"texts": list(result.texts), "images": list(result.images)}
             for name, result in report.classes.items() if result.complete}
+
+
+def published_items(report: RunReport) -> list[str]:
+    """The cached items (paths relative to the cache) of the complete classes: what priors.json stands on."""
+    return [item for result in report.classes.values() if result.complete
+            for item in (result.text_item, *result.images) if item]
