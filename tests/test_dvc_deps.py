@@ -126,6 +126,17 @@ def test_every_stage_lists_the_project_code_its_command_imports():
     assert not missing, "dvc.yaml deps miss code the stage imports:\n" + "\n".join(missing)
 
 
+def test_every_code_dep_exists_and_is_code_the_stage_imports():
+    stale = []
+    for stage, spec in _stages().items():
+        closure = [p.relative_to(ROOT).as_posix() for p in import_closure(_stage_module(spec["cmd"]))]
+        for dep in spec.get("deps", []):
+            dep = dep if isinstance(dep, str) else next(iter(dep))
+            if dep.split("/")[0] in PACKAGES and not any(_covered(path, [dep]) for path in closure):
+                stale.append(f"{stage}: {dep}" + ("" if (ROOT / dep).exists() else " (does not exist)"))
+    assert not stale, "dvc.yaml code deps the stage never imports (needless reruns):\n" + "\n".join(stale)
+
+
 def test_the_closure_follows_lazy_imports_and_module_tables():
     closure = {p.relative_to(ROOT).as_posix() for p in import_closure("pipeline.extract")}
     assert {"pipeline/__init__.py", "pipeline/extract.py", "pipeline/common.py"} <= closure
