@@ -29,17 +29,13 @@ import time
 from collections.abc import Callable
 from contextlib import redirect_stdout
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from grizal.encoders.clip import ClipEncoder, EncoderConfigError, resolve_device
-from grizal.encoders.flow import FARNEBACK_DEFAULTS
-from grizal.localization import localization_config
-from grizal.model import ConfigError
 from pipeline.checkpoint import load_model
 from pipeline.common import UserError, atomic_write_bytes, exit_on_user_error, load_params
 from pipeline.evaluate import write_predictions
@@ -52,14 +48,12 @@ from pipeline.extract import (
     video_attrs,
 )
 from pipeline.extract_engine import Extractors
-from pipeline.features import load_priors, load_videos, standardized, store_paths
-from pipeline.generate import run as generate_priors
-from pipeline.predict import curves_to_results, model_probs
-from pipeline.priors.classes import dedupe
-from pipeline.priors.config import build_config
 from pipeline.store import FeatureStoreWriter, open_store
 from pipeline.timeline import Thumbnail, video_thumbnails, write_timeline
 from pipeline.video import VideoError, check_video_file
+
+if TYPE_CHECKING:  # torch, open_clip and the model load when a video is localized: --help stays fast
+    from grizal.encoders.clip import ClipEncoder
 
 DEFAULT_CHECKPOINT = Path("cache/train/model.pt")
 DEFAULT_CACHE = Path("cache/localize")
@@ -107,6 +101,8 @@ def _configured_settings(cfg: dict[str, Any], use_flow: bool) -> dict[str, Any]:
         flat |= {"flow.method": method, "flow.max_side": flow["max_side"],
                  "flow.wheel_max_magnitude": flow["wheel_max_magnitude"]}
         if method == "farneback":
+            from grizal.encoders.flow import FARNEBACK_DEFAULTS
+
             flat["flow.farneback"] = {**FARNEBACK_DEFAULTS, **(flow["farneback"] or {})}
         elif method == "dis":
             flat["flow.dis_preset"] = flow["dis_preset"]
@@ -218,6 +214,8 @@ class _PriorEncoderOnDemand:
 
 
 def clean_actions(actions: list[str]) -> list[str]:
+    from pipeline.priors.classes import dedupe
+
     if not actions:
         raise UserError("--action", "no action given; e.g. --action \"a dog being bathed\"")
     if any(not a.strip() for a in actions):
@@ -278,6 +276,8 @@ class Localization:
 
 def _missing_kinds(store_dir: Path, kinds: tuple[str, ...], key: str) -> tuple[str, ...]:
     """The kinds whose store lacks a complete, intact copy of the video."""
+    from pipeline.features import store_paths
+
     paths = store_paths(store_dir)
     missing = []
     for kind in kinds:
@@ -290,6 +290,8 @@ def _missing_kinds(store_dir: Path, kinds: tuple[str, ...], key: str) -> tuple[s
 def ensure_features(video: Path, key: str, store_dir: Path, encoders: CheckpointEncoders,
                     log: Callable) -> bool:
     """Extract the video's features into the cache unless they are there; True when they were."""
+    from pipeline.features import store_paths
+
     missing = _missing_kinds(store_dir, encoders.kinds, key)
     if not missing:
         log(f"features: cached ({store_dir}, video {key})")
@@ -316,6 +318,10 @@ def ensure_features(video: Path, key: str, store_dir: Path, encoders: Checkpoint
 def ensure_priors(actions: list[str], settings: Settings, cache_dir: Path, store_dir: Path, k: int,
                   encoders: CheckpointEncoders, console: Console) -> None:
     """Generate (or reuse) each action's k sentences and images, then encode the new ones into the cache."""
+    from pipeline.features import store_paths
+    from pipeline.generate import run as generate_priors
+    from pipeline.priors.config import build_config
+
     where = settings.params_path or "params.yaml"
     overrides = {"out": cache_dir / "priors", "k": k, "text_backend": settings.text_backend,
                  "image_backend": settings.image_backend}
@@ -355,6 +361,12 @@ def localize(video: Path, actions: list[str], checkpoint: Path = DEFAULT_CHECKPO
              cache_dir: Path = DEFAULT_CACHE, settings: Settings | None = None, top: int = 5,
              n_thumbnails: int = 6, console: Console | None = None) -> Localization:
     """Localize each action in the video; writes OUT/segments.json and OUT/timeline.png."""
+    from grizal.encoders.clip import EncoderConfigError, resolve_device
+    from grizal.localization import localization_config
+    from grizal.model import ConfigError
+    from pipeline.features import load_priors, load_videos, standardized, store_paths
+    from pipeline.predict import curves_to_results, model_probs
+
     settings = settings or Settings()
     console = console or Console(stderr=True)
     log = console.print
@@ -473,8 +485,19 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 app.command("localize")(localize_command)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from grizal.localize import package_version
+
+        typer.echo(f"grizal {package_version()}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _group() -> None:
+def _group(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="Print grizal's version and exit."),
+) -> None:
     """grizal: generative prior-guided zero-shot temporal action localization."""
 
 
