@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from grizal.temporal import snippet_times
 from pipeline.common import UserError
 from pipeline.datasets.index import Index
 from pipeline.store import open_store, read_priors, read_store_attrs
+
+if TYPE_CHECKING:  # torch loads with the first tensor made, not with the stage's `--help`
+    import torch
 
 # The token axis of each stored prior array, padded to the longest across classes.
 PRIOR_TOKEN_AXIS = {"joint": 1, "joint_mask": 1, "token_type": 1, "name_tokens": 0, "name_mask": 0}
@@ -59,6 +61,10 @@ def model_length(features_dir: str | Path) -> int:
 
 def load_videos(features_dir: str | Path, ids: list[str], durations: dict[str, float], T: int,
                 use_flow: bool = True) -> VideoTensors:
+    import torch
+
+    from grizal.temporal import snippet_times
+
     paths = store_paths(features_dir)
     kinds = ["rgb"] + (["flow"] if use_flow else [])
     arrays = {}
@@ -75,6 +81,8 @@ def load_videos(features_dir: str | Path, ids: list[str], durations: dict[str, f
 
 
 def load_priors(features_dir: str | Path, classes: list[str]) -> PriorTensors:
+    import torch
+
     path = store_paths(features_dir)["priors"]
     per_class = read_priors(path, classes)
     tensors = {}
@@ -102,6 +110,8 @@ def _pad_stack(parts: list[np.ndarray], axis: int) -> np.ndarray:
 
 def snippet_targets(index: Index, ids: list[str], classes: list[str], times: np.ndarray) -> torch.Tensor:
     """(V, C, T) masks: 1 where the snippet centre lies inside a segment of that class."""
+    import torch
+
     class_pos = {name: i for i, name in enumerate(classes)}
     targets = np.zeros((len(ids), len(classes), times.shape[1]), dtype=np.float32)
     for v, vid in enumerate(ids):
@@ -119,6 +129,8 @@ def fit_feature_stats(videos: VideoTensors, priors: PriorTensors) -> dict[str, d
     extreme: two random snippets have cosine ~0.997), so the model reads standardised inputs. Text and image
     prior tokens get their own statistics; padding is left out.
     """
+    import torch
+
     joint, mask, kind = priors.tensors["joint"], priors.tensors["joint_mask"], priors.tensors["token_type"]
     text = torch.cat([joint[mask & (kind == 0)], priors.tensors["name_tokens"][priors.tensors["name_mask"]]])
     parts = {"rgb": videos.rgb.reshape(-1, videos.rgb.shape[-1]), "text_tokens": text,
@@ -135,6 +147,8 @@ def fit_feature_stats(videos: VideoTensors, priors: PriorTensors) -> dict[str, d
 
 
 def _standardize(x: torch.Tensor, stat: dict[str, list[float]] | None) -> torch.Tensor:
+    import torch
+
     if stat is None:
         return x
     mean = torch.tensor(stat["mean"], dtype=x.dtype)
@@ -146,6 +160,8 @@ def standardized(videos: VideoTensors, priors: PriorTensors | None,
                  stats: dict[str, dict[str, list[float]]]) -> tuple[VideoTensors, PriorTensors | None]:
     """Copies of the model inputs standardised with training statistics (raw features stay untouched for the
     training-free baseline, which compares them in CLIP space)."""
+    import torch
+
     flow = _standardize(videos.flow, stats.get("flow")) if videos.flow is not None else None
     out_videos = VideoTensors(videos.ids, _standardize(videos.rgb, stats.get("rgb")), flow, videos.times,
                               videos.durations)

@@ -12,14 +12,10 @@ through the same localization. Writes to the output folder: ``predictions.json``
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
 import typer
 
-from grizal.localization import cross_class_curves, localization_config, probs_to_segments
-from grizal.model import ConfigError
 from pipeline.checkpoint import load_model as load_checkpoint
 from pipeline.common import UserError, atomic_write_json, exit_on_user_error, section
 from pipeline.datasets.index import Index
@@ -32,16 +28,15 @@ from pipeline.evaluate import (
     write_per_class,
     write_predictions,
 )
-from pipeline.features import (
-    PriorTensors,
-    VideoTensors,
-    encoder_signature,
-    load_priors,
-    load_videos,
-    standardized,
-)
+from pipeline.features import encoder_signature, load_priors, load_videos, standardized
 from pipeline.plots import plot_probability_curves
 from pipeline.train import load_stage_inputs, resolve_device
+
+if TYPE_CHECKING:  # torch and the model load when predicting, not for `--help`
+    import numpy as np
+    import torch
+
+    from pipeline.features import PriorTensors, VideoTensors
 
 app = typer.Typer(add_completion=False, help=__doc__.splitlines()[0])
 
@@ -61,10 +56,20 @@ def check_encoders(checkpoint: dict[str, Any], features_dir: Path, where: Path) 
         raise UserError(where, "checkpoint was made with other encoder settings: " + "; ".join(problems[:4]))
 
 
-@torch.no_grad()
 def model_probs(model: torch.nn.Module, videos: VideoTensors, priors: PriorTensors,
                 device: torch.device | str = "cpu", batch_size: int = 64) -> np.ndarray:
     """(V, C, T) probabilities for every video and class."""
+    import torch
+
+    with torch.no_grad():
+        return _model_probs(model, videos, priors, device, batch_size)
+
+
+def _model_probs(model: torch.nn.Module, videos: VideoTensors, priors: PriorTensors, device: torch.device | str,
+                 batch_size: int) -> np.ndarray:
+    import numpy as np
+    import torch
+
     n_videos, n_classes = len(videos.ids), len(priors.classes)
     out = np.zeros((n_videos, n_classes, videos.rgb.shape[1]), dtype=np.float32)
     pairs = [(v, c) for v in range(n_videos) for c in range(n_classes)]
@@ -81,6 +86,8 @@ def model_probs(model: torch.nn.Module, videos: VideoTensors, priors: PriorTenso
 
 def baseline_probs(videos: VideoTensors, priors: PriorTensors) -> np.ndarray:
     """(V, C, T): per snippet, a softmax over classes of CLIP cosine similarity (frame vs class prompt)."""
+    import torch
+
     frames = torch.nn.functional.normalize(videos.rgb.float(), dim=-1)
     texts = torch.nn.functional.normalize(priors.name_embedding.float(), dim=-1)
     logits = CLIP_TEMPERATURE * torch.einsum("vtd,cd->vct", frames, texts)
@@ -89,6 +96,8 @@ def baseline_probs(videos: VideoTensors, priors: PriorTensors) -> np.ndarray:
 
 def curves_to_results(probs: np.ndarray, videos: VideoTensors, classes: list[str],
                       loc_cfg: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    from grizal.localization import cross_class_curves, probs_to_segments
+
     results: dict[str, list[dict[str, Any]]] = {}
     probs = cross_class_curves(probs, loc_cfg.get("cross_class", "none"))
     for v, vid in enumerate(videos.ids):
@@ -118,6 +127,9 @@ def evaluate_model(index: Index, split: dict[str, Any], features_dir: Path, mode
                    loc_cfg: dict[str, Any], tious: list[float], out_dir: Path | None = None,
                    n_plots: int = 6, device: str = "auto") -> dict[str, Any]:
     """Predict, score and (with ``out_dir``) write predictions, metrics, tables and plots."""
+    from grizal.localization import localization_config
+    from grizal.model import ConfigError
+
     torch_device = resolve_device(device)
     model, checkpoint = load_checkpoint(model_path, torch_device)
     check_encoders(checkpoint, features_dir, model_path)

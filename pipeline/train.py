@@ -20,16 +20,10 @@ import random
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
-import torch.distributed as dist
 import typer
-from tqdm import tqdm
 
-from grizal.losses import compute_losses, loss_config
-from grizal.model import ConfigError, build_model, parameter_summary
 from pipeline.checkpoint import load_resume, save_model, save_resume
 from pipeline.common import (
     UserError,
@@ -40,16 +34,12 @@ from pipeline.common import (
     section,
 )
 from pipeline.datasets.index import Index
-from pipeline.features import (
-    PriorTensors,
-    encoder_signature,
-    fit_feature_stats,
-    load_priors,
-    load_videos,
-    model_length,
-    snippet_targets,
-    standardized,
-)
+
+if TYPE_CHECKING:  # torch, numpy and the model load when training starts, not for `--help`
+    import numpy as np
+    import torch
+
+    from pipeline.features import PriorTensors
 
 app = typer.Typer(add_completion=False, help=__doc__.splitlines()[0])
 
@@ -89,12 +79,17 @@ class TrainConfig:
 
 
 def resolve_device(name: str) -> torch.device:
+    import torch
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
 
 
 def seed_everything(seed: int) -> None:
+    import numpy as np
+    import torch
+
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -113,6 +108,8 @@ def linear_warmup_decay(step: int, total: int, warmup: int) -> float:
 
 def class_similarity(priors: PriorTensors) -> np.ndarray:
     """(C, C) cosine between the classes' mean prior tokens (centred over the classes), real tokens only."""
+    import torch
+
     joint, mask = priors.tensors["joint"].float(), priors.tensors["joint_mask"].float()[..., None]
     means = (joint * mask).sum((1, 2)) / mask.sum((1, 2)).clamp_min(1.0)
     means = torch.nn.functional.normalize(means - means.mean(0), dim=-1)
@@ -125,6 +122,8 @@ def epoch_pairs(targets: torch.Tensor, negatives_per_positive: float, rng: np.ra
     ``hard_negatives`` of its video's absent classes drawn from the ``pool`` whose priors are most similar to
     the positive class's (e.g. the same shape with another motion): the pairs that teach what tells
     look-alike classes apart. The number of pairs does not depend on ``rng``."""
+    import numpy as np
+
     present = (targets.amax(dim=-1) > 0).numpy()
     pos = np.argwhere(present)
     parts = [pos]
@@ -155,6 +154,8 @@ class DistInfo:
 
 
 def init_distributed(device: torch.device) -> DistInfo:
+    import torch.distributed as dist
+
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return DistInfo()
     if not dist.is_initialized():
@@ -166,6 +167,23 @@ def train(index: Index, split: dict[str, Any], features_dir: Path, model_cfg: di
           loss_cfg: dict[str, Any], cfg: TrainConfig, out_dir: Path, progress: bool = True,
           log=print) -> Path:
     """Train and write ``out_dir/model.pt``; resumes from ``out_dir/checkpoint.pt`` when its config matches."""
+    import numpy as np
+    import torch
+    import torch.distributed as dist
+    from tqdm import tqdm
+
+    from grizal.losses import compute_losses, loss_config
+    from grizal.model import ConfigError, build_model, parameter_summary
+    from pipeline.features import (
+        encoder_signature,
+        fit_feature_stats,
+        load_priors,
+        load_videos,
+        model_length,
+        snippet_targets,
+        standardized,
+    )
+
     device = resolve_device(cfg.device)
     info = init_distributed(device)
     if info.world > 1 and device.type == "cuda":

@@ -125,3 +125,11 @@ def test_evaluate_stage_writes_predictions_metrics_and_plots(tiny_world, tmp_pat
     assert set(predictions) == set(tiny_world["split"]["test_videos"])
     assert all(r["label"] in tiny_world["split"]["unseen"] for rows in predictions.values() for r in rows)
     assert list((tmp_path / "plots").glob("*.png")) and (tmp_path / "per_class.md").is_file()
+
+
+def test_the_stage_doors_load_no_heavy_module():
+    """`--help` of train and evaluate must not wait for torch, zarr or matplotlib (timed in benchmarks/)."""
+    code = ("import sys, pipeline.train, pipeline.predict; "
+            "print(sorted(m for m in ('torch', 'zarr', 'matplotlib', 'grizal.model', 'tqdm') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert result.stdout.strip() == "[]"
