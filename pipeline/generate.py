@@ -66,6 +66,28 @@ def pick_classes(cfg: GenerateConfig, from_params: bool, classes: str | None, cl
                           "(or --params params.yaml to take them from its index)")
 
 
+def stage_classes(cfg: GenerateConfig, params_data: dict, params: Path, dry_run: bool) -> list[str]:
+    """The DVC stage's classes: the index's, but only an index of the data set that params prepares. A dry run
+    without such an index prices the classes of that data set's annotations (a paper config in a fresh clone)."""
+    prepare_cfg = params_data.get("prepare")
+    if not isinstance(prepare_cfg, dict) or not prepare_cfg.get("dataset"):
+        return class_sources.from_index(cfg.index)
+    wanted = prepare_cfg["dataset"]
+    found = read_json(cfg.index).get("dataset") if cfg.index.is_file() else None
+    if found == wanted:
+        return class_sources.from_index(cfg.index)
+    state = "does not exist yet" if found is None else f"was written for data set '{found}'"
+    if dry_run:
+        from pipeline.prepare import annotated_classes
+
+        names = annotated_classes(prepare_cfg, f"{params} (section prepare)")
+        print(f"{cfg.index} {state}: pricing the {len(names)} classes of {wanted} ({params}, section prepare)",
+              file=sys.stderr)
+        return names
+    raise UserError(cfg.index, f"{state}, but {params} prepares '{wanted}': run `dvc repro prepare` first "
+                               f"(--dry-run prices the {wanted} classes without it)")
+
+
 def adhoc_name(names: list[str], classes_file: Path | None, dataset: str | None, split_setting: str,
                split: int | None, subset: str, index: Path | None) -> str:
     """The folder name of an ad-hoc run under outputs/priors: readable, and the same for the same classes."""
@@ -164,15 +186,19 @@ def main(
     130 when interrupted (all finished items are kept: run again to finish). Example:
     python -m pipeline.generate --classes "skiing,surfing" --text-backend openai --image-backend openai --dry-run
     """
-    params_section = section(load_params(params), "generate", params) if params is not None else None
+    params_data = load_params(params) if params is not None else {}
+    params_section = section(params_data, "generate", params) if params is not None else None
     overrides = {"text_backend": text_backend, "image_backend": image_backend, "text_model": text_model,
                  "image_model": image_model, "openworld_dir": openworld_dir, "k": k, "seed": seed,
                  "image_size": image_size, "concurrency": concurrency, "max_retries": max_retries,
                  "timeout_s": timeout_s, "device": device, "store": store}
     cfg = build_config(params_section, params or "params.yaml", overrides)
-    names = pick_classes(cfg, params is not None, classes, classes_file, dataset, split_setting, split, subset,
-                         index)
     adhoc = any(option is not None for option in (classes, classes_file, dataset, index))
+    if params is not None and not adhoc and split is None:
+        names = stage_classes(cfg, params_data, params, dry_run)
+    else:
+        names = pick_classes(cfg, params is not None, classes, classes_file, dataset, split_setting, split, subset,
+                             index)
     name = adhoc_name(names, classes_file, dataset, split_setting, split, subset, index) if adhoc else ""
     target, item_store = output_folders(cfg, adhoc, out, name)
     code = run(replace(cfg, out=target, store=item_store), names, dry_run=dry_run)

@@ -20,11 +20,13 @@ from pipeline.checkpoint import load_model as load_checkpoint
 from pipeline.common import UserError, atomic_write_json, exit_on_user_error, section
 from pipeline.datasets.index import Index
 from pipeline.evaluate import (
+    Thresholds,
     evaluate_detection,
     format_table,
     load_ground_truth,
     load_predictions,
     metrics_json,
+    thresholds_from_params,
     write_per_class,
     write_predictions,
 )
@@ -118,13 +120,14 @@ def ground_truth(index: Index, ids: list[str], classes: list[str]) -> dict[str, 
                          for vid in ids}}
 
 
-def score(results: dict[str, Any], gt: dict[str, Any], classes: list[str], tious: list[float]) -> dict[str, Any]:
+def score(results: dict[str, Any], gt: dict[str, Any], classes: list[str],
+          tious: list[float] | Thresholds) -> dict[str, Any]:
     return evaluate_detection(load_ground_truth(gt, name="ground truth"),
                               load_predictions({"results": results}, name="predictions"), tious, classes)
 
 
 def evaluate_model(index: Index, split: dict[str, Any], features_dir: Path, model_path: Path,
-                   loc_cfg: dict[str, Any], tious: list[float], out_dir: Path | None = None,
+                   loc_cfg: dict[str, Any], tious: list[float] | Thresholds, out_dir: Path | None = None,
                    n_plots: int = 6, device: str = "auto") -> dict[str, Any]:
     """Predict, score and (with ``out_dir``) write predictions, metrics, tables and plots."""
     from grizal.localization import localization_config
@@ -188,7 +191,7 @@ def main(
     values, index, split = load_stage_inputs(params, prepare_dir)
     cfg = section(values, "evaluate", params)
     outcome = evaluate_model(index, split, features, model, section(values, "localization", params),
-                             [float(t) for t in cfg["tious"]], out, int(cfg.get("n_plots", 6)),
+                             thresholds_from_params(cfg, params), out, int(cfg.get("n_plots", 6)),
                              str(cfg.get("device", "auto")))
     for name, report in outcome["reports"].items():
         print(f"== {name} ({split['protocol']}, {len(split['unseen'])} classes, "

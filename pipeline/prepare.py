@@ -16,7 +16,7 @@ from pipeline.common import UserError, atomic_write_json, exit_on_user_error, lo
 from pipeline.datasets.activitynet import parse_activitynet_bmn, parse_activitynet_json
 from pipeline.datasets.charades import parse_charades_sta
 from pipeline.datasets.index import Index, attach_videos
-from pipeline.datasets.splits import Split, closed_set, open_set, published_split, read_list
+from pipeline.datasets.splits import LIST_DATASETS, Split, closed_set, open_set, published_split, read_list
 from pipeline.datasets.thumos import parse_thumos
 
 app = typer.Typer(add_completion=False, help=__doc__.splitlines()[0])
@@ -30,7 +30,8 @@ def _required(cfg: dict[str, Any], key: str, where: str) -> Any:
     return cfg[key]
 
 
-def build_index(cfg: dict[str, Any], where: str = "params.yaml") -> Index:
+def build_index(cfg: dict[str, Any], where: str = "params.yaml", videos: bool = True) -> Index:
+    """The canonical index of the configured data set; ``videos=False`` reads the annotations only."""
     dataset = cfg.get("dataset")
     if dataset not in DATASETS:
         raise UserError(where, f"prepare.dataset must be one of {', '.join(DATASETS)}, not {dataset!r}")
@@ -47,9 +48,29 @@ def build_index(cfg: dict[str, Any], where: str = "params.yaml") -> Index:
     else:
         index = parse_activitynet_json(_required(cfg, "annotations", where), dataset,
                                        allow_empty=bool(cfg.get("allow_empty", False)))
-    source = cfg.get("annotations") or cfg.get("sta_train")
-    attach_videos(index, cfg.get("video_dir"), source)
+    if videos:
+        attach_videos(index, cfg.get("video_dir"), cfg.get("annotations") or cfg.get("sta_train"))
     return index
+
+
+def annotated_classes(cfg: dict[str, Any], where: str = "params.yaml") -> list[str]:
+    """The classes of the configured data set, read before any video or index exists (e.g. to price the priors
+    of a paper config in a fresh clone): from its annotations; without them, from what ships with the project
+    (the demo world's vocabulary, the published THUMOS14/ActivityNet split lists)."""
+    dataset = cfg.get("dataset")
+    annotations = cfg.get("annotations")
+    if dataset == "demo" and not (annotations and Path(annotations).is_file()):
+        return sorted(demo_vocab.all_classes())
+    if dataset in LIST_DATASETS and not (annotations and Path(annotations).is_file()):
+        setting = _split_setting(cfg)
+        seen, unseen = published_split(dataset, setting if setting in ("75_25", "50_50") else "75_25", 0)
+        return sorted(set(seen) | set(unseen))
+    return build_index(cfg, where, videos=False).classes
+
+
+def _split_setting(cfg: dict[str, Any]) -> str:
+    # YAML reads an unquoted 75_25 as the integer 7525.
+    return {"7525": "75_25", "5050": "50_50"}.get(str(cfg.get("split_setting")), str(cfg.get("split_setting")))
 
 
 def build_split(index: Index, cfg: dict[str, Any], where: str = "params.yaml") -> Split:
@@ -72,8 +93,7 @@ def build_split(index: Index, cfg: dict[str, Any], where: str = "params.yaml") -
         seen = sorted(set(demo_vocab.all_classes()) - set(unseen))
         return open_set(index, seen, unseen, "open_demo", split_id, where)
     if dataset in ("thumos14", "activitynet"):
-        # YAML reads an unquoted 75_25 as the integer 7525.
-        setting = {"7525": "75_25", "5050": "50_50"}.get(str(cfg.get("split_setting")), str(cfg.get("split_setting")))
+        setting = _split_setting(cfg)
         seen, unseen = published_split(dataset, setting, split_id)
         if seen == unseen:  # THUMOS14 50/50 split_10 lists all 20 classes on both sides: the closed set
             return closed_set(index)

@@ -144,6 +144,57 @@ def test_the_stage_reuses_items_its_output_holds_and_keeps_exactly_its_own(tmp_p
     assert len(list((tmp_path / "cache/priors/images").rglob("*.png"))) == 4
 
 
+THUMOS = REPO / "pipeline/datasets/data/thumos_annotations/thumos_anno_action.json"
+
+
+def paper_params(tmp_path: Path, dataset: str = "thumos14", annotations: Path | str = THUMOS) -> Path:
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({
+        "prepare": {"dataset": dataset, "annotations": str(annotations), "video_dir": "/nowhere",
+                    "split_setting": "75_25", "split_id": 0},
+        "generate": {"index": str(tmp_path / "index.json"), "out": str(tmp_path / "priors"), "k": 2}}))
+    return params
+
+
+def write_index(tmp_path: Path, dataset: str, classes: list[str]) -> None:
+    (tmp_path / "index.json").write_text(json.dumps({"schema": 1, "dataset": dataset, "classes": classes,
+                                                     "videos": {}}))
+
+
+@pytest.mark.parametrize("index", [None, "demo"])
+def test_a_paper_config_dry_run_prices_its_own_classes_never_a_stale_index(tmp_path, index):
+    params = paper_params(tmp_path)
+    if index:
+        write_index(tmp_path, index, ["circle rises", "cross falls"])
+    result = invoke("--params", params, "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "pricing the 20 classes of thumos14" in result.output
+    assert "20 calls" in result.output and "ThrowDiscus" in result.output and "circle rises" not in result.output
+    assert not (tmp_path / "priors").exists()
+    # The stage itself never runs on an index of another data set (or none): one line says what to do.
+    result = invoke("--params", params)
+    assert result.exit_code == 2
+    state = "does not exist yet" if index is None else "was written for data set 'demo'"
+    assert f"{state}, but {params} prepares 'thumos14': run `dvc repro prepare` first" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_dry_run_takes_the_index_of_the_configured_data_set(tmp_path):
+    params = paper_params(tmp_path)
+    write_index(tmp_path, "thumos14", ["BaseballPitch", "Diving"])
+    result = invoke("--params", params, "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "pricing" not in result.output and "2 calls" in result.output and "ThrowDiscus" not in result.output
+
+
+def test_without_annotations_a_dry_run_prices_the_shipped_class_lists(tmp_path):
+    result = invoke("--params", paper_params(tmp_path, "activitynet", "/nowhere/activity_net.json"), "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "pricing the 200 classes of activitynet" in result.output and "200 calls" in result.output
+    result = invoke("--params", paper_params(tmp_path, "custom", tmp_path / "mine.json"), "--dry-run")
+    assert result.exit_code == 2 and "mine.json: file not found" in result.output
+
+
 @pytest.mark.parametrize("args, message", [
     (["--out", "cache/priors"], "error: --out: cache/priors holds the DVC pipeline's priors"),
     (["--out", "cache"], "holds the DVC pipeline's priors"),
