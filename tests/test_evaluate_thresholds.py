@@ -63,6 +63,11 @@ def test_average_is_over_the_averaged_thresholds_and_columns_are_the_reported_on
     assert csv[0] == "class,gt,predictions,AP@0.5,AP@0.75,AP@0.95,average_AP"
 
 
+def test_thresholds_from_params_drive_the_report_as_the_evaluate_stage_passes_them():
+    thresholds = thresholds_from_params({"tious": PROTOCOL, "report_tious": [0.5, 0.75, 0.95]})
+    assert report_of(thresholds) == report_of(PROTOCOL, [0.5, 0.75, 0.95])
+
+
 def test_reported_thresholds_outside_the_averaged_set_are_scored_but_not_averaged():
     report = report_of([0.5, 0.7], [0.9])
     assert list(report["mAP"]) == ["0.5", "0.7", "0.9"]
