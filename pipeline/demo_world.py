@@ -15,15 +15,14 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import av
 import numpy as np
 import typer
-from PIL import Image, ImageDraw
 
 from pipeline import demo_vocab as vocab
-from pipeline.common import atomic_write_json, exit_on_user_error, load_params, section
+from pipeline.common import atomic_write_json, atomic_write_text, exit_on_user_error, load_params, section
 
 app = typer.Typer(add_completion=False, help=__doc__.splitlines()[0])
+NOT_RENDERED = "NOT_RENDERED.txt"  # all the demo_world stage writes when params prepares another data set
 
 
 @dataclass(frozen=True)
@@ -164,6 +163,8 @@ def render_frames(rng, cfg: DemoConfig, duration: float, actors, wanderers):
     Every video is filmed by the same fixed camera (one background for the whole world), so what changes
     between videos is what happens in them, not the scenery.
     """
+    from PIL import Image, ImageDraw
+
     background = _background(np.random.default_rng([cfg.seed, 99]), cfg.size)
     for i in range(int(round(duration * cfg.fps))):
         t = i / cfg.fps
@@ -183,6 +184,8 @@ def render_frames(rng, cfg: DemoConfig, duration: float, actors, wanderers):
 
 def write_mp4(path: Path, frames, fps: int, size: int) -> None:
     """Encode with libx264 on one thread, so the same frames give the same bytes."""
+    import av
+
     tmp = path.with_name(f".{path.name}.tmp")
     with av.open(str(tmp), "w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=fps)
@@ -238,8 +241,19 @@ def main(
     seed: int = typer.Option(None, help="Override the seed."),
     workers: int = typer.Option(2, help="Processes rendering videos in parallel."),
 ) -> None:
-    """Generate the demo world: real mp4 files plus an ActivityNet-format annotation JSON."""
-    settings = dict(section(load_params(params), "demo", params)) if params else {}
+    """Generate the demo world: real mp4 files plus an ActivityNet-format annotation JSON.
+
+    With --params naming another data set (prepare.dataset), nothing is rendered: only a note saying so."""
+    values = load_params(params) if params else {}
+    prepare_cfg = values.get("prepare")
+    dataset = prepare_cfg.get("dataset", "demo") if isinstance(prepare_cfg, dict) else "demo"
+    if dataset != "demo":
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / NOT_RENDERED, f"not rendered: {params} prepares data set '{dataset}', not the demo "
+                                              "world (prepare.dataset)\n")
+        print(f"demo world: not rendered ({params} prepares '{dataset}') -> {out / NOT_RENDERED}")
+        return
+    settings = dict(section(values, "demo", params)) if params else {}
     settings.pop("out", None)
     if seed is not None:
         settings["seed"] = seed

@@ -78,3 +78,15 @@ def test_short_videos_hold_only_the_instances_that_fit():
     for n in range(16):
         duration, segments, _, _ = plan_video(np.random.default_rng([0, 0, n]), short, classes[n], classes)
         assert segments and all(0 < s < e <= duration for _, s, e in segments)
+
+
+def test_another_data_set_renders_nothing_and_says_so(tmp_path):
+    """The demo_world stage of a THUMOS14 config must not keep the user waiting on videos nobody uses."""
+    params = tmp_path / "params.yaml"
+    params.write_text("demo: {seed: 0}\nprepare: {dataset: thumos14}\n")
+    result = subprocess.run([sys.executable, "-m", "pipeline.demo_world", "--params", str(params), "--out",
+                             str(tmp_path / "demo")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert [p.name for p in (tmp_path / "demo").iterdir()] == ["NOT_RENDERED.txt"]
+    assert "prepares data set 'thumos14'" in (tmp_path / "demo" / "NOT_RENDERED.txt").read_text()
+    assert "not rendered" in result.stdout
