@@ -30,3 +30,4 @@ bench: setup
 	$(PY) -m benchmarks.bench_extract
 	$(PY) -m benchmarks.bench_model --vle-layers 2 --ofe-layers 1
 	$(PY) -m benchmarks.bench_metrics
+	$(PY) -m benchmarks.bench_cli
