@@ -75,8 +75,12 @@ def _split_setting(cfg: dict[str, Any]) -> str:
 
 def build_split(index: Index, cfg: dict[str, Any], where: str = "params.yaml") -> Split:
     protocol = cfg.get("protocol", "closed")
+    allow_empty = bool(cfg.get("allow_empty", False))
     if protocol == "closed":
-        return closed_set(index)
+        if not index.classes:
+            raise UserError(where, "closed-set needs annotated classes; to localize classes that no annotation "
+                                   "names, use protocol: open with unseen_list")
+        return closed_set(index, allow_empty)
     if protocol != "open":
         raise UserError(where, f"prepare.protocol must be 'open' or 'closed', not {protocol!r}")
     split_id = int(cfg.get("split_id", 0))
@@ -84,7 +88,9 @@ def build_split(index: Index, cfg: dict[str, Any], where: str = "params.yaml") -
     if cfg.get("unseen_list"):
         unseen = read_list(cfg["unseen_list"])
         seen = read_list(cfg["seen_list"]) if cfg.get("seen_list") else sorted(set(index.classes) - set(unseen))
-        return open_set(index, seen, unseen, "open_custom", None, cfg["unseen_list"])
+        if allow_empty:  # the classes to localize in unlabelled videos: priors are made for them too
+            index.unannotated = sorted(set(unseen) - set(index.classes))
+        return open_set(index, seen, unseen, "open_custom", None, cfg["unseen_list"], allow_empty)
     if dataset == "demo":
         try:
             unseen = demo_vocab.unseen_classes(split_id)
@@ -107,7 +113,10 @@ def prepare(cfg: dict[str, Any], out: Path, where: str = "params.yaml") -> tuple
     if not split.train_videos and not cfg.get("allow_empty"):
         raise UserError(where, "the split leaves no training videos")
     if not split.test_videos:
-        raise UserError(where, "the split leaves no test videos")
+        unlabelled = "" if cfg.get("allow_empty") else ("; unlabelled test videos (empty annotations) need "
+                                                        "prepare.allow_empty: true")
+        raise UserError(where, f"the split leaves no test videos (test-subset videos with ground truth of the "
+                               f"{'unseen' if split.protocol != 'closed' else 'annotated'} classes{unlabelled})")
     atomic_write_json(out / "index.json", index.to_json())
     atomic_write_json(out / "split.json", split.to_json())
     atomic_write_json(out / "skipped.json", index.skipped)

@@ -1,9 +1,13 @@
 """Dataset parsers, zero-shot splits and bad-input handling."""
 
 import json
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from pipeline.common import UserError
 from pipeline.datasets.activitynet import parse_activitynet_bmn, parse_activitynet_json, read_class_list
@@ -11,7 +15,9 @@ from pipeline.datasets.charades import parse_charades_sta
 from pipeline.datasets.index import Index, attach_videos
 from pipeline.datasets.splits import SPLIT_ROOT, closed_set, open_set, published_split, read_list
 from pipeline.datasets.thumos import parse_thumos
-from pipeline.prepare import build_split
+from pipeline.prepare import build_split, prepare
+
+ROOT = Path(__file__).resolve().parents[1]
 
 DATA = Path(__file__).resolve().parents[1] / "pipeline" / "datasets" / "data"
 THUMOS = DATA / "thumos_annotations" / "thumos_anno_action.json"
@@ -203,3 +209,78 @@ def test_listed_video_missing_on_disk_is_skipped(tmp_path):
 def test_index_roundtrip(thumos):
     again = Index.from_json(thumos.to_json())
     assert again.to_json() == thumos.to_json()
+
+
+def anet_with_videos(tmp_path: Path, names: list[str]) -> Path:
+    path = tmp_path / "anet.json"
+    path.write_text(json.dumps(ANET_EXCERPT))
+    (tmp_path / "videos").mkdir()
+    for name in names:
+        (tmp_path / "videos" / name).write_bytes(b"x")
+    return path
+
+
+@pytest.mark.parametrize("files, problem", [
+    ([], "0 videos found (no .mp4/"),
+    (["notes.txt"], "0 videos found"),
+    (["other.mp4", "v_zzz.mkv"], "none of the 2 annotated videos is in this folder of 2 videos (e.g. no v_b.mp4)"),
+])
+def test_an_empty_or_unrelated_video_folder_says_so(tmp_path, files, problem):
+    path = anet_with_videos(tmp_path, files)
+    with pytest.raises(UserError, match=re.escape(problem)):
+        attach_videos(parse_activitynet_json(path), tmp_path / "videos", path)
+
+
+def test_prepare_cli_missing_and_empty_video_folders_are_one_line(tmp_path):
+    (tmp_path / "empty").mkdir()
+    for folder, problem in (("nowhere", "video folder not found"), ("empty", "0 videos found")):
+        params = tmp_path / "params.yaml"
+        params.write_text(yaml.safe_dump({"prepare": {
+            "dataset": "thumos14", "annotations": str(ROOT / "pipeline/datasets/data/thumos_annotations/"
+                                                          "thumos_anno_action.json"),
+            "video_dir": str(tmp_path / folder), "protocol": "open", "split_setting": "75_25", "split_id": 0}}))
+        result = subprocess.run([sys.executable, "-m", "pipeline.prepare", "--params", str(params), "--out",
+                                 str(tmp_path / "out")], capture_output=True, text=True, cwd=ROOT)
+        assert result.returncode == 2
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"error: {tmp_path / folder}: {problem}")
+        assert "split names classes" not in result.stderr
+
+
+INFERENCE = {"database": {
+    "train_1": {"subset": "training", "duration": 20.0, "annotations": [{"segment": [1, 5], "label": "jump"}]},
+    "train_2": {"subset": "training", "duration": 20.0, "annotations": [{"segment": [2, 9], "label": "run"}]},
+    "mine_1": {"subset": "validation", "duration": 15.0, "annotations": []},
+    "mine_2": {"subset": "testing", "duration": 25.0, "annotations": []},
+}}
+
+
+def inference_params(tmp_path: Path, allow_empty: bool) -> dict:
+    (tmp_path / "mine.json").write_text(json.dumps(INFERENCE))
+    (tmp_path / "unseen.txt").write_text("wave\n")
+    (tmp_path / "videos").mkdir(exist_ok=True)
+    for vid in INFERENCE["database"]:
+        (tmp_path / "videos" / f"{vid}.mp4").write_bytes(b"x")
+    return {"dataset": "custom", "annotations": str(tmp_path / "mine.json"), "video_dir": str(tmp_path / "videos"),
+            "allow_empty": allow_empty, "protocol": "open", "unseen_list": str(tmp_path / "unseen.txt")}
+
+
+def test_unlabelled_custom_videos_become_test_videos_for_classes_no_annotation_names(tmp_path):
+    index, split = prepare(inference_params(tmp_path, True), tmp_path / "out")
+    assert split.seen == ["jump", "run"] and split.unseen == ["wave"]
+    assert split.train_videos == ["train_1", "train_2"] and split.test_videos == ["mine_1", "mine_2"]
+    written = json.loads((tmp_path / "out" / "index.json").read_text())
+    assert written["classes"] == ["jump", "run", "wave"]  # so the generate stage makes priors for "wave"
+    assert Index.load(tmp_path / "out" / "index.json").classes == ["jump", "run", "wave"]
+    assert all(not index.videos[vid].segments for vid in split.test_videos)
+
+
+def test_unlabelled_test_videos_without_allow_empty_say_what_to_set(tmp_path):
+    with pytest.raises(UserError, match="split names classes the data set does not have: wave"):
+        prepare(inference_params(tmp_path, False), tmp_path / "out")
+    cfg = {**inference_params(tmp_path, False), "unseen_list": None, "protocol": "closed"}
+    cfg["annotations"] = str(tmp_path / "train_only.json")
+    database = {k: v for k, v in INFERENCE["database"].items() if v["annotations"]}
+    (tmp_path / "train_only.json").write_text(json.dumps({"database": database}))
+    with pytest.raises(UserError, match="no test videos .*need prepare.allow_empty: true"):
+        prepare(cfg, tmp_path / "out")

@@ -38,10 +38,12 @@ class Index:
     dataset: str
     videos: dict[str, VideoEntry]
     skipped: list[dict[str, str]] = field(default_factory=list)
+    # Classes to localize that no annotation names (prepare.allow_empty: the unseen classes of unlabelled videos).
+    unannotated: list[str] = field(default_factory=list)
 
     @property
     def classes(self) -> list[str]:
-        return sorted({seg.label for video in self.videos.values() for seg in video.segments})
+        return sorted({seg.label for video in self.videos.values() for seg in video.segments} | set(self.unannotated))
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -68,7 +70,9 @@ class Index:
         for vid, v in data["videos"].items():
             segments = [Segment(float(s["start"]), float(s["end"]), str(s["label"])) for s in v["segments"]]
             videos[vid] = VideoEntry(v.get("path"), float(v["duration"]), v.get("fps"), v["subset"], segments)
-        return cls(data.get("dataset", "unknown"), videos)
+        annotated = {seg.label for video in videos.values() for seg in video.segments}
+        unannotated = sorted(set(data.get("classes") or []) - annotated)
+        return cls(data.get("dataset", "unknown"), videos, unannotated=unannotated)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Index:
@@ -156,7 +160,11 @@ def attach_videos(index: Index, video_dir: str | os.PathLike | None, source: str
     if video_dir is None:
         return
     if not Path(video_dir).is_dir():
-        raise UserError(video_dir, "video folder not found")
+        raise UserError(video_dir, "video folder not found (prepare.video_dir)")
+    files = [p for p in Path(video_dir).iterdir() if p.suffix.lower() in VIDEO_EXTENSIONS]
+    if not files:
+        raise UserError(video_dir, f"0 videos found (no {'/'.join(VIDEO_EXTENSIONS)} files in the video folder)")
+    listed = len(index.videos)
     for vid in list(index.videos):
         path = find_video(video_dir, vid)
         if path is None:
@@ -164,3 +172,7 @@ def attach_videos(index: Index, video_dir: str | os.PathLike | None, source: str
             del index.videos[vid]
         else:
             index.videos[vid].path = str(path)
+    if listed and not index.videos:
+        example = index.skipped[-1]["video"]
+        raise UserError(video_dir, f"none of the {listed} annotated videos is in this folder of {len(files)} videos "
+                                   f"(e.g. no {example}.mp4)")

@@ -58,14 +58,16 @@ def published_split(dataset: str, setting: str, split_id: int) -> tuple[list[str
 
 
 def open_set(index: Index, seen: list[str], unseen: list[str], protocol: str, split_id: int | None,
-             source: str | os.PathLike = "split") -> Split:
+             source: str | os.PathLike = "split", allow_empty: bool = False) -> Split:
     """Train on train-subset videos free of unseen classes (seen segments only); test on test-subset videos
-    that have unseen-class ground truth."""
+    that have unseen-class ground truth. ``allow_empty`` (inference): unseen classes need no annotation, and
+    test-subset videos without any annotation are test videos too (predicted, with no ground truth to score)."""
     known = set(index.classes)
-    for names in (seen, unseen):
+    for names in (seen,) if allow_empty else (seen, unseen):
         missing = sorted(set(names) - known)
         if missing:
-            raise UserError(source, f"split names classes the data set does not have: {', '.join(missing)}")
+            raise UserError(source, f"split names classes the data set does not have: {', '.join(missing)}"
+                                    + _skipped_hint(index))
     overlap = sorted(set(seen) & set(unseen))
     if overlap:
         raise UserError(source, f"classes both seen and unseen: {', '.join(overlap)}")
@@ -75,13 +77,21 @@ def open_set(index: Index, seen: list[str], unseen: list[str], protocol: str, sp
         labels = video.labels()
         if video.subset == "train" and labels & seen_set and not labels & unseen_set:
             train.append(vid)
-        elif video.subset == "test" and labels & unseen_set:
+        elif video.subset == "test" and (labels & unseen_set or (allow_empty and not labels)):
             test.append(vid)
     return Split(protocol, split_id, sorted(seen), sorted(unseen), train, test)
 
 
-def closed_set(index: Index) -> Split:
+def closed_set(index: Index, allow_empty: bool = False) -> Split:
     classes = index.classes
     train = sorted(v for v, video in index.videos.items() if video.subset == "train" and video.segments)
-    test = sorted(v for v, video in index.videos.items() if video.subset == "test" and video.segments)
+    test = sorted(v for v, video in index.videos.items()
+                  if video.subset == "test" and (video.segments or allow_empty))
     return Split("closed", None, classes, classes, train, test)
+
+
+def _skipped_hint(index: Index) -> str:
+    if not index.skipped:
+        return ""
+    first = index.skipped[0]
+    return f" ({len(index.skipped)} item(s) were skipped, e.g. {first['video']}: {first['reason']})"
