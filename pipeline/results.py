@@ -2,31 +2,48 @@
 
 Features are split-independent, so every (split, variant) pair reuses the cached stores: only the light layers
 are trained again. Writes ``results.md`` (the README's results table), ``results.json`` and, per run,
-``<split>/<variant>/model.pt`` and ``metrics.json``. A closed-set GRIZAL run comes first: it shows that the
-data set is learnable at all before open-set numbers are read. With ``results.workers`` > 1 the runs go to that
-many processes, each with an equal share of torch's threads (these small models use a second thread poorly: on
-2 cores, two one-thread workers get through about 1.2-1.3x more runs than one two-thread process).
+``<split>/<variant>/`` with ``model.pt``, ``metrics.json`` and, last, ``run.json``. A closed-set GRIZAL run comes
+first: it shows that the data set is learnable at all before open-set numbers are read. With ``results.workers`` >
+1 the runs go to that many processes, each with an equal share of torch's threads (these small models use a second
+thread poorly: on 2 cores, two one-thread workers get through about 1.2-1.3x more runs than one two-thread process).
+
+Every finished run is kept: ``run.json`` holds the run's key, a digest of everything that decides its numbers (its
+protocol, split and variant, the resolved model, loss, train, localization and tIoU settings, the prepare section
+and the split it makes, the index, the feature stores' settings and items, and the source of the code that trains
+and scores it). A rerun reuses each run whose key is unchanged and redoes the others; a run killed before its
+``run.json`` was written is redone.
 """
 
 from __future__ import annotations
 
+import ast
 import copy
+import hashlib
+import json
 import multiprocessing
 import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import torch
 import typer
 
 from pipeline.common import UserError, atomic_write_json, atomic_write_text, exit_on_user_error, section
-from pipeline.predict import evaluate_model
 from pipeline.prepare import build_split
-from pipeline.train import TrainConfig, load_stage_inputs, train
+
+# torch, training and prediction load when a run starts (in run_grid/run_one), so `--help` answers at once.
 
 app = typer.Typer(add_completion=False, help=__doc__.splitlines()[0])
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN_RECORD = "run.json"
+# Bump when run_one changes what a run computes: this file's own source is not part of the run key (editing the
+# table must not retrain the grid), the modules below and everything they import from the project are.
+RUN_FORMAT = 1
+RUN_CODE = ("pipeline.prepare", "pipeline.train", "pipeline.predict")
+Job = tuple[str, int | None, str]
 
 # The paper's ablations (Tables 1 and 4): each is a change of the model section.
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -55,63 +72,214 @@ def grid_jobs(values: dict[str, Any]) -> list[tuple[str, int | None, str]]:
     return jobs + [("open", int(s), v) for s in cfg["splits"] for v in cfg["variants"]]
 
 
-def run_one(values: dict[str, Any], index, features: Path, out: Path, job: tuple[str, int | None, str],
-            threads: int | None = None) -> dict[str, Any]:
-    """Train and evaluate one (protocol, split, variant) run; writes its model.pt and metrics.json."""
-    if threads:
-        torch.set_num_threads(threads)
-    protocol, split_id, variant = job
-    tious = [float(t) for t in section(values, "evaluate")["tious"]]
+def run_dir(out: Path, job: Job) -> Path:
+    _protocol, split_id, variant = job
+    return out / (f"split_{split_id}" if split_id is not None else "closed") / _slug(variant)
+
+
+def _split(values: dict[str, Any], index, job: Job) -> dict[str, Any]:
+    protocol, split_id, _variant = job
     prepare_cfg = {**values["prepare"], "protocol": protocol}
     if split_id is not None:
         prepare_cfg["split_id"] = split_id
-    split = build_split(index, prepare_cfg).to_json()
-    run_dir = out / (f"split_{split_id}" if split_id is not None else "closed") / _slug(variant)
+    return build_split(index, prepare_cfg).to_json()
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _module_file(name: str) -> Path | None:
+    if name.split(".")[0] not in ("pipeline", "grizal"):
+        return None
+    base = ROOT.joinpath(*name.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def code_digest(modules: tuple[str, ...] = RUN_CODE) -> str:
+    """sha256 over the source of ``modules`` and of every project module they import, at any depth (imports
+    inside functions included): a code change that DVC reruns the stage for also retrains the runs."""
+    found: dict[str, Path] = {}
+    todo = list(modules)
+    while todo:
+        name = todo.pop()
+        path = _module_file(name)
+        if name in found or path is None:
+            continue
+        found[name] = path
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        todo += [".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 1)]  # parent packages
+        for node in ast.walk(ast.parse(path.read_bytes(), str(path))):
+            if isinstance(node, ast.Import):
+                todo += [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join([*parent, *([base] if base else [])])
+                todo += [base, *(f"{base}.{alias.name}" for alias in node.names)]
+    digest = hashlib.sha256()
+    for name in sorted(found):
+        digest.update(name.encode() + b"\0" + found[name].read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _item_attrs(folder: Path) -> dict[str, Any]:
+    """The attributes of every group in a store folder (a video's source fingerprint, a class's sources)."""
+    items = {}
+    for entry in sorted(folder.iterdir()) if folder.is_dir() else []:
+        try:
+            items[entry.name] = json.loads((entry / "zarr.json").read_bytes()).get("attributes", {})
+        except (OSError, ValueError):
+            items[entry.name] = None
+    return items
+
+
+def input_identity(index, features: Path) -> dict[str, Any]:
+    """What the runs read besides params: the index content, and per store its settings and the attributes of
+    every video or class in it (an edited video or a remade class changes those)."""
+    from pipeline.features import store_paths
+    from pipeline.store import CLASSES, VIDEOS, read_store_attrs
+
+    identity: dict[str, Any] = {"index": _digest(index.to_json())}
+    for kind, path in store_paths(features).items():
+        if not path.exists():
+            identity[kind] = None  # a run that needs it fails when it loads it
+            continue
+        items = _item_attrs(path / (CLASSES if kind == "priors" else VIDEOS))
+        identity[kind] = _digest([read_store_attrs(path), items])
+    return identity
+
+
+def _config_error(err: Exception) -> UserError:
+    return UserError("params.yaml", str(err))
+
+
+def resolved_settings(values: dict[str, Any]) -> dict[str, Any]:
+    """The sections every run reads, with their defaults filled in (so a default written out changes nothing)."""
+    from dataclasses import fields
+
+    from grizal.localization import localization_config
+    from grizal.losses import loss_config
+    from grizal.model import ConfigError
+    from grizal.model.config import ModelConfig
+    from pipeline.train import TrainConfig
+
+    try:
+        loss, localization = loss_config(values.get("loss", {})), localization_config(values["localization"])
+    except ConfigError as err:
+        raise _config_error(err) from None
+    # The model section is checked where each run builds its model (in its worker, when there are workers).
+    model = {f.name: f.default for f in fields(ModelConfig)} | copy.deepcopy(values["model"])
+    return {"model": model, "loss": loss, "localization": localization,
+            "train": asdict(TrainConfig.from_dict(section(values, "train"))),
+            "tious": [float(t) for t in section(values, "evaluate")["tious"]], "prepare": values["prepare"]}
+
+
+def run_key(settings: dict[str, Any], inputs: dict[str, Any], code: str, job: Job, split: dict[str, Any]) -> str:
+    """The digest of everything that decides one run's numbers."""
+    model = settings["model"] | VARIANTS[job[2]]
+    return _digest({"format": RUN_FORMAT, "job": list(job), "split": split, "inputs": inputs, "code": code,
+                    **settings, "model": model})
+
+
+def finished_run(out: Path, job: Job, key: str) -> dict[str, Any] | None:
+    """The stored record of the run, when it finished with this key."""
+    try:
+        record = json.loads((run_dir(out, job) / RUN_RECORD).read_bytes())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and record.get("key") == key else None
+
+
+def run_one(values: dict[str, Any], index, features: Path, out: Path, job: Job, key: str,
+            threads: int | None = None) -> dict[str, Any]:
+    """Train and evaluate one (protocol, split, variant) run; writes its model.pt, metrics.json and, last,
+    run.json (the record with ``key`` that marks the run finished)."""
+    import torch
+
+    from pipeline.predict import evaluate_model
+    from pipeline.train import TrainConfig, train
+
+    if threads:
+        torch.set_num_threads(threads)
+    protocol, split_id, variant = job
+    folder = run_dir(out, job)
+    (folder / RUN_RECORD).unlink(missing_ok=True)  # from now on the folder holds an unfinished run
+    tious = [float(t) for t in section(values, "evaluate")["tious"]]
+    split = _split(values, index, job)
     model_cfg = {**copy.deepcopy(values["model"]), **VARIANTS[variant]}
+    train_cfg = TrainConfig.from_dict(section(values, "train"))
     started = time.time()
-    model_path = train(index, split, features, model_cfg, values.get("loss", {}),
-                       TrainConfig.from_dict(section(values, "train")), run_dir, progress=False,
-                       log=lambda _msg: None)
+    model_path = train(index, split, features, model_cfg, values.get("loss", {}), train_cfg, folder,
+                       progress=False, log=lambda _msg: None)
     outcome = evaluate_model(index, split, features, model_path, values["localization"], tious, n_plots=0)
-    atomic_write_json(run_dir / "metrics.json", outcome["metrics"])
-    return {"protocol": protocol, "split": split_id, "variant": variant, "seconds": round(time.time() - started, 1),
-            "grizal": outcome["metrics"]["grizal"], "baseline": outcome["metrics"]["baseline"]}
+    atomic_write_json(folder / "metrics.json", outcome["metrics"])
+    record = {"key": key, "protocol": protocol, "split": split_id, "seed": train_cfg.seed, "variant": variant,
+              "seconds": round(time.time() - started, 1),
+              "grizal": outcome["metrics"]["grizal"], "baseline": outcome["metrics"]["baseline"]}
+    atomic_write_json(folder / RUN_RECORD, record)  # last: a folder without it is redone
+    return record
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def run_grid(values: dict[str, Any], index, features: Path, out: Path, log=print) -> dict[str, Any]:
+    """Every run of the grid, in the table's order: finished runs with an unchanged key are reused, the others
+    are trained and evaluated (in ``results.workers`` processes), each stored as soon as it finishes."""
     jobs = grid_jobs(values)
     tious = [f"{float(t):g}" for t in section(values, "evaluate")["tious"]]
     workers = section(values, "results").get("workers", 1)
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         raise UserError("params.yaml", f"results.workers must be an integer >= 1, got {workers!r}")
-    TrainConfig.from_dict(section(values, "train"))  # a bad train section fails before any run starts
+    settings = resolved_settings(values)  # a bad train/loss/localization section fails before any run starts
+    inputs, code = input_identity(index, features), code_digest()
+    keys = {job: run_key(settings, inputs, code, job, _split(values, index, job)) for job in jobs}
 
-    def report(run: dict[str, Any]) -> None:
-        log(f"{run['protocol']} split={run['split']} {run['variant']}: average mAP "
-            f"{run['grizal']['average_mAP']:.3f} (baseline {run['baseline']['average_mAP']:.3f}) in {run['seconds']} s")
+    def report(run: dict[str, Any], how: str) -> None:
+        log(f"{run['protocol']} split={run['split']} {run['variant']}: average mAP {_fmt(run['grizal']['average_mAP'])}"
+            f" (baseline {_fmt(run['baseline']['average_mAP'])}), {how}")
 
-    runs: list[dict[str, Any]] = []
-    if workers == 1 or len(jobs) == 1:
-        for job in jobs:
-            runs.append(run_one(values, index, features, out, job))
-            report(runs[-1])
-        return {"tious": tious, "runs": runs}
-    workers = min(workers, len(jobs))
-    threads = max(1, torch.get_num_threads() // workers)
-    # spawn, not fork: a forked child of a process whose thread pools are running can deadlock
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(run_one, values, index, features, out, job, threads) for job in jobs]
-        try:
-            for future in futures:
-                runs.append(future.result())
-                report(runs[-1])
-        except BaseException:
-            pool.shutdown(cancel_futures=True)  # runs not started yet would only delay the error
-            raise
-    return {"tious": tious, "runs": runs}
+    runs: dict[Job, dict[str, Any]] = {}
+    for job in jobs:
+        record = finished_run(out, job, keys[job])
+        if record is not None:
+            runs[job] = record
+            report(record, "reused")
+    todo = [job for job in jobs if job not in runs]
+    if workers == 1 or len(todo) <= 1:
+        for job in todo:
+            runs[job] = run_one(values, index, features, out, job, keys[job])
+            report(runs[job], f"in {runs[job]['seconds']} s")
+    else:
+        import torch
+
+        workers = min(workers, len(todo))
+        threads = max(1, torch.get_num_threads() // workers)
+        # spawn, not fork: a forked child of a process whose thread pools are running can deadlock. Each worker
+        # writes its run's record when the run finishes, so a kill loses only the runs in flight.
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {job: pool.submit(run_one, values, index, features, out, job, keys[job], threads)
+                       for job in todo}
+            try:
+                for job, future in futures.items():
+                    runs[job] = future.result()
+                    report(runs[job], f"in {runs[job]['seconds']} s")
+            except BaseException:
+                pool.shutdown(cancel_futures=True)  # runs not started yet would only delay the error
+                raise
+    return {"tious": tious, "runs": [runs[job] for job in jobs]}
 
 
-def _stat(values: list[float]) -> str:
+def _stat(values: list[float | None]) -> str:
+    """Percent, mean ± std over splits; ``n/a`` when a run has no such figure (average tIoU without predictions)."""
+    if any(v is None for v in values):
+        return "n/a"
     pct = [100 * v for v in values]
     if len(pct) == 1:
         return f"{pct[0]:.1f}"
@@ -147,7 +315,12 @@ def main(
     features: Path = typer.Option(Path("cache/features"), help="Folder holding the feature stores."),
     out: Path = typer.Option(Path("cache/results"), help="Output folder."),
 ) -> None:
-    """Train and evaluate every configured variant on every configured split; write the results table."""
+    """Train and evaluate every configured variant on every configured split; write the results table.
+
+    Finished runs whose settings and inputs are unchanged are reused, so a rerun after a crash or a kill, or
+    after a change that touches some runs only, trains only what is missing."""
+    from pipeline.train import load_stage_inputs
+
     values, index, _ = load_stage_inputs(params, prepare_dir)
     grid = run_grid(values, index, features, out)
     table = results_table(grid)

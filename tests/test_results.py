@@ -1,13 +1,23 @@
-"""The results grid: the same numbers with worker processes as in one process, and errors that surface as
-one line from a worker."""
+"""The results grid: the same numbers with worker processes as in one process, errors that surface as one line
+from a worker, every finished run kept and reused, and runs without predictions in the table."""
 
 import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
+import yaml
+from typer.testing import CliRunner
 
+import pipeline.predict
+import pipeline.train
 from pipeline.common import UserError
-from pipeline.results import grid_jobs, results_table, run_grid
+from pipeline.results import app, grid_jobs, results_table, run_grid
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _values(tiny_world, **results):
@@ -45,7 +55,12 @@ def test_workers_give_the_same_runs_as_one_process(tiny_world, tmp_path):
     for variant in ("grizal", "w_o_fourier"):
         metrics = json.loads((tmp_path / "two" / "split_0" / variant / "metrics.json").read_text())
         assert metrics["grizal"] == two["runs"][0 if variant == "grizal" else 1]["grizal"]
+        record = json.loads((tmp_path / "two" / "split_0" / variant / "run.json").read_text())
+        assert record == two["runs"][0 if variant == "grizal" else 1]  # stored by the worker that ran it
     assert results_table(one) == results_table(two)
+    logs = []
+    again = run_grid(values, tiny_world["index"], tiny_world["features"], tmp_path / "two", log=logs.append)
+    assert again == two and len(logs) == 2 and all(line.endswith("reused") for line in logs)
 
 
 def test_a_worker_error_reaches_the_parent_as_one_line(tiny_world, tmp_path):
@@ -60,3 +75,110 @@ def test_a_worker_error_reaches_the_parent_as_one_line(tiny_world, tmp_path):
 def test_bad_workers_setting(tiny_world, tmp_path, workers):
     with pytest.raises(UserError, match="results.workers must be an integer >= 1"):
         run_grid(_values(tiny_world, workers=workers), tiny_world["index"], tiny_world["features"], tmp_path)
+
+
+def _quiet(_message):
+    pass
+
+
+def _trained_folders(monkeypatch, out):
+    """Records the run folder of every training that starts (relative to ``out``)."""
+    started, real = [], pipeline.train.train
+
+    def counting(index, split, features, model_cfg, loss_cfg, cfg, out_dir, **kwargs):
+        started.append(Path(out_dir).relative_to(out).as_posix())
+        return real(index, split, features, model_cfg, loss_cfg, cfg, out_dir, **kwargs)
+
+    monkeypatch.setattr(pipeline.train, "train", counting)
+    return started
+
+
+@pytest.fixture(scope="module")
+def finished_grid(tiny_world, tmp_path_factory):
+    """Split 0 with GRIZAL and w/o Fourier, run once; each test works on a copy (the tiny world's test video has
+    one class: too few for a closed-set run)."""
+    out = tmp_path_factory.mktemp("grid") / "results"
+    values = _values(tiny_world, closed_set=False)
+    return out, run_grid(values, tiny_world["index"], tiny_world["features"], out, log=_quiet)
+
+
+def test_a_rerun_reuses_every_finished_run(tiny_world, finished_grid, tmp_path, monkeypatch):
+    out = shutil.copytree(finished_grid[0], tmp_path / "results")
+
+    def no_training(*_args, **_kwargs):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(pipeline.train, "train", no_training)
+    logs = []
+    values = _values(tiny_world, closed_set=False)
+    again = run_grid(values, tiny_world["index"], tiny_world["features"], out, log=logs.append)
+    assert again == finished_grid[1]
+    assert [line.split(":")[0] for line in logs] == ["open split=0 GRIZAL", "open split=0 w/o Fourier"]
+    assert all(line.endswith("reused") for line in logs)
+
+
+def test_a_changed_setting_retrains_only_the_runs_it_changes(tiny_world, finished_grid, tmp_path, monkeypatch):
+    out = shutil.copytree(finished_grid[0], tmp_path / "results")
+    started = _trained_folders(monkeypatch, out)
+    values = _values(tiny_world, closed_set=False)
+    values["model"]["use_fourier"] = False  # what the w/o Fourier variant already ran with
+    grid = run_grid(values, tiny_world["index"], tiny_world["features"], out, log=_quiet)
+    assert started == ["split_0/grizal"]
+    assert grid["runs"][1] == finished_grid[1]["runs"][1]
+    assert grid["runs"][0]["key"] != finished_grid[1]["runs"][0]["key"]
+
+
+def test_a_run_interrupted_before_its_record_is_redone(tiny_world, tmp_path, monkeypatch):
+    values = _values(tiny_world, closed_set=False)
+    out = tmp_path / "results"
+    real_evaluate, calls = pipeline.predict.evaluate_model, []
+
+    def killed_in_second_run(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # after the second run trained, before it was scored
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline.predict, "evaluate_model", killed_in_second_run)
+    with pytest.raises(KeyboardInterrupt):
+        run_grid(values, tiny_world["index"], tiny_world["features"], out, log=_quiet)
+    assert (out / "split_0" / "grizal" / "run.json").is_file()
+    assert (out / "split_0" / "w_o_fourier" / "model.pt").is_file()
+    assert not (out / "split_0" / "w_o_fourier" / "run.json").exists()
+
+    monkeypatch.setattr(pipeline.predict, "evaluate_model", real_evaluate)
+    started = _trained_folders(monkeypatch, out)
+    logs = []
+    grid = run_grid(values, tiny_world["index"], tiny_world["features"], out, log=logs.append)
+    assert started == ["split_0/w_o_fourier"]
+    assert logs[0].endswith("reused") and not logs[1].endswith("reused")
+    assert [run["variant"] for run in grid["runs"]] == ["GRIZAL", "w/o Fourier"]
+
+
+def test_a_run_without_predictions_is_zeros_and_na(tiny_world, tmp_path):
+    values = _values(tiny_world, closed_set=False, variants=["GRIZAL"])
+    values["localization"] = {"min_length": 1e6}  # no segment is that long: nothing is predicted
+    values["train"]["seed"] = 3
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(values))
+    out = tmp_path / "results"
+    result = CliRunner().invoke(app, ["--params", str(tmp_path / "params.yaml"), "--prepare",
+                                      str(tiny_world["root"] / "prepare"), "--features",
+                                      str(tiny_world["features"]), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = [line.split(" | ") for line in (out / "results.md").read_text().splitlines()[2:]]
+    assert [row[1] for row in rows] == ["GRIZAL", "training-free CLIP baseline"]
+    for row in rows:
+        assert row[2:6] == ["0.0", "0.0", "0.0", "n/a"]  # mAP@0.3, mAP@0.5, avg mAP, avg tIoU
+    runs = json.loads((out / "results.json").read_text())["runs"]
+    assert [(r["protocol"], r["split"], r["seed"], r["variant"]) for r in runs] == [("open", 0, 3, "GRIZAL")]
+    for method in ("grizal", "baseline"):
+        assert runs[0][method]["counts"]["predictions"] == 0
+        assert runs[0][method]["mAP"] == {"0.3": 0.0, "0.5": 0.0} and runs[0][method]["average_mAP"] == 0.0
+        assert runs[0][method]["average_tIoU"] is None
+
+
+def test_the_results_command_loads_no_torch_for_help():
+    heavy = "{'torch', 'pipeline.train', 'pipeline.predict'}"
+    code = f"import sys, pipeline.results; print(sorted({heavy} & set(sys.modules)))"
+    loaded = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "[]"
