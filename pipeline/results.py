@@ -8,8 +8,8 @@ first: it shows that the data set is learnable at all before open-set numbers ar
 thread poorly: on 2 cores, two one-thread workers get through about 1.2-1.3x more runs than one two-thread process).
 
 Every finished run is kept: ``run.json`` holds the run's key, a digest of everything that decides its numbers (its
-protocol, split and variant, the resolved model, loss, train, localization and tIoU settings, the prepare section
-and the split it makes, the index, the feature stores' settings and items, and the source of the code that trains
+protocol, split and variant, the resolved model, loss, train, localization and tIoU settings, the split that the
+prepare settings give it, the index, the feature stores' settings and items, and the source of the code that trains
 and scores it). A rerun reuses each run whose key is unchanged and redoes the others; a run killed before its
 ``run.json`` was written is redone.
 """
@@ -176,11 +176,13 @@ def resolved_settings(values: dict[str, Any]) -> dict[str, Any]:
     model = {f.name: f.default for f in fields(ModelConfig)} | copy.deepcopy(values["model"])
     return {"model": model, "loss": loss, "localization": localization,
             "train": asdict(TrainConfig.from_dict(section(values, "train"))),
-            "tious": [float(t) for t in section(values, "evaluate")["tious"]], "prepare": values["prepare"]}
+            "tious": [float(t) for t in section(values, "evaluate")["tious"]]}
 
 
 def run_key(settings: dict[str, Any], inputs: dict[str, Any], code: str, job: Job, split: dict[str, Any]) -> str:
-    """The digest of everything that decides one run's numbers."""
+    """The digest of everything that decides one run's numbers. The prepare section counts through the split it
+    gives the run (classes and videos) and the index: `prepare.split_id`, which only the train stage reads,
+    changes no run."""
     model = settings["model"] | VARIANTS[job[2]]
     return _digest({"format": RUN_FORMAT, "job": list(job), "split": split, "inputs": inputs, "code": code,
                     **settings, "model": model})

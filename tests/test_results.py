@@ -111,6 +111,9 @@ def test_a_rerun_reuses_every_finished_run(tiny_world, finished_grid, tmp_path, 
     monkeypatch.setattr(pipeline.train, "train", no_training)
     logs = []
     values = _values(tiny_world, closed_set=False)
+    values["train"]["seed"] = 0  # the default, written out
+    values["localization"]["nms"] = "soft"  # likewise
+    values["prepare"]["split_id"] = 1  # the train stage's split; each run sets its own
     again = run_grid(values, tiny_world["index"], tiny_world["features"], out, log=logs.append)
     assert again == finished_grid[1]
     assert [line.split(":")[0] for line in logs] == ["open split=0 GRIZAL", "open split=0 w/o Fourier"]
