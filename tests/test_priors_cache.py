@@ -130,10 +130,12 @@ def wait_for_items(out: Path, count: int, timeout: float = 60.0) -> None:
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_an_interrupted_run_keeps_everything_it_made(server, tmp_path, sig):
-    server.delay_s = 0.05
+    server.hold_after(6)
     process = cli(tmp_path, 12, server)
     wait_for_items(tmp_path, 6)
+    server.wait_until_holding()  # the run waits on its 7th answer: it cannot finish before the signal
     process.send_signal(sig)
+    server.release()  # the requests in flight finish, and are kept
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
     assert "interrupted" in stderr
@@ -152,11 +154,14 @@ def test_an_interrupted_run_keeps_everything_it_made(server, tmp_path, sig):
 
 
 def test_a_killed_run_leaves_no_half_written_item(server, tmp_path):
-    server.delay_s = 0.05
+    server.hold_after(8)
     process = cli(tmp_path, 12, server)
     wait_for_items(tmp_path, 8)
+    server.wait_until_holding()
     process.kill()
     process.communicate(timeout=60)
+    assert len(read_manifest(tmp_path / "manifest.jsonl")) < 36 and not (tmp_path / "priors.json").exists()
+    server.release()
     process = cli(tmp_path, 12, server)
     process.communicate(timeout=60)
     assert process.returncode == 0

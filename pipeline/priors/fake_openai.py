@@ -7,6 +7,13 @@ it with OPENAI_BASE_URL) to parse its answers, and it can be told to misbehave, 
         server.script("chat", "429", "ok")      # the next chat call is rate-limited, the one after succeeds
         server.script("images", "500", match="surfing")   # only for requests whose prompt mentions surfing
         os.environ["OPENAI_BASE_URL"] = server.base_url
+
+and it can hold a client at a chosen point, so a test acts on a run while it is surely unfinished:
+
+        server.hold_after(6)       # answer 6 requests, then keep every later one waiting
+        server.wait_until_holding()
+        ...                        # interrupt the client: it cannot have finished
+        server.release()           # the waiting requests are answered, and all later ones
 """
 
 from __future__ import annotations
@@ -53,6 +60,11 @@ class FakeOpenAI:
         self._scripts: dict[tuple[str, str], deque[str]] = {}
         self._lock = threading.Lock()
         self._pictures: dict[int, str] = {}
+        self._released = threading.Event()
+        self._released.set()
+        self._answers_before_hold = 0
+        self.holding = 0
+        self._holding_changed = threading.Condition(self._lock)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
@@ -72,6 +84,34 @@ class FakeOpenAI:
         with self._lock:
             self._scripts.setdefault((endpoint, match), deque()).extend(behaviours)
 
+    def hold_after(self, answers: int) -> None:
+        """Answer the next `answers` requests, then keep every later one waiting (counted) until release()."""
+        with self._lock:
+            self._answers_before_hold = answers
+            self._released.clear()
+
+    def release(self) -> None:
+        """Answer the requests being held, and every later one, as usual."""
+        self._released.set()
+
+    def wait_until_holding(self, requests: int = 1, timeout: float = 60.0) -> None:
+        with self._holding_changed:
+            if not self._holding_changed.wait_for(lambda: self.holding >= requests, timeout):
+                raise TimeoutError(f"no client request held within {timeout:g} s")
+
+    def _pass_gate(self) -> None:
+        with self._lock:
+            if self._released.is_set():
+                return
+            if self._answers_before_hold > 0:
+                self._answers_before_hold -= 1
+                return
+            self.holding += 1
+            self._holding_changed.notify_all()
+        self._released.wait()
+        with self._lock:
+            self.holding -= 1
+
     def reset_counts(self) -> None:
         with self._lock:
             self.calls.clear()
@@ -84,6 +124,7 @@ class FakeOpenAI:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.release()
         self._server.shutdown()
         self._server.server_close()
 
@@ -183,6 +224,7 @@ class FakeOpenAI:
                 body = json.loads(self.rfile.read(length) or b"{}")
                 endpoint = "chat" if self.path.endswith("/chat/completions") else "images"
                 behaviour = fake._next(endpoint, body, {k.lower(): v for k, v in self.headers.items()})
+                fake._pass_gate()
                 time.sleep(fake.delay_s)
                 if behaviour == "hang":
                     time.sleep(fake.hang_s)
