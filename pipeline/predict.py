@@ -5,8 +5,9 @@ per snippet; ``grizal.localization`` turns the curves into segments. The trainin
 STALE/T3AL) classifies each snippet by the cosine similarity between its CLIP frame feature and the CLIP
 text embedding of each class prompt (a softmax over the evaluated classes at CLIP's temperature), and goes
 through the same localization. Writes to the output folder: ``predictions.json`` and
-``baseline_predictions.json`` (ActivityNet result format), ``metrics.json`` (for ``dvc metrics show``),
-``per_class.md`` and ``plots/*.png`` (probability against ground truth for a sample of test videos).
+``baseline_predictions.json`` (ActivityNet result format), ``per_class.md`` and ``plots/*.png`` (probability
+against ground truth for a sample of test videos); and the metrics to ``--metrics`` (``metrics/evaluate.json``,
+git-tracked, for ``dvc metrics show`` and ``dvc exp show``).
 """
 
 from __future__ import annotations
@@ -128,8 +129,9 @@ def score(results: dict[str, Any], gt: dict[str, Any], classes: list[str],
 
 def evaluate_model(index: Index, split: dict[str, Any], features_dir: Path, model_path: Path,
                    loc_cfg: dict[str, Any], tious: list[float] | Thresholds, out_dir: Path | None = None,
-                   n_plots: int = 6, device: str = "auto") -> dict[str, Any]:
-    """Predict, score and (with ``out_dir``) write predictions, metrics, tables and plots."""
+                   n_plots: int = 6, device: str = "auto", metrics_path: Path | None = None) -> dict[str, Any]:
+    """Predict, score and (with ``out_dir``) write predictions, metrics (to ``metrics_path``, by default
+    ``out_dir/metrics.json``), tables and plots."""
     from grizal.localization import localization_config
     from grizal.model import ConfigError
 
@@ -158,7 +160,7 @@ def evaluate_model(index: Index, split: dict[str, Any], features_dir: Path, mode
         out_dir.mkdir(parents=True, exist_ok=True)
         write_predictions(out_dir / "predictions.json", results["grizal"])
         write_predictions(out_dir / "baseline_predictions.json", results["baseline"])
-        atomic_write_json(out_dir / "metrics.json", metrics)
+        atomic_write_json(metrics_path or out_dir / "metrics.json", metrics)
         write_per_class(out_dir / "per_class.md", reports["grizal"])
         _plots(curves["grizal"], videos, classes, index, results["grizal"], out_dir / "plots", n_plots)
     return {"metrics": metrics, "reports": reports}
@@ -186,13 +188,15 @@ def main(
     features: Path = typer.Option(Path("cache/features"), help="Folder holding the feature stores."),
     model: Path = typer.Option(Path("cache/train/model.pt"), help="Checkpoint from the train stage."),
     out: Path = typer.Option(Path("cache/evaluate"), help="Output folder."),
+    metrics: Path = typer.Option(Path("metrics/evaluate.json"), help="Where the metrics go (git-tracked, for "
+                                                                     "`dvc metrics show` and `dvc exp show`)."),
 ) -> None:
     """Evaluate the trained model and the training-free baseline on the split's test videos."""
     values, index, split = load_stage_inputs(params, prepare_dir)
     cfg = section(values, "evaluate", params)
     outcome = evaluate_model(index, split, features, model, section(values, "localization", params),
                              thresholds_from_params(cfg, params), out, int(cfg.get("n_plots", 6)),
-                             str(cfg.get("device", "auto")))
+                             str(cfg.get("device", "auto")), metrics)
     for name, report in outcome["reports"].items():
         print(f"== {name} ({split['protocol']}, {len(split['unseen'])} classes, "
               f"{len(split['test_videos'])} test videos)")

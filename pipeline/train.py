@@ -3,16 +3,15 @@
 Samples are (video, class) pairs of the split's training videos and seen classes; a video without an
 instance of the class is a negative. Only cached tensors are read: the frozen encoders are never loaded.
 Writes ``model.pt`` (weights, configs, T, and the encoder attributes the features were made with),
-``checkpoint.pt`` (resumable, each epoch) and ``loss.csv`` (a DVC plot).
+``checkpoint.pt`` (resumable, each epoch) and, with DVCLive, the per-epoch loss terms and learning rate that
+``dvc metrics``, ``dvc plots`` and ``dvc exp`` read (``metrics/train/``).
 
 Multi-GPU / multi-node: ``torchrun --nproc_per_node N -m pipeline.train ...`` (DDP; gloo on CPU, nccl on GPU).
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import math
 import os
@@ -27,7 +26,6 @@ import typer
 from pipeline.checkpoint import load_resume, save_model, save_resume
 from pipeline.common import (
     UserError,
-    atomic_write_text,
     exit_on_user_error,
     load_params,
     read_json,
@@ -38,6 +36,7 @@ from pipeline.datasets.index import Index
 if TYPE_CHECKING:  # torch, numpy and the model load when training starts, not for `--help`
     import numpy as np
     import torch
+    from dvclive import Live
 
     from pipeline.features import PriorTensors
 
@@ -165,8 +164,9 @@ def init_distributed(device: torch.device) -> DistInfo:
 
 def train(index: Index, split: dict[str, Any], features_dir: Path, model_cfg: dict[str, Any],
           loss_cfg: dict[str, Any], cfg: TrainConfig, out_dir: Path, progress: bool = True,
-          log=print) -> Path:
-    """Train and write ``out_dir/model.pt``; resumes from ``out_dir/checkpoint.pt`` when its config matches."""
+          log=print, live_dir: Path | None = None) -> Path:
+    """Train and write ``out_dir/model.pt``; resumes from ``out_dir/checkpoint.pt`` when its config matches.
+    With ``live_dir``, the per-epoch loss terms and learning rate are logged there with DVCLive (rank 0)."""
     import numpy as np
     import torch
     import torch.distributed as dist
@@ -255,6 +255,7 @@ def train(index: Index, split: dict[str, Any], features_dir: Path, model_cfg: di
         elif info.main:
             log(f"{checkpoint_path} was made with other settings: starting afresh")
 
+    live = open_live_log(live_dir, history) if live_dir is not None and info.main else None
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
     for epoch in range(start_epoch, cfg.epochs):
         net.train()
@@ -295,15 +296,18 @@ def train(index: Index, split: dict[str, Any], features_dir: Path, model_cfg: di
             log(f"epoch {epoch + 1}/{cfg.epochs} " + " ".join(f"{k}={v:.4f}" for k, v in row.items()
                                                                if k not in ("epoch", "lr")))
             save_resume(checkpoint_path, {"digest": digest, "epoch": epoch, "history": history,
-                                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                    "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state()})
-            write_loss_csv(out_dir / "loss.csv", history)
+                                          "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                          "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state()})
+            if live is not None:
+                log_epoch(live, row)
     model_path = out_dir / "model.pt"
     if info.main:
         save_model(model_path, {"model": model.state_dict(), "model_config": model.config.to_dict(),
-                           "loss_config": loss_cfg, "train_config": asdict(cfg), "T": T,
-                           "seen_classes": classes, "encoders": signature, "digest": digest,
-                           "feature_stats": feature_stats})
+                                "loss_config": loss_cfg, "train_config": asdict(cfg), "T": T,
+                                "seen_classes": classes, "encoders": signature, "digest": digest,
+                                "feature_stats": feature_stats})
+    if live is not None:
+        live.end()
     if info.world > 1:
         dist.barrier()
     return model_path
@@ -321,12 +325,31 @@ def _resumable_state(path: Path, log) -> dict[str, Any] | None:
         return None
 
 
-def write_loss_csv(path: Path, history: list[dict[str, float]]) -> None:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(dict.fromkeys(k for row in history for k in row)))
-    writer.writeheader()
-    writer.writerows(history)
-    atomic_write_text(path, buffer.getvalue())
+def open_live_log(live_dir: Path, history: list[dict[str, float]]) -> Live:
+    """A DVCLive logger into ``live_dir`` (``metrics.json`` and ``plots/metrics/``, declared in dvc.yaml), with
+    the epochs already done written first, so a resumed run's log is whole. It never saves an experiment or
+    writes a dvc.yaml of its own: dvc.yaml declares these files, and ``dvc exp run`` saves experiments."""
+    from dvclive import Live
+
+    class StageLive(Live):
+        def _init_dvc(self) -> None:
+            """Skip DVCLive's repository hooks, which this stage does not use (experiments are saved by
+            ``dvc exp run``): outside a DVC repo they run ``dvc init`` in the enclosing git repo, and in a git
+            repo without commits they fail on reading HEAD."""
+
+    live = StageLive(dir=str(live_dir), resume=False, report=None, save_dvc_exp=False, dvcyaml=None)
+    for row in history:
+        log_epoch(live, row)
+    return live
+
+
+def log_epoch(live: Live, row: dict[str, float]) -> None:
+    """One epoch's mean loss terms (``loss/<term>``) and final learning rate, at step = epoch (from 1)."""
+    live.step = int(row["epoch"])
+    for name, value in row.items():
+        if name != "epoch":
+            live.log_metric(name if name == "lr" else f"loss/{name}", value)
+    live.next_step()
 
 
 def load_stage_inputs(params_path: Path, prepare_dir: Path) -> tuple[dict, Index, dict]:
@@ -342,14 +365,16 @@ def main(
     params: Path = typer.Option(Path("params.yaml"), help="params.yaml with `train`, `model` and `loss` sections."),
     prepare_dir: Path = typer.Option(Path("cache/prepare"), "--prepare", help="Output of the prepare stage."),
     features: Path = typer.Option(Path("cache/features"), help="Folder holding rgb.zarr, flow.zarr, priors.zarr."),
-    out: Path = typer.Option(Path("cache/train"), help="Output folder (model.pt, checkpoint.pt, loss.csv)."),
+    out: Path = typer.Option(Path("cache/train"), help="Output folder (model.pt, checkpoint.pt)."),
+    live: Path = typer.Option(Path("metrics/train"), help="DVCLive folder for the per-epoch loss terms and "
+                                                          "learning rate (`dvc metrics show`, `dvc plots show`)."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Train GRIZAL's learnable layers on the seen classes of the split."""
     values, index, split = load_stage_inputs(params, prepare_dir)
     cfg = TrainConfig.from_dict(section(values, "train", params), str(params))
     path = train(index, split, features, section(values, "model", params), values.get("loss", {}), cfg, out,
-                 progress)
+                 progress, live_dir=live)
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"wrote {path}")
 

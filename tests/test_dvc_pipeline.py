@@ -1,6 +1,7 @@
 """`dvc repro` on a small demo world: every stage runs, a second repro runs nothing, and a changed param
-reruns only its stage and what depends on it."""
+reruns only its stage and what depends on it; then an experiment compares with the committed baseline."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -18,6 +19,12 @@ def _run(args, cwd, env):
     result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result.stdout + result.stderr
+
+
+def _stdout(args, cwd, env) -> str:
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout
 
 
 def _ran(output: str) -> set[str]:
@@ -56,7 +63,7 @@ def test_repro_then_nothing_then_only_what_a_param_touches(project):
     first = _run(["dvc", "repro"], dest, env)
     assert _ran(first) == {"demo_world", "prepare", "generate", "extract_rgb", "extract_flow", "extract_priors",
                            "train", "evaluate", "results"}
-    assert (dest / "cache/evaluate/metrics.json").is_file() and (dest / "cache/results/results.md").is_file()
+    assert (dest / "metrics/evaluate.json").is_file() and (dest / "cache/results/results.md").is_file()
     assert "up to date" in _run(["dvc", "status"], dest, env).lower()
 
     assert _ran(_run(["dvc", "repro"], dest, env)) == set()
@@ -69,3 +76,68 @@ def test_repro_then_nothing_then_only_what_a_param_touches(project):
     params["extract"]["flow"]["wheel_max_magnitude"] = 6.0
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     assert _ran(_run(["dvc", "repro"], dest, env)) == {"extract_flow", "train", "evaluate", "results"}
+
+
+METRIC_FILES = ("metrics/train/metrics.json", "metrics/evaluate.json")
+
+
+def _metrics_of(rows: list[dict]) -> list[dict]:
+    """Every commit's or experiment's metrics in `dvc exp show --json`, keyed by file."""
+    found = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            data = node.get("data")
+            if isinstance(data, dict) and "metrics" in data:
+                found.append({"rev": data.get("rev", node.get("rev")), "name": node.get("name") or data.get("name"),
+                              "metrics": data["metrics"] or {}})
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(rows)
+    return found
+
+
+def test_an_experiment_compares_with_the_committed_baseline(project):
+    dest, env = project
+    _run(["dvc", "repro"], dest, env)  # nothing to do after the test above; everything when run alone
+    for name in METRIC_FILES:
+        assert (dest / name).is_file(), name
+        ignored = subprocess.run(["git", "check-ignore", "-q", name], cwd=dest, env=env)
+        assert ignored.returncode == 1, f"{name} is git-ignored"
+    assert not (dest / "metrics/train/dvc.yaml").exists()  # DVCLive writes no dvc.yaml of its own
+    baseline = json.loads((dest / "metrics/train/metrics.json").read_text())
+    assert baseline["step"] == 1 and "total" in baseline["loss"] and "lr" in baseline
+    _run(["git", "add", "-A"], dest, env)
+    _run(["git", "commit", "-qm", "baseline"], dest, env)
+    head = _stdout(["git", "rev-parse", "HEAD"], dest, env).strip()
+
+    _run(["dvc", "exp", "run", "-S", "train.epochs=2"], dest, env)
+    assert _stdout(["git", "rev-parse", "HEAD"], dest, env).strip() == head  # DVCLive committed nothing itself
+    shown = _metrics_of(json.loads(_stdout(["dvc", "exp", "show", "--json"], dest, env)))
+    steps = []
+    for row in shown:
+        if row["rev"] == "workspace":
+            continue
+        for name in METRIC_FILES:
+            entry = row["metrics"].get(name)
+            assert entry and "data" in entry and not entry.get("error"), (name, row)
+        steps.append(row["metrics"]["metrics/train/metrics.json"]["data"]["step"])
+    assert sorted(steps) == [1, 2], shown  # the baseline's one epoch next to the experiment's two
+
+    diff = json.loads(_stdout(["dvc", "metrics", "diff", "--all", "--json"], dest, env))
+    assert diff["metrics/train/metrics.json"]["step"] == {"old": 1, "new": 2, "diff": 1}
+    assert "loss.total" in diff["metrics/train/metrics.json"]
+    assert "old" in diff["metrics/evaluate.json"]["grizal.average_mAP"]  # evaluate's load at HEAD and now
+
+    plots = json.loads(_stdout(["dvc", "plots", "diff", "--json"], dest, env))
+    shown_plots = json.loads(_stdout(["dvc", "plots", "show", "--json"], dest, env))
+    for output in (plots, shown_plots):
+        names = json.dumps(output)
+        assert "metrics/train/plots/metrics/loss/total.tsv" in names and "lr.tsv" in names
+        assert "errors" not in output or not output["errors"], output.get("errors")
+    _run(["dvc", "plots", "show"], dest, env)
+    assert "total.tsv" in (dest / "dvc_plots/index.html").read_text()

@@ -10,7 +10,7 @@ import pytest
 import torch
 import yaml
 
-from pipeline.checkpoint import load_model
+from pipeline.checkpoint import load_model, load_resume
 from pipeline.common import UserError
 from pipeline.predict import evaluate_model
 from pipeline.train import TrainConfig, epoch_pairs, linear_warmup_decay, train
@@ -80,13 +80,19 @@ def test_seeded_training_is_reproducible_and_resumes_after_a_kill(tiny_world, tm
               tmp_path / "killed", progress=False, log=kill_in_second_epoch)
     assert not (tmp_path / "killed" / "model.pt").exists()
     messages = []
+    live = tmp_path / "live"
     resumed = train(tiny_world["index"], tiny_world["split"], tiny_world["features"], tiny_world["model"], {}, cfg,
-                    tmp_path / "killed", progress=False, log=messages.append)
+                    tmp_path / "killed", progress=False, log=messages.append, live_dir=live)
     assert any("resuming" in m and "epoch 1" in m for m in messages)
     assert _same(_weights(full), _weights(resumed))
     state = load_model(resumed)[1]
     assert state["T"] == tiny_world["extract"]["T"] and set(state["encoders"]) == {"rgb", "flow", "priors"}
-    assert (tmp_path / "killed" / "loss.csv").read_text().count("\n") == 3  # header + 2 epochs
+    # DVCLive's log of the resumed run holds both epochs, the one done before the kill included
+    assert (live / "plots/metrics/loss/total.tsv").read_text().splitlines()[1:] == [
+        f"{row['epoch']}\t{row['total']}" for row in load_resume(tmp_path / "killed" / "checkpoint.pt")["history"]]
+    summary = json.loads((live / "metrics.json").read_text())
+    assert summary["step"] == 2 and {"total", "bce"} <= set(summary["loss"]) and "lr" in summary
+    assert (live / "plots/metrics/lr.tsv").is_file() and not (live / "dvc.yaml").exists()
 
 
 def test_a_checkpoint_from_other_settings_is_not_resumed(tiny_world, tmp_path):
@@ -107,11 +113,13 @@ def test_ddp_on_two_cpu_processes(tiny_world, tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
          "-m", "pipeline.train", "--params", str(params), "--prepare", str(root / "prepare"),
-         "--features", str(tiny_world["features"]), "--out", str(tmp_path / "ddp"), "--no-progress"],
+         "--features", str(tiny_world["features"]), "--out", str(tmp_path / "ddp"), "--live", str(tmp_path / "live"),
+         "--no-progress"],
         capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert result.stdout.count("wrote ") == 1  # rank 0 alone writes
     assert (tmp_path / "ddp" / "model.pt").is_file()
+    assert len((tmp_path / "live/plots/metrics/loss/total.tsv").read_text().splitlines()) == 2  # header + 1 epoch
 
 
 def test_evaluate_stage_writes_predictions_metrics_and_plots(tiny_world, tmp_path):
