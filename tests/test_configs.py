@@ -1,6 +1,9 @@
 """Every shipped params file (the demo default and the paper's settings under configs/) is valid for every stage;
 configs/ are `_base_` overlays that `load_params` and `python -m pipeline.config` resolve."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -194,3 +197,48 @@ def test_a_resolved_file_is_refused_as_a_base(tmp_path, monkeypatch):
     assert err.value.where == "params.yaml" and "configs/x.yaml" in err.value.problem
     assert "git checkout params.yaml" in err.value.problem
 
+
+# --- python -m pipeline.config -------------------------------------------------------------------------------------
+
+def run_config(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    probe = ("import runpy, sys\n"
+             f"sys.argv[1:] = {list(args)!r}\n"
+             "try:\n    runpy.run_module('pipeline.config', run_name='__main__')\n"
+             "finally:\n    print('HEAVY', [m for m in ('torch', 'cv2', 'open_clip') if m in sys.modules], "
+             "file=sys.stderr)\n")
+    return subprocess.run([sys.executable, "-c", probe], cwd=cwd, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def test_cli_prints_the_resolved_params_and_they_load_back(tmp_path):
+    done = run_config("configs/thumos14_50_50.yaml")
+    assert done.returncode == 0, done.stderr
+    assert "HEAVY []" in done.stderr
+    assert done.stdout.startswith(f"{RESOLVED_HEADER}configs/thumos14_50_50.yaml ")
+    assert "python -m pipeline.config configs/thumos14_50_50.yaml" in done.stdout.splitlines()[1]
+    printed = write(tmp_path / "printed.yaml", done.stdout)
+    assert load_params(printed) == load_params(CONFIGS / "thumos14_50_50.yaml")
+    assert list(load_params(printed)) == list(load_params(ROOT / "params.yaml"))
+
+
+def test_cli_switches_the_project_params_and_refuses_to_stack_on_its_own_output(tmp_path):
+    write(tmp_path / "params.yaml", (ROOT / "params.yaml").read_text())
+    for path in CONFIGS.rglob("*.yaml"):
+        write(tmp_path / path.relative_to(ROOT), path.read_text())
+    done = run_config("configs/activitynet_75_25.yaml", "--out", "params.yaml", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    written = tmp_path / "params.yaml"
+    assert "--out params.yaml" in written.read_text().splitlines()[1]
+    assert load_params(written) == load_params(CONFIGS / "activitynet_75_25.yaml")
+
+    again = run_config("configs/thumos14_75_25.yaml", "--out", "params.yaml", cwd=tmp_path)
+    assert again.returncode == 2
+    assert again.stderr.startswith("error: params.yaml: was resolved from configs/activitynet_75_25.yaml")
+    assert load_params(written) == load_params(CONFIGS / "activitynet_75_25.yaml")  # left as it was
+
+
+def test_cli_refuses_to_overwrite_the_overlay_and_names_a_missing_one():
+    done = run_config("configs/thumos14_75_25.yaml", "--out", "configs/thumos14_75_25.yaml")
+    assert done.returncode == 2 and done.stderr.startswith("error: configs/thumos14_75_25.yaml: is the overlay")
+    missing = run_config("configs/nope.yaml")
+    assert missing.returncode == 2 and missing.stderr.startswith("error: configs/nope.yaml: params file not found")
