@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-STAGES = ("demo_world", "prepare", "generate", "extract", "train", "predict", "results", "evaluate")
+STAGES = ("demo_world", "prepare", "generate", "extract", "train", "evaluate", "results", "score")
 EXTRACT_COMMANDS = ("rgb", "flow", "priors", "check", "videos", "import")
 BASELINES = {"python -c pass": ["-c", "pass"], 'python -c "import torch"': ["-c", "import torch"]}
 
@@ -31,7 +31,7 @@ def grizal_script() -> list[str]:
     script = Path(sys.executable).with_name("grizal")
     if script.is_file():
         return [str(script)]
-    return [sys.executable, "-c", "import sys; from grizal.localize import main; sys.argv[0] = 'grizal'; main()"]
+    return [sys.executable, "-c", "import sys; from pipeline.apps.cli import main; sys.argv[0] = 'grizal'; main()"]
 
 
 def commands() -> dict[str, list[str]]:
@@ -44,7 +44,7 @@ def commands() -> dict[str, list[str]]:
         "grizal --help": [*grizal, "--help"],
         "grizal localize --help": [*grizal, "localize", "--help"],
         "grizal --version": [*grizal, "--version"],
-        "python -m grizal.localize --help": [py, "-m", "grizal.localize", "--help"],
+        "python -m pipeline.apps.cli localize --help": [py, "-m", "pipeline.apps.cli", "localize", "--help"],
     }
     return out
 

@@ -28,8 +28,8 @@ import torch
 
 from grizal.encoders import ClipEncoder, ClipSpec, FlowSpec, load_flow
 from grizal.encoders.clip import seeded_init
-from pipeline.extract_engine import Extractors, VideoJob, run_extraction
-from pipeline.video import VideoReader
+from pipeline.features.engine import Extractors, VideoJob, run_extraction
+from pipeline.features.video import VideoReader
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -143,7 +143,7 @@ def bench_raft(pairs: int, width: int, height: int, updates: int, device: str) -
 def bench_store_read(tmp: Path, videos: int, frames: int, dim: int) -> dict:
     import zarr
 
-    from pipeline.store import FeatureStoreWriter, open_store, settings_sha256
+    from pipeline.features.store import FeatureStoreWriter, open_store, settings_sha256
 
     settings = {"kind": "rgb", "bench": True}
     attrs = {"kind": "rgb", "dim": dim, "T": 100, "settings": settings, "settings_sha256": settings_sha256(settings)}
@@ -163,8 +163,8 @@ def bench_store_read(tmp: Path, videos: int, frames: int, dim: int) -> dict:
 
 PEAK_RSS_CHILD = """
 import sys, json
-from pipeline.extract import extract_config, build_extractors
-from pipeline.extract_engine import extract_video
+from pipeline.features.settings import extract_config, build_extractors
+from pipeline.features.engine import extract_video
 params = {"extract": {"device": "cpu", "clip": {"model": "grizal-tiny", "pretrained": None, "batch_size": 64},
                       "frames": {"sample_fps": 2}, "flow": {"method": "farneback", "max_side": 128}}}
 ex = build_extractors(extract_config(params), ("rgb", "flow"), "bench")

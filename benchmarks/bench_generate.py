@@ -1,6 +1,6 @@
 """Benchmark of the generate stage's API path against a loopback OpenAI-compatible server.
 
-The server (pipeline.priors.fake_openai, on 127.0.0.1 in its own process, like a real API) answers every
+The server (tests/fakes/fake_openai.py, on 127.0.0.1 in its own process, like a real API) answers every
 request after a fixed delay standing in for API latency, with a PNG for image requests. Targets (issue 3):
 200 classes x (1 text call + 4 image calls) in under 30 s at the default concurrency, and a rerun that makes
 zero calls in under 2 s.
@@ -24,9 +24,10 @@ from pathlib import Path
 
 from rich.console import Console
 
-from pipeline.generate import run
 from pipeline.priors.config import GenerateConfig, build_config
+from pipeline.priors.generation import run
 
+FAKE_SERVER = Path(__file__).resolve().parents[1] / "tests" / "fakes" / "fake_openai.py"
 FIRST_RUN_TARGET_S = 30.0
 RERUN_TARGET_S = 2.0
 
@@ -34,7 +35,7 @@ RERUN_TARGET_S = 2.0
 class ServerProcess:
     def __init__(self, delay: float, image_px: int):
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "pipeline.priors.fake_openai", "--delay", str(delay), "--image-px", str(image_px)],
+            [sys.executable, str(FAKE_SERVER), "--delay", str(delay), "--image-px", str(image_px)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         )
         self.base_url = self.process.stdout.readline().strip()

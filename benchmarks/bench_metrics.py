@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.evaluate import evaluate_detection, load_ground_truth, load_predictions, write_predictions
+from pipeline.modelling.scoring import evaluate_detection, load_ground_truth, load_predictions, write_predictions
 
 
 def synthetic(n_videos: int, n_classes: int, gt_per_video: int, pred_per_video: int, seed: int = 0):

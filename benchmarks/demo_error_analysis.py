@@ -23,12 +23,14 @@ import torch
 import typer
 
 from grizal.localization import CROSS_CLASS, localization_config
-from pipeline import demo_vocab
 from pipeline.common import UserError, exit_on_user_error, load_params
-from pipeline.datasets.index import Index
-from pipeline.features import load_priors, load_videos, snippet_targets, standardized
-from pipeline.predict import curves_to_results, ground_truth, load_checkpoint, model_probs, score
-from pipeline.prepare import build_split
+from pipeline.data import demo_vocab
+from pipeline.data.build import build_split
+from pipeline.data.index import Index
+from pipeline.features.inputs import load_priors, load_videos, snippet_targets, standardized
+from pipeline.modelling.checkpoint import load_model as load_checkpoint
+from pipeline.modelling.inference import curves_to_results, model_probs, score
+from pipeline.modelling.scoring import ground_truth_of as ground_truth
 
 app = typer.Typer(add_completion=False, help=__doc__.splitlines()[0])
 

@@ -13,10 +13,11 @@ from __future__ import annotations
 import torch
 
 from pipeline.common import load_params
-from pipeline.datasets.index import Index
-from pipeline.features import load_videos, snippet_targets
-from pipeline.predict import ground_truth, score
-from pipeline.prepare import build_split
+from pipeline.data.build import build_split
+from pipeline.data.index import Index
+from pipeline.features.inputs import load_videos, snippet_targets
+from pipeline.modelling.inference import score
+from pipeline.modelling.scoring import ground_truth_of as ground_truth
 
 
 def trivial_baseline(index: Index, params: dict) -> None:

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from grizal.model.config import ConfigError
+from grizal.errors import ConfigError
 
 SCORES = ("mean", "contrast", "max")
 NMS_KINDS = ("soft", "hard", "none")

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from grizal.model.config import ConfigError
+from grizal.errors import ConfigError
 
 LOSS_DEFAULTS: dict[str, Any] = {
     "bce": 1.0,

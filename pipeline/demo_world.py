@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from pipeline import demo_vocab as vocab
 from pipeline.common import atomic_write_json, atomic_write_text, exit_on_user_error, load_params, section
+from pipeline.data import demo_vocab as vocab
 
 app = typer.Typer(add_completion=False, help=__doc__.splitlines()[0])
 NOT_RENDERED = "NOT_RENDERED.txt"  # all the demo_world stage writes when params prepares another data set

@@ -10,157 +10,19 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import typer
-from tqdm import tqdm
 
 from pipeline.common import UserError, exit_on_user_error, load_params, read_json, section
-from pipeline.extract_config import (
-    DEFAULTS,
-    build_clip,
-    build_extractors,
-    extract_config,
-    extractors_from_stores,
-    store_attrs,
-)
-from pipeline.extract_engine import (
-    Extractors,
-    VideoFeatures,
-    VideoJob,
-    extract_video,
-    extract_video_features,
-    run_extraction,
-)
-from pipeline.extract_priors import run_priors
-from pipeline.import_features import import_command
-from pipeline.store import PRIORS_KIND, CheckReport, FeatureStoreWriter, Shard, check_feature_store, check_priors_store
-
-# The functions `grizal localize` and other callers use, all in one place.
-__all__ = ["DEFAULTS", "app", "build_clip", "build_extractors", "extract_config", "extract_video",
-           "extract_video_features", "extractors_from_stores", "run_feature_extraction", "run_priors", "store_attrs"]
-
-VIDEO_SUFFIXES = {".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"}
+from pipeline.features.extraction import find_videos, index_videos, report_failure, run_feature_extraction
+from pipeline.features.importers import import_command
+from pipeline.features.priors import run_priors
+from pipeline.features.settings import build_clip, build_extractors, extract_config
+from pipeline.features.store import PRIORS_KIND, Shard, check_feature_store, check_priors_store
 
 app = typer.Typer(add_completion=False, no_args_is_help=False, help=__doc__.split("\n")[0])
-
-
-def source_fingerprint(path: Path) -> str | None:
-    """Size and modification time of a video file: a changed file no longer counts as extracted."""
-    try:
-        stat = Path(path).stat()
-    except OSError:
-        return None
-    return f"{stat.st_size}:{stat.st_mtime_ns}"
-
-
-def video_attrs(result: VideoFeatures) -> dict[str, Any]:
-    s = result.summary
-    return {"source": str(result.path), "source_fingerprint": source_fingerprint(result.path),
-            "duration": s.duration, "duration_source": s.duration_source,
-            "fps": s.fps, "width": s.width, "height": s.height, "decoded_frames": s.decoded_frames}
-
-
-def run_feature_extraction(
-    videos: dict[str, Path], stores: dict[str, Path], ex: Extractors, T: int, *, shard: Shard, rebuild: bool,
-    max_failure_fraction: float,
-) -> dict[str, CheckReport | None]:
-    """Extract `ex.kinds` for `videos` into one store per kind, skipping complete videos; returns the check
-    report of each store (None when sharded: only the union of all shards can be checked)."""
-    writers = {kind: FeatureStoreWriter(stores[kind], store_attrs(kind, ex, T), rebuild=rebuild, shard=shard)
-               for kind in ex.kinds}
-    for writer in writers.values():
-        writer.set_expected(videos)
-    mine = sorted(v for v in videos if v in shard)
-    fingerprints = {v: source_fingerprint(videos[v]) for v in mine}
-    done = set.intersection(*(w.current_ids(fingerprints) for w in writers.values()))
-    jobs = [VideoJob(v, videos[v]) for v in mine if v not in done]
-    where = ", ".join(str(s) for s in stores.values() if s)
-    print(f"{where}: encoder {ex.clip.name} ({ex.clip.weights}), {ex.clip.spec.precision} on {ex.clip.device}"
-          + (f", flow {ex.flow.spec.method}" if "flow" in ex.kinds else ""))
-    print(f"{where}: {len(mine)} video(s){f' in shard {shard.name}' if shard.name else ''}, "
-          f"{len(mine) - len(jobs)} already complete, {len(jobs)} to extract ({', '.join(ex.kinds)})")
-    failed: list[str] = []
-
-    def on_done(result: VideoFeatures) -> None:
-        for kind, (features, timestamps) in result.features.items():
-            try:
-                writers[kind].write_video(result.video_id, features, timestamps, video_attrs(result))
-            except ValueError as err:
-                on_failed(VideoJob(result.video_id, result.path), f"bad features: {err}")
-                return
-
-    def on_failed(job: VideoJob, reason: str) -> None:
-        failed.append(job.video_id)
-        for writer in writers.values():
-            writer.failures.add(job.video_id, str(job.path), reason)
-        tqdm.write(f"failed: {job.video_id} ({job.path}): {reason}", file=sys.stderr)
-
-    with tqdm(total=len(jobs), unit="video", file=sys.stderr, mininterval=2, disable=not jobs) as bar:
-        run_extraction(jobs, ex, on_done, on_failed, on_progress=bar.update)
-    reports: dict[str, CheckReport | None] = {}
-    for kind, writer in writers.items():
-        if shard.count > 1:
-            reports[kind] = None
-            fraction = len(failed) / max(1, len(mine))
-            if fraction > max_failure_fraction:
-                raise SystemExit(_too_many_failures(writer.path, len(failed), len(mine), max_failure_fraction))
-            continue
-        report = check_feature_store(writer.path, sorted(videos))
-        print(report.summary())
-        reports[kind] = report
-    for report in reports.values():
-        if report is not None and not report.ok(max_failure_fraction):
-            raise SystemExit(_report_failure(report, max_failure_fraction))
-    return reports
-
-
-def _too_many_failures(path: Path, failed: int, total: int, limit: float) -> str:
-    return (f"error: {path}: {failed} of {total} videos failed ({failed / max(1, total):.1%}), more than "
-            f"max_failure_fraction {limit:.1%}; reasons in {path}/failures*.jsonl")
-
-
-def _report_failure(report: CheckReport, limit: float) -> str:
-    if report.missing:
-        return f"error: {report.path}: {len(report.missing)} video(s) not extracted, e.g. {report.missing[:3]}"
-    if report.invalid:
-        video_id, problem = next(iter(report.invalid.items()))
-        return f"error: {report.path}: {len(report.invalid)} invalid video(s), e.g. {video_id}: {problem}"
-    return _too_many_failures(report.path, len(report.failed), len(report.expected), limit)
-
-
-def index_videos(index_path: Path) -> dict[str, Path]:
-    """Video id -> file from the canonical index; ids without a path (imported features) are left out."""
-    index = read_json(index_path)
-    videos = index.get("videos") if isinstance(index, dict) else None
-    if not isinstance(videos, dict):
-        raise UserError(index_path, "expected an object with a 'videos' mapping")
-    out = {}
-    for video_id, entry in videos.items():
-        path = entry.get("path") if isinstance(entry, dict) else None
-        if path:
-            out[str(video_id)] = Path(path)
-    return out
-
-
-def find_videos(root: Path) -> dict[str, Path]:
-    """Video files under `root` (or `root` itself), by id = path relative to `root` without its suffix."""
-    if root.is_file():
-        return {root.stem: root}
-    if not root.is_dir():
-        raise UserError(root, "no such file or directory")
-    videos: dict[str, Path] = {}
-    for path in sorted(root.rglob("*")):
-        if path.suffix.lower() in VIDEO_SUFFIXES and path.is_file():
-            video_id = path.relative_to(root).with_suffix("").as_posix()
-            if video_id in videos:
-                raise UserError(path, f"same video id '{video_id}' as {videos[video_id]}; rename one of them")
-            videos[video_id] = path
-    if not videos:
-        raise UserError(root, f"no video files ({', '.join(sorted(VIDEO_SUFFIXES))})")
-    return videos
 
 
 def _stage_params(params_path: Path) -> dict[str, Any]:
@@ -240,7 +102,7 @@ def check_command(
         for video_id, problem in list(report.invalid.items())[:10]:
             print(f"  invalid {video_id}: {problem}")
         if not report.ok(max_failure_fraction):
-            bad.append(_report_failure(report, max_failure_fraction))
+            bad.append(report_failure(report, max_failure_fraction))
     if bad:
         raise SystemExit("\n".join(bad))
 

@@ -14,28 +14,19 @@ without --store is a self-contained folder (its own texts/ and images/).
 from __future__ import annotations
 
 import os
-import signal
 import sys
-import threading
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from pipeline.common import UserError, exit_on_user_error, load_params, read_json, section
 from pipeline.priors import classes as class_sources
-from pipeline.priors.backends import make_image_backend, make_text_backend
-from pipeline.priors.cache import PriorCache
 from pipeline.priors.config import IMAGE_BACKENDS, TEXT_BACKENDS, GenerateConfig, build_config
-from pipeline.priors.faults import FatalBackendError
+from pipeline.priors.generation import run
 from pipeline.priors.names import safe_key
-from pipeline.priors.report import BarProgress, dry_run_table, missing_table, summary_table
-from pipeline.priors.runner import PriorRunner, priors_entries, published_items
 
-EXIT_INCOMPLETE = 1
-EXIT_INTERRUPTED = 130
 ADHOC_ROOT = Path("outputs/priors")
 STORE_NAME = "prior_items"  # the shared item cache sits beside the pipeline's output: cache/prior_items
 
@@ -78,7 +69,7 @@ def stage_classes(cfg: GenerateConfig, params_data: dict, params: Path, dry_run:
         return class_sources.from_index(cfg.index)
     state = "does not exist yet" if found is None else f"was written for data set '{found}'"
     if dry_run:
-        from pipeline.prepare import annotated_classes
+        from pipeline.data.build import annotated_classes
 
         names = annotated_classes(prepare_cfg, f"{params} (section prepare)")
         print(f"{cfg.index} {state}: pricing the {len(names)} classes of {wanted} ({params}, section prepare)",
@@ -124,10 +115,6 @@ def output_folders(cfg: GenerateConfig, adhoc: bool, out: Path | None, name: str
         raise UserError("--store", f"{store} is inside the DVC pipeline's output {cfg.out}; use the shared item "
                                    f"cache {shared_store}")
     return target, store
-
-
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
 
 
 @app.command()
@@ -203,49 +190,6 @@ def main(
     target, item_store = output_folders(cfg, adhoc, out, name)
     code = run(replace(cfg, out=target, store=item_store), names, dry_run=dry_run)
     raise typer.Exit(code)
-
-
-def run(cfg: GenerateConfig, names: list[str], dry_run: bool = False, console: Console | None = None) -> int:
-    """Generate what is missing for `names`, write priors.json, print the tables; returns the exit status."""
-    console = console or Console()
-    errors = Console(stderr=True)
-    text, image = make_text_backend(cfg), make_image_backend(cfg)
-    cache = PriorCache(cfg.out, cfg.store)
-    shared = f" (items cached in {cache.store})" if cache.shared else ""
-    errors.print(f"{len(names)} classes, k={cfg.k}: texts from {text.name} ({text.model}), "
-                 f"images from {image.name} ({image.model}) -> {cfg.out}{shared}")
-    if dry_run:
-        try:
-            plan = PriorRunner(cfg, text, image, cache).plan(names)
-        except FatalBackendError as err:
-            raise UserError(err.where, err.problem) from None
-        table, _ = dry_run_table(plan, cfg.k, lambda p: text.estimate(p.messages, cfg.k), image.estimate())
-        console.print(table)
-        return 0
-    runner = PriorRunner(cfg, text, image, cache, progress=BarProgress(errors))
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt) if in_main_thread else None
-    try:
-        report = runner.run(names)
-    except KeyboardInterrupt:
-        # A second Ctrl-C while the requests in flight were finishing: every finished item is on disk already.
-        errors.print("stopped: everything generated so far is cached; run the same command again to finish")
-        return EXIT_INTERRUPTED
-    finally:
-        if in_main_thread:
-            signal.signal(signal.SIGTERM, previous)
-    complete = priors_entries(report)
-    cache.publish(published_items(report))
-    priors_path = cache.write_priors(cfg.k, complete)
-    console.print(summary_table(report))
-    errors.print(f"wrote {priors_path} ({len(complete)} of {len(names)} classes complete)")
-    if report.interrupted:
-        errors.print("interrupted: everything generated so far is cached; run the same command again to finish")
-        return EXIT_INTERRUPTED
-    if report.incomplete:
-        console.print(missing_table(report))
-        return EXIT_INCOMPLETE
-    return 0
 
 
 if __name__ == "__main__":

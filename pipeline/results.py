@@ -30,8 +30,9 @@ from typing import Any
 
 import typer
 
-from pipeline.common import UserError, atomic_write_json, atomic_write_text, exit_on_user_error, section
-from pipeline.prepare import build_split
+from pipeline.common import UserError, atomic_write_json, atomic_write_text, exit_on_user_error, load_params, section
+from pipeline.data.build import build_split, load_prepared
+from pipeline.data.splits import Split
 
 # torch, training and prediction load when a run starts (in run_grid/run_one), so `--help` answers at once.
 
@@ -42,7 +43,7 @@ RUN_RECORD = "run.json"
 # Bump when run_one changes what a run computes: this file's own source is not part of the run key (editing the
 # table must not retrain the grid), the modules below and everything they import from the project are.
 RUN_FORMAT = 1
-RUN_CODE = ("pipeline.prepare", "pipeline.train", "pipeline.predict")
+RUN_CODE = ("pipeline.data.build", "pipeline.modelling.fit", "pipeline.modelling.inference")
 Job = tuple[str, int | None, str]
 
 # The paper's ablations (Tables 1 and 4): each is a change of the model section.
@@ -77,12 +78,12 @@ def run_dir(out: Path, job: Job) -> Path:
     return out / (f"split_{split_id}" if split_id is not None else "closed") / _slug(variant)
 
 
-def _split(values: dict[str, Any], index, job: Job) -> dict[str, Any]:
+def _split(values: dict[str, Any], index, job: Job) -> Split:
     protocol, split_id, _variant = job
     prepare_cfg = {**values["prepare"], "protocol": protocol}
     if split_id is not None:
         prepare_cfg["split_id"] = split_id
-    return build_split(index, prepare_cfg).to_json()
+    return build_split(index, prepare_cfg)
 
 
 def _digest(obj: Any) -> str:
@@ -141,8 +142,8 @@ def _item_attrs(folder: Path) -> dict[str, Any]:
 def input_identity(index, features: Path) -> dict[str, Any]:
     """What the runs read besides params: the index content, and per store its settings and the attributes of
     every video or class in it (an edited video or a remade class changes those)."""
-    from pipeline.features import store_paths
-    from pipeline.store import CLASSES, VIDEOS, read_store_attrs
+    from pipeline.features.inputs import store_paths
+    from pipeline.features.store import CLASSES, VIDEOS, read_store_attrs
 
     identity: dict[str, Any] = {"index": _digest(index.to_json())}
     for kind, path in store_paths(features).items():
@@ -166,7 +167,7 @@ def resolved_settings(values: dict[str, Any]) -> dict[str, Any]:
     from grizal.losses import loss_config
     from grizal.model import ConfigError
     from grizal.model.config import ModelConfig
-    from pipeline.train import TrainConfig
+    from pipeline.modelling.fit import TrainConfig
 
     try:
         loss, localization = loss_config(values.get("loss", {})), localization_config(values["localization"])
@@ -179,12 +180,12 @@ def resolved_settings(values: dict[str, Any]) -> dict[str, Any]:
             "tious": [float(t) for t in section(values, "evaluate")["tious"]]}
 
 
-def run_key(settings: dict[str, Any], inputs: dict[str, Any], code: str, job: Job, split: dict[str, Any]) -> str:
+def run_key(settings: dict[str, Any], inputs: dict[str, Any], code: str, job: Job, split: Split) -> str:
     """The digest of everything that decides one run's numbers. The prepare section counts through the split it
     gives the run (classes and videos) and the index: `prepare.split_id`, which only the train stage reads,
     changes no run."""
     model = settings["model"] | VARIANTS[job[2]]
-    return _digest({"format": RUN_FORMAT, "job": list(job), "split": split, "inputs": inputs, "code": code,
+    return _digest({"format": RUN_FORMAT, "job": list(job), "split": split.to_json(), "inputs": inputs, "code": code,
                     **settings, "model": model})
 
 
@@ -203,8 +204,8 @@ def run_one(values: dict[str, Any], index, features: Path, out: Path, job: Job, 
     run.json (the record with ``key`` that marks the run finished)."""
     import torch
 
-    from pipeline.predict import evaluate_model
-    from pipeline.train import TrainConfig, train
+    from pipeline.modelling.fit import TrainConfig, train
+    from pipeline.modelling.inference import evaluate_model
 
     if threads:
         torch.set_num_threads(threads)
@@ -321,9 +322,8 @@ def main(
 
     Finished runs whose settings and inputs are unchanged are reused, so a rerun after a crash or a kill, or
     after a change that touches some runs only, trains only what is missing."""
-    from pipeline.train import load_stage_inputs
-
-    values, index, _ = load_stage_inputs(params, prepare_dir)
+    values = load_params(params)
+    index, _ = load_prepared(prepare_dir)
     grid = run_grid(values, index, features, out)
     table = results_table(grid)
     atomic_write_json(out / "results.json", grid)

@@ -8,14 +8,17 @@ import pytest
 import torch
 import yaml
 
-from pipeline.common import atomic_write_json, read_json
+from pipeline.common import atomic_write_json
+from pipeline.data.build import prepare
+from pipeline.data.splits import Split
 from pipeline.demo_world import DemoConfig, make_video
-from pipeline.extract import build_clip, build_extractors, extract_config, run_feature_extraction, run_priors
-from pipeline.generate import run as generate_run
-from pipeline.prepare import prepare
+from pipeline.features.extraction import run_feature_extraction
+from pipeline.features.priors import run_priors
+from pipeline.features.settings import build_clip, build_extractors, extract_config
+from pipeline.features.store import Shard
+from pipeline.modelling.fit import TrainConfig, train
 from pipeline.priors.config import build_config
-from pipeline.store import Shard
-from pipeline.train import TrainConfig, train
+from pipeline.priors.generation import run as generate_run
 
 # A stray hub call stalls ~46 s before failing; tests never reach a hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -54,15 +57,15 @@ def tiny_world(tmp_path_factory, one_torch_thread):
                     for subset, n in (("training", 0), ("training", 1), ("training", 5), ("validation", 3)))
     atomic_write_json(root / "annotations.json", {"version": "test", "database": database})
     (root / "unseen.txt").write_text(UNSEEN + "\n")
-    index, _ = prepare({"dataset": "demo", "annotations": str(root / "annotations.json"),
+    index, split = prepare({"dataset": "demo", "annotations": str(root / "annotations.json"),
                         "video_dir": str(root / "videos"), "protocol": "open",
                         "unseen_list": str(root / "unseen.txt")}, root / "prepare")
-    split = read_json(root / "prepare" / "split.json")
-    assert split["test_videos"] == ["demo_test_003"] and split["unseen"] == [UNSEEN]
-    assert len(split["seen"]) == 3
+    assert split == Split.load(root / "prepare" / "split.json")
+    assert split.test_videos == ["demo_test_003"] and split.unseen == [UNSEEN]
+    assert len(split.seen) == 3
 
     generate_cfg = build_config(None, "test", {"out": root / "priors", "k": MODEL["k"]})
-    assert generate_run(generate_cfg, [*split["seen"], UNSEEN]) == 0
+    assert generate_run(generate_cfg, [*split.seen, UNSEEN]) == 0
     cfg = extract_config({"extract": EXTRACT})
     features = root / "features"
     ex = build_extractors(cfg, ("rgb", "flow"), "test")

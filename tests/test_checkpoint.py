@@ -14,11 +14,11 @@ import yaml
 from typer.testing import CliRunner
 
 from grizal.model import build_model
-from pipeline.checkpoint import MODEL_KEYS, load_model, load_resume, save_model, save_resume
+from pipeline.apps.localize import app as localize_app
 from pipeline.common import UserError
-from pipeline.localize import app as localize_app
-from pipeline.predict import app as predict_app
-from pipeline.train import TrainConfig, train
+from pipeline.evaluate import app as evaluate_app
+from pipeline.modelling.checkpoint import MODEL_KEYS, load_model, load_resume, save_model, save_resume
+from pipeline.modelling.fit import TrainConfig, train
 
 
 class Payload:
@@ -137,7 +137,7 @@ def test_crafted_model_to_the_evaluate_stage_and_localize_is_one_line(tiny_world
     evil = crafted(tmp_path / "evil.pt", marker, as_torch_file=True)
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump({"localization": {}, "evaluate": {"tious": [0.5]}}))
-    result = _cli(predict_app, ["--params", str(params), "--prepare", str(root / "prepare"), "--features",
+    result = _cli(evaluate_app, ["--params", str(params), "--prepare", str(root / "prepare"), "--features",
                                 str(tiny_world["features"]), "--model", str(evil), "--out", str(tmp_path / "ev")],
                   root)
     _one_error_line(result, evil)

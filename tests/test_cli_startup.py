@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 
 import grizal.encoders
-import grizal.localize
+import pipeline.apps.cli
 
 REPO = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "torchvision", "open_clip", "cv2", "transformers", "diffusers")
-STAGES = ("demo_world", "prepare", "generate", "extract", "train", "predict", "results", "evaluate")
-GRIZAL = "from grizal.localize import main; sys.argv[0] = 'grizal'; main()"
+STAGES = ("demo_world", "prepare", "generate", "extract", "train", "evaluate", "results", "score")
+GRIZAL = "from pipeline.apps.cli import main; sys.argv[0] = 'grizal'; main()"
 
 
 def module(name: str) -> str:
@@ -35,7 +35,7 @@ COMMANDS = {
     "grizal --help": (["--help"], GRIZAL),
     "grizal localize --help": (["localize", "--help"], GRIZAL),
     "grizal --version": (["--version"], GRIZAL),
-    "python -m grizal.localize --help": (["--help"], module("grizal.localize")),
+    "python -m pipeline.apps.cli localize --help": (["localize", "--help"], module("pipeline.apps.cli")),
 }
 
 # Commands known to still load a heavy library, with why; strict, so a fixed one fails here until it is removed.
@@ -81,7 +81,7 @@ def test_version_of_an_uninstalled_checkout_comes_from_pyproject(monkeypatch):
         raise importlib.metadata.PackageNotFoundError(name)
 
     monkeypatch.setattr(importlib.metadata, "version", not_installed)
-    assert grizal.localize.package_version() == pyproject_version()
+    assert pipeline.apps.cli.package_version() == pyproject_version()
 
 
 def test_encoders_package_names_load_lazily():

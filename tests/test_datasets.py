@@ -10,16 +10,16 @@ import pytest
 import yaml
 
 from pipeline.common import UserError
-from pipeline.datasets.activitynet import parse_activitynet_bmn, parse_activitynet_json, read_class_list
-from pipeline.datasets.charades import parse_charades_sta
-from pipeline.datasets.index import Index, attach_videos
-from pipeline.datasets.splits import SPLIT_ROOT, closed_set, open_set, published_split, read_list
-from pipeline.datasets.thumos import parse_thumos
-from pipeline.prepare import build_split, prepare
+from pipeline.data.activitynet import parse_activitynet_bmn, parse_activitynet_json, read_class_list
+from pipeline.data.build import build_split, prepare
+from pipeline.data.charades import parse_charades_sta
+from pipeline.data.index import Index, attach_videos
+from pipeline.data.splits import SPLIT_ROOT, closed_set, open_set, published_split, read_list
+from pipeline.data.thumos import parse_thumos
 
 ROOT = Path(__file__).resolve().parents[1]
 
-DATA = Path(__file__).resolve().parents[1] / "pipeline" / "datasets" / "data"
+DATA = Path(__file__).resolve().parents[1] / "pipeline" / "data" / "shipped"
 THUMOS = DATA / "thumos_annotations" / "thumos_anno_action.json"
 
 
@@ -236,7 +236,7 @@ def test_prepare_cli_missing_and_empty_video_folders_are_one_line(tmp_path):
     for folder, problem in (("nowhere", "video folder not found"), ("empty", "0 videos found")):
         params = tmp_path / "params.yaml"
         params.write_text(yaml.safe_dump({"prepare": {
-            "dataset": "thumos14", "annotations": str(ROOT / "pipeline/datasets/data/thumos_annotations/"
+            "dataset": "thumos14", "annotations": str(ROOT / "pipeline/data/shipped/thumos_annotations/"
                                                           "thumos_anno_action.json"),
             "video_dir": str(tmp_path / folder), "protocol": "open", "split_setting": "75_25", "split_id": 0}}))
         result = subprocess.run([sys.executable, "-m", "pipeline.prepare", "--params", str(params), "--out",

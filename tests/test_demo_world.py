@@ -8,7 +8,7 @@ import av
 import numpy as np
 import pytest
 
-from pipeline import demo_vocab
+from pipeline.data import demo_vocab
 from pipeline.demo_world import DemoConfig, make_video, plan_video
 
 CFG = DemoConfig(seed=7, min_duration=12.0, max_duration=16.0)

@@ -28,7 +28,7 @@ from grizal.encoders import (
     resolve_device,
 )
 from grizal.encoders.clip import seeded_init
-from pipeline.video import sampled_frames
+from pipeline.features.video import sampled_frames
 
 
 @pytest.fixture(scope="module")

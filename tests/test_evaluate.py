@@ -11,8 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pipeline.common import UserError
-from pipeline.evaluate import (
-    app,
+from pipeline.modelling.scoring import (
     evaluate_detection,
     format_per_class,
     format_table,
@@ -22,8 +21,9 @@ from pipeline.evaluate import (
     parse_tious,
     write_predictions,
 )
+from pipeline.score import app
 
-THUMOS_GT = Path(__file__).parents[1] / "pipeline/datasets/data/thumos_annotations/thumos_anno_action.json"
+THUMOS_GT = Path(__file__).parents[1] / "pipeline/data/shipped/thumos_annotations/thumos_anno_action.json"
 ANET_GT = {
     "version": "1.3",
     "database": {

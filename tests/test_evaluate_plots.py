@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.plots import plot_probability_curves
+from pipeline.modelling.plots import plot_probability_curves
 
 
 def curve(video="video_test_0000004", label="Cricket Bowling", n=50):

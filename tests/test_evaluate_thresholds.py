@@ -6,9 +6,8 @@ import pytest
 from typer.testing import CliRunner
 
 from pipeline.common import UserError
-from pipeline.evaluate import (
+from pipeline.modelling.scoring import (
     Thresholds,
-    app,
     describe_tious,
     evaluate_detection,
     format_per_class,
@@ -18,6 +17,7 @@ from pipeline.evaluate import (
     parse_tious,
     thresholds_from_params,
 )
+from pipeline.score import app
 
 GT = {
     "database": {

@@ -18,10 +18,11 @@ from test_video import make_bad_videos, make_video
 from typer.testing import CliRunner
 
 from pipeline.common import UserError
-from pipeline.extract import app, build_extractors, extract_config, extractors_from_stores, store_attrs
-from pipeline.extract_engine import extract_video, extract_video_features
-from pipeline.store import open_store, read_failures, read_priors
-from pipeline.video import VideoError
+from pipeline.extract import app
+from pipeline.features.engine import extract_video, extract_video_features
+from pipeline.features.settings import build_extractors, extract_config, extractors_from_stores, store_attrs
+from pipeline.features.store import open_store, read_failures, read_priors
+from pipeline.features.video import VideoError
 
 REPO = Path(__file__).resolve().parents[1]
 GOOD = {"walk_a": 20, "walk_b": 16, "run_c": 24, "jump_d": 12, "swim_e": 18, "sit_f": 14}

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pipeline.extract import app
-from pipeline.store import open_store, read_failures
+from pipeline.features.store import open_store, read_failures
 
 
 def run(*args):

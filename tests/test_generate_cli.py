@@ -144,7 +144,7 @@ def test_the_stage_reuses_items_its_output_holds_and_keeps_exactly_its_own(tmp_p
     assert len(list((tmp_path / "cache/priors/images").rglob("*.png"))) == 4
 
 
-THUMOS = REPO / "pipeline/datasets/data/thumos_annotations/thumos_anno_action.json"
+THUMOS = REPO / "pipeline/data/shipped/thumos_annotations/thumos_anno_action.json"
 
 
 def paper_params(tmp_path: Path, dataset: str = "thumos14", annotations: Path | str = THUMOS) -> Path:

@@ -2,7 +2,7 @@
 
 `tests/data/eval_reference/` holds 20 ActivityNet-format cases whose expected mAP came from an implementation
 that agrees exactly with ActivityNet's `Evaluation/eval_detection.py` (see its README): the evidence that
-`pipeline.evaluate` scores by the protocol. They hold no tied scores, so ties, recall and the tIoU averages
+`pipeline.modelling.scoring` scores by the protocol. They hold no tied scores, so ties, recall and the tIoU averages
 are covered by the loop below, which restates ActivityNet's `compute_average_precision_detection` (per
 class, predictions by `argsort()[::-1]` of the score, ground truths of the video by `argsort()[::-1]` of
 tIoU, first unmatched one at or above the threshold) and T3AL's pairwise tIoU average, one prediction at a
@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 from grizal.metrics import Instances, score_detections
-from pipeline.evaluate import evaluate_detection, load_ground_truth, load_predictions, parse_tious
+from pipeline.modelling.scoring import evaluate_detection, load_ground_truth, load_predictions, parse_tious
 
-THUMOS_GT = Path(__file__).parents[1] / "pipeline/datasets/data/thumos_annotations/thumos_anno_action.json"
+THUMOS_GT = Path(__file__).parents[1] / "pipeline/data/shipped/thumos_annotations/thumos_anno_action.json"
 REFERENCE_CASES = sorted((Path(__file__).parent / "data/eval_reference").glob("case_*.json"))
 REFERENCE_TIOUS = {"tious_0.3_to_0.7": "0.3:0.1:0.7", "tious_0.5_to_0.95": "0.5:0.05:0.95"}
 

@@ -13,13 +13,13 @@ import time
 from pathlib import Path
 
 import pytest
+from fakes.fake_openai import FakeOpenAI
 from PIL import Image
 from rich.console import Console
 
-from pipeline.generate import run
 from pipeline.priors.cache import PriorCache
 from pipeline.priors.config import build_config
-from pipeline.priors.fake_openai import FakeOpenAI
+from pipeline.priors.generation import run
 from pipeline.priors.manifest import read_manifest
 
 REPO = Path(__file__).resolve().parent.parent

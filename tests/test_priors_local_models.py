@@ -13,8 +13,8 @@ from PIL import Image
 from rich.console import Console
 
 from pipeline.common import UserError
-from pipeline.generate import run
 from pipeline.priors.config import build_config
+from pipeline.priors.generation import run
 
 torch = pytest.importorskip("torch")
 

@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 
-from pipeline.demo_vocab import COLORS, all_classes
+from pipeline.data.demo_vocab import COLORS, all_classes
 from pipeline.priors.image_offline import FRAME_BACKGROUND, render
 from pipeline.priors.names import humanize
 from pipeline.priors.text_offline import MOTION_PHRASES, describe

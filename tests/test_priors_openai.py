@@ -6,13 +6,13 @@ import io
 import json
 
 import pytest
+from fakes.fake_openai import FakeOpenAI
 from PIL import Image
 from rich.console import Console
 
 from pipeline.common import UserError
-from pipeline.generate import run
 from pipeline.priors.config import build_config
-from pipeline.priors.fake_openai import FakeOpenAI
+from pipeline.priors.generation import run
 from pipeline.priors.manifest import read_manifest
 
 API_KEY = "sk-test-0123456789abcdefghij"

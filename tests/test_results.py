@@ -12,8 +12,8 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
-import pipeline.predict
-import pipeline.train
+import pipeline.modelling.fit
+import pipeline.modelling.inference
 from pipeline.common import UserError
 from pipeline.results import app, grid_jobs, results_table, run_grid
 
@@ -83,13 +83,13 @@ def _quiet(_message):
 
 def _trained_folders(monkeypatch, out):
     """Records the run folder of every training that starts (relative to ``out``)."""
-    started, real = [], pipeline.train.train
+    started, real = [], pipeline.modelling.fit.train
 
     def counting(index, split, features, model_cfg, loss_cfg, cfg, out_dir, **kwargs):
         started.append(Path(out_dir).relative_to(out).as_posix())
         return real(index, split, features, model_cfg, loss_cfg, cfg, out_dir, **kwargs)
 
-    monkeypatch.setattr(pipeline.train, "train", counting)
+    monkeypatch.setattr(pipeline.modelling.fit, "train", counting)
     return started
 
 
@@ -108,7 +108,7 @@ def test_a_rerun_reuses_every_finished_run(tiny_world, finished_grid, tmp_path, 
     def no_training(*_args, **_kwargs):
         raise AssertionError("a finished run was trained again")
 
-    monkeypatch.setattr(pipeline.train, "train", no_training)
+    monkeypatch.setattr(pipeline.modelling.fit, "train", no_training)
     logs = []
     values = _values(tiny_world, closed_set=False)
     values["train"]["seed"] = 0  # the default, written out
@@ -134,7 +134,7 @@ def test_a_changed_setting_retrains_only_the_runs_it_changes(tiny_world, finishe
 def test_a_run_interrupted_before_its_record_is_redone(tiny_world, tmp_path, monkeypatch):
     values = _values(tiny_world, closed_set=False)
     out = tmp_path / "results"
-    real_evaluate, calls = pipeline.predict.evaluate_model, []
+    real_evaluate, calls = pipeline.modelling.inference.evaluate_model, []
 
     def killed_in_second_run(*args, **kwargs):
         calls.append(1)
@@ -142,14 +142,14 @@ def test_a_run_interrupted_before_its_record_is_redone(tiny_world, tmp_path, mon
             raise KeyboardInterrupt  # after the second run trained, before it was scored
         return real_evaluate(*args, **kwargs)
 
-    monkeypatch.setattr(pipeline.predict, "evaluate_model", killed_in_second_run)
+    monkeypatch.setattr(pipeline.modelling.inference, "evaluate_model", killed_in_second_run)
     with pytest.raises(KeyboardInterrupt):
         run_grid(values, tiny_world["index"], tiny_world["features"], out, log=_quiet)
     assert (out / "split_0" / "grizal" / "run.json").is_file()
     assert (out / "split_0" / "w_o_fourier" / "model.pt").is_file()
     assert not (out / "split_0" / "w_o_fourier" / "run.json").exists()
 
-    monkeypatch.setattr(pipeline.predict, "evaluate_model", real_evaluate)
+    monkeypatch.setattr(pipeline.modelling.inference, "evaluate_model", real_evaluate)
     started = _trained_folders(monkeypatch, out)
     logs = []
     grid = run_grid(values, tiny_world["index"], tiny_world["features"], out, log=logs.append)
@@ -181,7 +181,7 @@ def test_a_run_without_predictions_is_zeros_and_na(tiny_world, tmp_path):
 
 
 def test_the_results_command_loads_no_torch_for_help():
-    heavy = "{'torch', 'pipeline.train', 'pipeline.predict'}"
+    heavy = "{'torch', 'pipeline.modelling.fit', 'pipeline.modelling.inference'}"
     code = f"import sys, pipeline.results; print(sorted({heavy} & set(sys.modules)))"
     loaded = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert loaded.stdout.strip() == "[]"

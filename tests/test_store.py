@@ -12,7 +12,7 @@ import pytest
 from grizal.encoders.priors import PRIOR_ARRAYS
 from grizal.temporal import resample
 from pipeline.common import UserError
-from pipeline.store import (
+from pipeline.features.store import (
     SCHEMA_VERSION,
     FeatureStoreWriter,
     PriorsStoreWriter,

@@ -10,10 +10,10 @@ import pytest
 import torch
 import yaml
 
-from pipeline.checkpoint import load_model, load_resume
 from pipeline.common import UserError
-from pipeline.predict import evaluate_model
-from pipeline.train import TrainConfig, epoch_pairs, linear_warmup_decay, train
+from pipeline.modelling.checkpoint import load_model, load_resume
+from pipeline.modelling.fit import TrainConfig, epoch_pairs, linear_warmup_decay, train
+from pipeline.modelling.inference import evaluate_model
 
 
 def _train(world, out, epochs, **overrides):
@@ -130,14 +130,14 @@ def test_evaluate_stage_writes_predictions_metrics_and_plots(tiny_world, tmp_pat
     for report in metrics.values():
         assert set(report["mAP"]) == {"0.3", "0.5", "0.7"} and 0.0 <= report["average_mAP"] <= 1.0
     predictions = json.loads((tmp_path / "predictions.json").read_text())["results"]
-    assert set(predictions) == set(tiny_world["split"]["test_videos"])
-    assert all(r["label"] in tiny_world["split"]["unseen"] for rows in predictions.values() for r in rows)
+    assert set(predictions) == set(tiny_world["split"].test_videos)
+    assert all(r["label"] in tiny_world["split"].unseen for rows in predictions.values() for r in rows)
     assert list((tmp_path / "plots").glob("*.png")) and (tmp_path / "per_class.md").is_file()
 
 
 def test_the_stage_doors_load_no_heavy_module():
     """`--help` of train and evaluate must not wait for torch, zarr or matplotlib (timed in benchmarks/)."""
-    code = ("import sys, pipeline.train, pipeline.predict; "
+    code = ("import sys, pipeline.train, pipeline.evaluate; "
             "print(sorted(m for m in ('torch', 'zarr', 'matplotlib', 'grizal.model', 'tqdm') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert result.stdout.strip() == "[]"

@@ -11,7 +11,7 @@ import av
 import numpy as np
 import pytest
 
-from pipeline.video import VideoError, VideoReader, sample_slot, sampled_frames
+from pipeline.features.video import VideoError, VideoReader, sample_slot, sampled_frames
 
 
 def frame_image(i: int, width: int, height: int) -> np.ndarray:

@@ -21,6 +21,8 @@ from open_clip.transformer import VisionTransformer
 from PIL import Image
 from torchvision.transforms import Compose, Normalize
 
+from grizal import devices
+
 TINY_CONFIG = Path(__file__).with_name("grizal-tiny.json")
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
@@ -46,16 +48,11 @@ class ClipSpec:
 
 
 def resolve_device(device: str | None) -> torch.device:
-    """'auto' picks the first CUDA GPU when there is one, else the CPU."""
-    if device in (None, "", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """``grizal.devices.resolve_device``, its errors as encoder setting errors."""
     try:
-        resolved = torch.device(device)
-    except RuntimeError:
-        raise EncoderConfigError(f"unknown device '{device}' (use auto, cpu, cuda or cuda:N)") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise EncoderConfigError(f"device '{device}' asked for, but no CUDA GPU is available")
-    return resolved
+        return devices.resolve_device(device)
+    except devices.DeviceError as err:
+        raise EncoderConfigError(str(err)) from None
 
 
 def state_dict_sha256(module: torch.nn.Module) -> str:

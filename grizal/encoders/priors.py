@@ -13,13 +13,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from grizal.prior_arrays import PRIOR_ARRAYS  # noqa: F401  (the names it makes; re-exported)
+
 if TYPE_CHECKING:  # the constants and class_prompt are wanted without loading torch and open_clip
     from PIL import Image
 
     from grizal.encoders.clip import ClipEncoder
 
 TEXT_TOKEN, IMAGE_TOKEN = 0, 1
-PRIOR_ARRAYS = ("joint", "joint_mask", "token_type", "name_tokens", "name_mask", "name_embedding", "text_embedding")
 
 
 def class_prompt(template: str, name: str) -> str:

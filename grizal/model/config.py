@@ -5,9 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-
-class ConfigError(ValueError):
-    """A model, loss or localization setting that cannot work; the message names the key and the problem."""
+from grizal.errors import ConfigError
 
 
 @dataclass(frozen=True)

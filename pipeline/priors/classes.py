@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.common import UserError, read_json
-from pipeline.datasets.splits import published_split
+from pipeline.data.splits import published_split
 
 SUBSETS = ("seen", "unseen", "all")
 

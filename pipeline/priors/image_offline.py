@@ -15,7 +15,7 @@ import re
 
 from PIL import Image, ImageDraw, ImageFilter
 
-from pipeline.demo_vocab import COLORS, MOTIONS, SHAPE_COLORS, draw_shape, parse_class
+from pipeline.data.demo_vocab import COLORS, MOTIONS, SHAPE_COLORS, draw_shape, parse_class
 from pipeline.priors.config import GenerateConfig
 from pipeline.priors.faults import Usage
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import random
 
-from pipeline.demo_vocab import SHAPE_COLORS, parse_class
+from pipeline.data.demo_vocab import SHAPE_COLORS, parse_class
 from pipeline.priors.config import GenerateConfig
 from pipeline.priors.faults import Usage
 

@@ -6,17 +6,13 @@ from pipeline.priors.faults import FatalBackendError
 
 
 def pick_device(requested: str) -> str:
-    import torch
+    """``grizal.devices.resolve_device`` (with Apple's MPS for 'auto'); a device not available here is fatal."""
+    from grizal.devices import DeviceError, resolve_device
 
-    if requested == "auto":
-        if torch.cuda.is_available():
-            return "cuda"
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return "mps"
-        return "cpu"
-    if requested.startswith("cuda") and not torch.cuda.is_available():
-        raise FatalBackendError("device", f"'{requested}' requested but CUDA is not available")
-    return requested
+    try:
+        return str(resolve_device(requested, use_mps=True))
+    except DeviceError as err:
+        raise FatalBackendError("device", str(err)) from None
 
 
 def pick_dtype(device: str):

@@ -7,8 +7,8 @@ import copy
 from typing import TYPE_CHECKING, Any
 
 from pipeline.common import UserError
-from pipeline.extract_engine import Extractors, describe_flow
-from pipeline.store import settings_sha256
+from pipeline.features.engine import Extractors, describe_flow
+from pipeline.features.store import settings_sha256
 
 if TYPE_CHECKING:  # the encoders (open_clip, torch, OpenCV) load when they are built
     from grizal.encoders.clip import ClipEncoder

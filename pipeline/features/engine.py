@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipeline.video import DecodeSummary, VideoError, VideoReader
+from pipeline.features.video import DecodeSummary, VideoError, VideoReader
 
 if TYPE_CHECKING:  # torch, open_clip and OpenCV load when extraction runs: the CLIs' --help stays fast
     from grizal.encoders.clip import ClipEncoder

@@ -1,7 +1,7 @@
 """The timeline figure of `grizal localize`: each action's probability over time, its segments shaded, and a
 strip of video thumbnails placed at their times along the same axis.
 
-Drawn on matplotlib's Agg canvas directly (no pyplot), like ``pipeline.plots``.
+Drawn on matplotlib's Agg canvas directly (no pyplot), like ``pipeline.modelling.plots``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pipeline.common import atomic_write_bytes
-from pipeline.video import VideoReader
+from pipeline.features.video import VideoReader
 
 if TYPE_CHECKING:  # matplotlib and PIL load when a figure is drawn
     from matplotlib.figure import Figure
@@ -35,7 +35,7 @@ def video_thumbnails(path: str | os.PathLike, duration: float, n: int, height: i
     """About `n` frames near the centres of n equal parts of the video, scaled to `height` pixels.
 
     Decoded with the stages' reader, sampling two slots per part and keeping the frame nearest each centre;
-    raises ``pipeline.video.VideoError`` for a video that cannot be decoded.
+    raises ``pipeline.features.video.VideoError`` for a video that cannot be decoded.
     """
     if n < 1 or duration <= 0:
         return []

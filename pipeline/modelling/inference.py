@@ -1,13 +1,11 @@
-"""Stage `evaluate`: run the trained model and the training-free baseline on the test split, then score.
+"""Running a trained model and the training-free baseline over a split's test videos, then scoring.
 
 For every test video and every evaluated class (the unseen ones in open-set), the model gives a probability
 per snippet; ``grizal.localization`` turns the curves into segments. The training-free reference (as in
 STALE/T3AL) classifies each snippet by the cosine similarity between its CLIP frame feature and the CLIP
 text embedding of each class prompt (a softmax over the evaluated classes at CLIP's temperature), and goes
-through the same localization. Writes to the output folder: ``predictions.json`` and
-``baseline_predictions.json`` (ActivityNet result format), ``per_class.md`` and ``plots/*.png`` (probability
-against ground truth for a sample of test videos); and the metrics to ``--metrics`` (``metrics/evaluate.json``,
-git-tracked, for ``dvc metrics show`` and ``dvc exp show``).
+through the same localization. ``evaluate_model`` writes ``predictions.json`` and ``baseline_predictions.json``
+(ActivityNet result format), ``per_class.md``, ``plots/*.png`` and the metrics.
 """
 
 from __future__ import annotations
@@ -15,33 +13,29 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import typer
-
-from pipeline.checkpoint import load_model as load_checkpoint
-from pipeline.common import UserError, atomic_write_json, exit_on_user_error, section
-from pipeline.datasets.index import Index
-from pipeline.evaluate import (
+from pipeline.common import UserError, atomic_write_json
+from pipeline.data.index import Index
+from pipeline.data.splits import Split
+from pipeline.features.inputs import encoder_signature, load_priors, load_videos, standardized
+from pipeline.modelling.checkpoint import load_model as load_checkpoint
+from pipeline.modelling.devices import torch_device
+from pipeline.modelling.plots import plot_probability_curves
+from pipeline.modelling.scoring import (
+    GroundTruth,
     Thresholds,
     evaluate_detection,
-    format_table,
-    load_ground_truth,
+    ground_truth_of,
     load_predictions,
     metrics_json,
-    thresholds_from_params,
     write_per_class,
     write_predictions,
 )
-from pipeline.features import encoder_signature, load_priors, load_videos, standardized
-from pipeline.plots import plot_probability_curves
-from pipeline.train import load_stage_inputs, resolve_device
 
 if TYPE_CHECKING:  # torch and the model load when predicting, not for `--help`
     import numpy as np
     import torch
 
-    from pipeline.features import PriorTensors, VideoTensors
-
-app = typer.Typer(add_completion=False, help=__doc__.splitlines()[0])
+    from pipeline.features.inputs import PriorTensors, VideoTensors
 
 CLIP_TEMPERATURE = 100.0
 
@@ -113,21 +107,12 @@ def curves_to_results(probs: np.ndarray, videos: VideoTensors, classes: list[str
     return results
 
 
-def ground_truth(index: Index, ids: list[str], classes: list[str]) -> dict[str, Any]:
-    keep = set(classes)
-    return {"database": {vid: {"subset": "validation", "duration": index.videos[vid].duration,
-                               "annotations": [{"segment": [s.start, s.end], "label": s.label}
-                                               for s in index.videos[vid].segments if s.label in keep]}
-                         for vid in ids}}
-
-
-def score(results: dict[str, Any], gt: dict[str, Any], classes: list[str],
+def score(results: dict[str, Any], gt: GroundTruth, classes: list[str],
           tious: list[float] | Thresholds) -> dict[str, Any]:
-    return evaluate_detection(load_ground_truth(gt, name="ground truth"),
-                              load_predictions({"results": results}, name="predictions"), tious, classes)
+    return evaluate_detection(gt, load_predictions({"results": results}, name="predictions"), tious, classes)
 
 
-def evaluate_model(index: Index, split: dict[str, Any], features_dir: Path, model_path: Path,
+def evaluate_model(index: Index, split: Split, features_dir: Path, model_path: Path,
                    loc_cfg: dict[str, Any], tious: list[float] | Thresholds, out_dir: Path | None = None,
                    n_plots: int = 6, device: str = "auto", metrics_path: Path | None = None) -> dict[str, Any]:
     """Predict, score and (with ``out_dir``) write predictions, metrics (to ``metrics_path``, by default
@@ -135,21 +120,21 @@ def evaluate_model(index: Index, split: dict[str, Any], features_dir: Path, mode
     from grizal.localization import localization_config
     from grizal.model import ConfigError
 
-    torch_device = resolve_device(device)
-    model, checkpoint = load_checkpoint(model_path, torch_device)
+    run_on = torch_device(device)
+    model, checkpoint = load_checkpoint(model_path, run_on)
     check_encoders(checkpoint, features_dir, model_path)
     try:
         loc_cfg = localization_config(loc_cfg)
     except ConfigError as err:
         raise UserError("params.yaml", str(err)) from None
-    ids, classes = list(split["test_videos"]), list(split["unseen"])
+    ids, classes = list(split.test_videos), list(split.unseen)
     durations = {vid: index.videos[vid].duration for vid in ids}
     use_flow = checkpoint["model_config"].get("use_flow", True)
     videos = load_videos(features_dir, ids, durations, checkpoint["T"], use_flow)
     priors = load_priors(features_dir, classes)
-    gt = ground_truth(index, ids, classes)
+    gt = ground_truth_of(index, ids, classes)
     model_videos, model_priors = standardized(videos, priors, checkpoint["feature_stats"])
-    curves = {"grizal": model_probs(model, model_videos, model_priors, torch_device),
+    curves = {"grizal": model_probs(model, model_videos, model_priors, run_on),
               "baseline": baseline_probs(videos, priors)}
     reports, results = {}, {}
     for name, probs in curves.items():
@@ -178,31 +163,3 @@ def _plots(probs, videos: VideoTensors, classes, index: Index, results, out_dir:
         pred = [tuple(r["segment"]) for r in results[vid] if r["label"] == labels[0]][:3]
         chosen.append((vid, labels[0], videos.times[v], probs[v, c], gt_segments, pred))
     plot_probability_curves(chosen, out_dir)
-
-
-@app.command()
-@exit_on_user_error
-def main(
-    params: Path = typer.Option(Path("params.yaml"), help="params.yaml with `localization` and `evaluate`."),
-    prepare_dir: Path = typer.Option(Path("cache/prepare"), "--prepare", help="Output of the prepare stage."),
-    features: Path = typer.Option(Path("cache/features"), help="Folder holding the feature stores."),
-    model: Path = typer.Option(Path("cache/train/model.pt"), help="Checkpoint from the train stage."),
-    out: Path = typer.Option(Path("cache/evaluate"), help="Output folder."),
-    metrics: Path = typer.Option(Path("metrics/evaluate.json"), help="Where the metrics go (git-tracked, for "
-                                                                     "`dvc metrics show` and `dvc exp show`)."),
-) -> None:
-    """Evaluate the trained model and the training-free baseline on the split's test videos."""
-    values, index, split = load_stage_inputs(params, prepare_dir)
-    cfg = section(values, "evaluate", params)
-    outcome = evaluate_model(index, split, features, model, section(values, "localization", params),
-                             thresholds_from_params(cfg, params), out, int(cfg.get("n_plots", 6)),
-                             str(cfg.get("device", "auto")), metrics)
-    for name, report in outcome["reports"].items():
-        print(f"== {name} ({split['protocol']}, {len(split['unseen'])} classes, "
-              f"{len(split['test_videos'])} test videos)")
-        print(format_table(report))
-    print(f"wrote {out}")
-
-
-if __name__ == "__main__":
-    app()

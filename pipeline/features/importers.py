@@ -22,7 +22,7 @@ import typer
 from tqdm import tqdm
 
 from pipeline.common import UserError, exit_on_user_error, read_json
-from pipeline.store import FRAME_KINDS, FeatureStoreWriter, check_feature_store, settings_sha256
+from pipeline.features.store import FRAME_KINDS, FeatureStoreWriter, check_feature_store, settings_sha256
 
 FORMATS = ("npy", "hdf5")
 

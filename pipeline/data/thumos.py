@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from pipeline.common import UserError, read_json
-from pipeline.datasets.index import Index, SegmentChecker, VideoEntry, check_duration, parse_segments
+from pipeline.data.index import Index, SegmentChecker, VideoEntry, check_duration, parse_segments
 
 
 def parse_thumos(path: str | os.PathLike) -> Index:

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from pipeline.common import UserError
-from pipeline.datasets.index import Index, SegmentChecker, VideoEntry, check_duration
+from pipeline.data.index import Index, SegmentChecker, VideoEntry, check_duration
 
 
 def read_durations(path: str | os.PathLike) -> dict[str, float]:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from pipeline.common import UserError
-from pipeline.datasets.index import Index
+from pipeline.common import UserError, read_json
+from pipeline.data.index import Index
 
-SPLIT_ROOT = Path(__file__).parent / "data" / "zero_shot_splits"
+SPLIT_ROOT = Path(__file__).parent / "shipped" / "zero_shot_splits"
 SETTINGS = {"75_25": "train_75_test_25", "50_50": "train_50_test_50"}
 LIST_DATASETS = {"thumos14": "THUMOS14", "activitynet": "ActivityNet"}
 
@@ -25,6 +26,16 @@ class Split:
 
     def to_json(self) -> dict:
         return self.__dict__.copy()
+
+    @classmethod
+    def from_json(cls, data: Any, where: str | os.PathLike = "split.json") -> Split:
+        if not isinstance(data, dict) or sorted(data) != sorted(cls.__dataclass_fields__):
+            raise UserError(where, f"not a split: expected the keys {', '.join(cls.__dataclass_fields__)}")
+        return cls(**{name: data[name] for name in cls.__dataclass_fields__})
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Split:
+        return cls.from_json(read_json(path), path)
 
 
 def read_list(path: str | os.PathLike) -> list[str]:

@@ -1,6 +1,6 @@
 """Cached tensors for the learnable model: video features resampled to T, class priors, snippet targets.
 
-The one place that turns stores (``pipeline.store``) and the index into model inputs, shared by training,
+The one place that turns stores (``pipeline.features.store``) and the index into model inputs, shared by training,
 evaluation and ``grizal localize``. The frozen encoders are never loaded here.
 """
 
@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pipeline.common import UserError
-from pipeline.datasets.index import Index
-from pipeline.store import open_store, read_priors, read_store_attrs
+from pipeline.data.index import Index
+from pipeline.features.store import open_store, read_priors, read_store_attrs
 
 if TYPE_CHECKING:  # torch loads with the first tensor made, not with the stage's `--help`
     import torch

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from grizal.encoders.priors import PRIOR_ARRAYS
+from grizal.prior_arrays import PRIOR_ARRAYS
 from pipeline.common import UserError, atomic_write_json, atomic_write_text
 
 if TYPE_CHECKING:  # zarr (and torch, for resampling) load on first use: the CLIs' --help stays fast

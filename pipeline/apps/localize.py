@@ -1,10 +1,11 @@
 """`grizal localize VIDEO --action TEXT [--action TEXT ...]`: zero-shot localization of free-text actions in
 one video with a trained checkpoint, through the same code as the stages.
 
-Priors come from ``pipeline.generate`` (the configured backends, offline by default), features from the
-extract engine with the frozen encoders rebuilt from the checkpoint's record of them (and checked against
-it), model inputs from ``pipeline.features`` and segments from ``pipeline.predict``. Everything reusable is
-cached under the cache folder, so a second call on the same video (new actions or not) encodes nothing twice:
+Priors come from ``pipeline.priors.generation`` (the configured backends, offline by default), features from
+the extract engine with the frozen encoders rebuilt from the checkpoint's record of them (and checked against
+it), model inputs from ``pipeline.features.inputs`` and segments from ``pipeline.modelling.inference``.
+Everything reusable is cached under the cache folder, so a second call on the same video (new actions or
+not) encodes nothing twice:
 
     CACHE/priors/                          generate's content-addressed texts and images, and priors.json
     CACHE/encoders-<sha>/{rgb,flow}.zarr   frame features; one group per video, keyed by a hash of the
@@ -36,21 +37,17 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.checkpoint import load_model
+from pipeline.apps.timeline import Thumbnail, video_thumbnails, write_timeline
 from pipeline.common import UserError, atomic_write_bytes, exit_on_user_error, load_params
-from pipeline.evaluate import write_predictions
-from pipeline.extract import (
-    extract_config,
-    extract_video,
-    extractors_from_stores,
-    run_priors,
-    store_attrs,
-    video_attrs,
-)
-from pipeline.extract_engine import Extractors
-from pipeline.store import FeatureStoreWriter, open_store
-from pipeline.timeline import Thumbnail, video_thumbnails, write_timeline
-from pipeline.video import VideoError, check_video_file
+from pipeline.features.engine import Extractors, extract_video
+from pipeline.features.extraction import video_attrs
+from pipeline.features.priors import run_priors
+from pipeline.features.settings import extract_config, extractors_from_stores, store_attrs
+from pipeline.features.store import FeatureStoreWriter, open_store
+from pipeline.features.video import VideoError, check_video_file
+from pipeline.modelling.checkpoint import load_model
+from pipeline.modelling.devices import torch_device
+from pipeline.modelling.scoring import write_predictions
 
 if TYPE_CHECKING:  # torch, open_clip and the model load when a video is localized: --help stays fast
     from grizal.encoders.clip import ClipEncoder
@@ -276,7 +273,7 @@ class Localization:
 
 def _missing_kinds(store_dir: Path, kinds: tuple[str, ...], key: str) -> tuple[str, ...]:
     """The kinds whose store lacks a complete, intact copy of the video."""
-    from pipeline.features import store_paths
+    from pipeline.features.inputs import store_paths
 
     paths = store_paths(store_dir)
     missing = []
@@ -290,7 +287,7 @@ def _missing_kinds(store_dir: Path, kinds: tuple[str, ...], key: str) -> tuple[s
 def ensure_features(video: Path, key: str, store_dir: Path, encoders: CheckpointEncoders,
                     log: Callable) -> bool:
     """Extract the video's features into the cache unless they are there; True when they were."""
-    from pipeline.features import store_paths
+    from pipeline.features.inputs import store_paths
 
     missing = _missing_kinds(store_dir, encoders.kinds, key)
     if not missing:
@@ -318,9 +315,9 @@ def ensure_features(video: Path, key: str, store_dir: Path, encoders: Checkpoint
 def ensure_priors(actions: list[str], settings: Settings, cache_dir: Path, store_dir: Path, k: int,
                   encoders: CheckpointEncoders, console: Console) -> None:
     """Generate (or reuse) each action's k sentences and images, then encode the new ones into the cache."""
-    from pipeline.features import store_paths
-    from pipeline.generate import run as generate_priors
+    from pipeline.features.inputs import store_paths
     from pipeline.priors.config import build_config
+    from pipeline.priors.generation import run as generate_priors
 
     where = settings.params_path or "params.yaml"
     overrides = {"out": cache_dir / "priors", "k": k, "text_backend": settings.text_backend,
@@ -361,11 +358,10 @@ def localize(video: Path, actions: list[str], checkpoint: Path = DEFAULT_CHECKPO
              cache_dir: Path = DEFAULT_CACHE, settings: Settings | None = None, top: int = 5,
              n_thumbnails: int = 6, console: Console | None = None) -> Localization:
     """Localize each action in the video; writes OUT/segments.json and OUT/timeline.png."""
-    from grizal.encoders.clip import EncoderConfigError, resolve_device
     from grizal.localization import localization_config
     from grizal.model import ConfigError
-    from pipeline.features import load_priors, load_videos, standardized, store_paths
-    from pipeline.predict import curves_to_results, model_probs
+    from pipeline.features.inputs import load_priors, load_videos, standardized, store_paths
+    from pipeline.modelling.inference import curves_to_results, model_probs
 
     settings = settings or Settings()
     console = console or Console(stderr=True)
@@ -380,11 +376,8 @@ def localize(video: Path, actions: list[str], checkpoint: Path = DEFAULT_CHECKPO
     except ConfigError as err:
         raise UserError(settings.params_path or "localization", str(err)) from None
     device = settings.device or str((settings.extract or {}).get("device", "auto"))
-    try:
-        torch_device = resolve_device(device)
-    except EncoderConfigError as err:
-        raise UserError("--device" if settings.device else settings.params_path, str(err)) from None
-    model, state = load_model(checkpoint, torch_device)
+    run_on = torch_device(device, "--device" if settings.device else settings.params_path)
+    model, state = load_model(checkpoint, run_on)
     lacking = [k for k in ("encoders", "T", "model_config") if k not in state]
     if lacking:
         raise UserError(checkpoint, f"not a model of the train stage (no {lacking[0]!r}); use its model.pt")
@@ -406,7 +399,7 @@ def localize(video: Path, actions: list[str], checkpoint: Path = DEFAULT_CHECKPO
     videos = load_videos(store_dir, [key], {key: duration}, encoders.T, use_flow)
     priors = load_priors(store_dir, actions)
     model_videos, model_priors = standardized(videos, priors, state.get("feature_stats") or {})
-    probs = model_probs(model, model_videos, model_priors, torch_device)
+    probs = model_probs(model, model_videos, model_priors, run_on)
     results = curves_to_results(probs, videos, actions, loc_cfg)[key]
 
     out = out if out is not None else DEFAULT_OUT / video.stem
@@ -487,7 +480,7 @@ app.command("localize")(localize_command)
 
 def _print_version(value: bool) -> None:
     if value:
-        from grizal.localize import package_version
+        from pipeline.apps.cli import package_version
 
         typer.echo(f"grizal {package_version()}")
         raise typer.Exit()
@@ -499,8 +492,3 @@ def _group(
                                  help="Print grizal's version and exit."),
 ) -> None:
     """grizal: generative prior-guided zero-shot temporal action localization."""
-
-
-# `python -m grizal.localize VIDEO --action ...`: the one command without the group.
-localize_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-localize_app.command()(localize_command)

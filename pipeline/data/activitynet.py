@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from pipeline.common import UserError, read_json
-from pipeline.datasets.index import Index, SegmentChecker, VideoEntry, check_duration, parse_segments
+from pipeline.data.index import Index, SegmentChecker, VideoEntry, check_duration, parse_segments
 
 # ActivityNet's "validation" subset is the test set of every TAL paper (its test labels are withheld).
 SUBSET_MAP = {"training": "train", "train": "train", "validation": "test", "val": "test", "test": "test",

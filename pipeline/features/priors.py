@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from grizal.encoders.priors import encode_class_priors
 from pipeline.common import UserError, read_json
-from pipeline.store import PRIORS_KIND, PriorsStoreWriter, check_priors_store, settings_sha256
+from pipeline.features.store import PRIORS_KIND, PriorsStoreWriter, check_priors_store, settings_sha256
 
 if TYPE_CHECKING:  # PIL loads when images are read; the encoder is built by the caller
     from PIL import Image

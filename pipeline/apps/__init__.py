@@ -1,0 +1,1 @@
+"""Applications over the wings: ``grizal localize`` and its timeline figure."""

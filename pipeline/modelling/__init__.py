@@ -1,0 +1,1 @@
+"""The model's wing: fitting, the checkpoint files, inference, scoring and plots."""

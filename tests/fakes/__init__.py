@@ -1,0 +1,1 @@
+"""Test fakes (e.g. a local stand-in for the OpenAI API)."""
