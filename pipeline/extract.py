@@ -18,7 +18,7 @@ import typer
 from pipeline.common import UserError, exit_on_user_error, load_params, read_json, section
 from pipeline.features.extraction import find_videos, index_videos, report_failure, run_feature_extraction
 from pipeline.features.importers import import_command
-from pipeline.features.priors import run_priors
+from pipeline.features.priors import PriorEncoder, run_priors
 from pipeline.features.settings import build_clip, build_extractors, extract_config
 from pipeline.features.store import PRIORS_KIND, Shard, check_feature_store, check_priors_store
 
@@ -69,7 +69,7 @@ def priors_command(params: Path = PARAMS_OPTION) -> None:
     cfg = _stage_params(params)
     template = str(cfg["priors"]["name_template"])
     clip = build_clip(cfg, str(params))
-    run_priors(Path(cfg["priors_json"]), Path(cfg["out"]["priors"]), clip, template)
+    run_priors(Path(cfg["priors_json"]), Path(cfg["out"]["priors"]), PriorEncoder.of(clip), template)
 
 
 @app.command("check")

@@ -25,7 +25,7 @@ from pipeline.common import UserError, exit_on_user_error, load_params, read_jso
 from pipeline.priors import classes as class_sources
 from pipeline.priors.config import IMAGE_BACKENDS, TEXT_BACKENDS, GenerateConfig, build_config
 from pipeline.priors.generation import run
-from pipeline.priors.names import safe_key
+from pipeline.priors.names import file_slug
 
 ADHOC_ROOT = Path("outputs/priors")
 STORE_NAME = "prior_items"  # the shared item cache sits beside the pipeline's output: cache/prior_items
@@ -83,16 +83,16 @@ def adhoc_name(names: list[str], classes_file: Path | None, dataset: str | None,
                split: int | None, subset: str, index: Path | None) -> str:
     """The folder name of an ad-hoc run under outputs/priors: readable, and the same for the same classes."""
     if classes_file is not None:
-        return safe_key(classes_file.stem).rsplit("-", 1)[0]
+        return file_slug(classes_file.stem).rsplit("-", 1)[0]
     if dataset is not None:
         return f"{dataset.lower()}_{split_setting}_split{split or 0}_{subset}"
     if index is not None:
         data = read_json(index)
-        return f"{safe_key(str(data.get('dataset', index.parent.name))).rsplit('-', 1)[0]}_index"
-    slug = "_".join(safe_key(name).rsplit("-", 1)[0] for name in names)
+        return f"{file_slug(str(data.get('dataset', index.parent.name))).rsplit('-', 1)[0]}_index"
+    slug = "_".join(file_slug(name).rsplit("-", 1)[0] for name in names)
     if len(slug) <= 60:
         return slug
-    return f"{slug[:40].rstrip('_')}_and_{len(names) - 1}_more_{safe_key(','.join(names)).rsplit('-', 1)[1]}"
+    return f"{slug[:40].rstrip('_')}_and_{len(names) - 1}_more_{file_slug(','.join(names)).rsplit('-', 1)[1]}"
 
 
 def _inside(path: Path, folder: Path) -> bool:

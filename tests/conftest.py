@@ -13,7 +13,7 @@ from pipeline.data.build import prepare
 from pipeline.data.splits import Split
 from pipeline.demo_world import DemoConfig, make_video
 from pipeline.features.extraction import run_feature_extraction
-from pipeline.features.priors import run_priors
+from pipeline.features.priors import PriorEncoder, run_priors
 from pipeline.features.settings import build_clip, build_extractors, extract_config
 from pipeline.features.store import Shard
 from pipeline.modelling.fit import TrainConfig, train
@@ -73,7 +73,7 @@ def tiny_world(tmp_path_factory, one_torch_thread):
     stores = {"rgb": features / "rgb.zarr", "flow": features / "flow.zarr"}
     run_feature_extraction(videos, stores, ex, EXTRACT["T"], shard=Shard(), rebuild=True,
                            max_failure_fraction=0.0)
-    run_priors(root / "priors" / "priors.json", features / "priors.zarr", build_clip(cfg, "test"),
+    run_priors(root / "priors" / "priors.json", features / "priors.zarr", PriorEncoder.of(build_clip(cfg, "test")),
                EXTRACT["priors"]["name_template"])
     checkpoint = train(index, split, features, MODEL, {}, TrainConfig(epochs=2, batch_size=8, device="cpu"),
                        root / "train", progress=False, log=lambda *_: None)

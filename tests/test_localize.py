@@ -75,7 +75,7 @@ def test_localize_twice_reuses_the_cache(world, monkeypatch):
         raise AssertionError("the cache should have made this unnecessary")
 
     monkeypatch.setattr("pipeline.apps.localize.extract_video", must_not_run)
-    monkeypatch.setattr("pipeline.apps.localize.extractors_from_stores", must_not_run)
+    monkeypatch.setattr("pipeline.features.settings.extractors_from_stores", must_not_run)
     monkeypatch.setattr("pipeline.apps.timeline.VideoReader", must_not_run)
     second = invoke([*args, "--params", "params.yaml", "--out", "out2"], root)
     assert second.exit_code == 0, second.output

@@ -12,7 +12,7 @@ from pipeline.priors import classes as sources
 from pipeline.priors.config import DEFAULT_TEXT_PROMPT, build_config
 from pipeline.priors.faults import MalformedOutput, RetryPolicy, TransientError, redact
 from pipeline.priors.keys import content_key, item_seed
-from pipeline.priors.names import humanize, safe_key
+from pipeline.priors.names import file_slug, humanize
 from pipeline.priors.pricing import image_cost, text_cost
 from pipeline.priors.validate import check_sentences, clean_sentence
 
@@ -29,15 +29,15 @@ def test_humanize_reads_naturally(name, reads):
     assert humanize(name) == reads
 
 
-def test_safe_keys_are_file_names_and_unique(tmp_path):
-    keys = [safe_key(name) for name in AWKWARD]
+def test_file_slugs_are_file_names_and_unique(tmp_path):
+    keys = [file_slug(name) for name in AWKWARD]
     assert len(set(keys)) == len(keys)
     assert len({key.lower() for key in keys}) == len(keys)  # safe on case-insensitive file systems
     for key in keys:
         assert key.isascii() and "/" not in key and not key.startswith(".") and len(key) <= 60
         (tmp_path / key).mkdir()
-    assert safe_key("CleanAndJerk").startswith("clean-and-jerk-")
-    assert safe_key("Café au lait").startswith("cafe-au-lait-")
+    assert file_slug("CleanAndJerk").startswith("clean-and-jerk-")
+    assert file_slug("Café au lait").startswith("cafe-au-lait-")
 
 
 def test_content_keys_ignore_field_order_and_see_every_value():

@@ -20,11 +20,8 @@ encoders never share features. Outputs: OUT/segments.json (ActivityNet result fo
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import io
-import json
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -39,10 +36,10 @@ from rich.table import Table
 
 from pipeline.apps.timeline import Thumbnail, video_thumbnails, write_timeline
 from pipeline.common import UserError, atomic_write_bytes, exit_on_user_error, load_params
-from pipeline.features.engine import Extractors, extract_video
+from pipeline.features.engine import extract_video
 from pipeline.features.extraction import video_attrs
-from pipeline.features.priors import run_priors
-from pipeline.features.settings import extract_config, extractors_from_stores, store_attrs
+from pipeline.features.priors import PriorEncoder, run_priors
+from pipeline.features.settings import CheckpointEncoders, check_configured_encoders, store_attrs
 from pipeline.features.store import FeatureStoreWriter, open_store
 from pipeline.features.video import VideoError, check_video_file
 from pipeline.modelling.checkpoint import load_model
@@ -50,161 +47,12 @@ from pipeline.modelling.devices import torch_device
 from pipeline.modelling.scoring import write_predictions
 
 if TYPE_CHECKING:  # torch, open_clip and the model load when a video is localized: --help stays fast
-    from grizal.encoders.clip import ClipEncoder
+    pass
 
 DEFAULT_CHECKPOINT = Path("cache/train/model.pt")
 DEFAULT_CACHE = Path("cache/localize")
 DEFAULT_OUT = Path("localized")
 FRAME_KINDS = ("rgb", "flow")
-
-
-# --- encoders -----------------------------------------------------------------------------------------------
-
-
-def _flat_settings(records: dict[str, dict[str, Any]], use_flow: bool) -> dict[str, Any]:
-    """The encoder settings a checkpoint's features were made with, named like the `extract` keys."""
-    rgb = records["rgb"]["settings"]
-    clip = rgb["clip"]
-    flat = {"clip.model": clip["model"], "clip.pretrained": clip["weights"],
-            "clip.precision": clip["precision"], "frames.sample_fps": rgb["frames"]["sample_fps"],
-            "frames.min_frames": rgb["frames"]["min_frames"],
-            "priors.name_template": records["priors"]["settings"]["name_template"]}
-    if use_flow:
-        flow = records["flow"]["settings"]["flow"]
-        flat |= {"flow.method": flow["method"], "flow.max_side": flow["max_side"],
-                 "flow.wheel_max_magnitude": flow.get("wheel_max_magnitude")}
-        if flow["method"] == "farneback":
-            flat["flow.farneback"] = flow["settings"]
-        elif flow["method"] == "dis":
-            flat["flow.dis_preset"] = flow["settings"]["preset"]
-        else:
-            flat |= {"flow.raft_weights": flow["weights"], "flow.num_flow_updates": flow["num_flow_updates"],
-                     "flow.autocast": flow["autocast"]}
-    return flat
-
-
-def _configured_settings(cfg: dict[str, Any], use_flow: bool) -> dict[str, Any]:
-    """What an `extract` section (over the defaults, as the extract stage reads it) configures, in the same
-    terms as `_flat_settings`; nothing is loaded."""
-    clip, frames, flow = cfg["clip"], cfg["frames"], cfg["flow"]
-    model = str(clip["model"])
-    hub = model.startswith(("hf-hub:", "local-dir:"))  # open_clip names the weights by the model there
-    weights = model if hub else (clip["pretrained"] or f"random-init seed {int(clip['seed'])}")
-    flat = {"clip.model": model, "clip.pretrained": weights, "clip.precision": clip["precision"],
-            "frames.sample_fps": frames["sample_fps"], "frames.min_frames": int(frames["min_frames"]),
-            "priors.name_template": cfg["priors"]["name_template"]}
-    if use_flow:
-        method = flow["method"]
-        flat |= {"flow.method": method, "flow.max_side": flow["max_side"],
-                 "flow.wheel_max_magnitude": flow["wheel_max_magnitude"]}
-        if method == "farneback":
-            from grizal.encoders.flow import FARNEBACK_DEFAULTS
-
-            flat["flow.farneback"] = {**FARNEBACK_DEFAULTS, **(flow["farneback"] or {})}
-        elif method == "dis":
-            flat["flow.dis_preset"] = flow["dis_preset"]
-        else:
-            flat |= {"flow.raft_weights": flow["raft_weights"] or f"random-init seed {int(flow['seed'])}",
-                     "flow.num_flow_updates": int(flow["num_flow_updates"]),
-                     "flow.autocast": flow["autocast"]}
-    return flat
-
-
-def _same(a: Any, b: Any) -> bool:
-    if a == b:
-        return True
-    # A checkpoint file named by another (relative) path is still the same weights.
-    return isinstance(a, str) and isinstance(b, str) and os.path.isfile(a) and os.path.isfile(b) \
-        and os.path.samefile(a, b)
-
-
-def check_configured_encoders(checkpoint: Path, records: dict[str, dict[str, Any]], use_flow: bool,
-                              extract_section: dict[str, Any], params_path: Path) -> None:
-    """A params file whose `extract` section names other encoders than the checkpoint was trained with is an
-    error that says which settings differ."""
-    cfg = extract_config({"extract": extract_section}, str(params_path))
-    trained, configured = _flat_settings(records, use_flow), _configured_settings(cfg, use_flow)
-    differ = [key for key in trained if key in configured and not _same(trained[key], configured[key])]
-    if differ:
-        details = "; ".join(f"extract.{key}: {configured[key]!r} in {params_path}, {trained[key]!r} in the "
-                            "checkpoint" for key in differ)
-        raise UserError(checkpoint, f"made with other encoder settings than {params_path} configures "
-                                    f"({details}); retrain with these settings, pass the matching --params, "
-                                    "or --no-params to use the checkpoint's own encoders")
-
-
-def _differences(stored: Any, rebuilt: Any, prefix: str = "") -> list[str]:
-    if isinstance(stored, dict) and isinstance(rebuilt, dict):
-        return [d for key in sorted(set(stored) | set(rebuilt))
-                for d in _differences(stored.get(key), rebuilt.get(key), f"{prefix}{key}.")]
-    return [] if stored == rebuilt else [f"{prefix.rstrip('.')}: {stored!r} -> {rebuilt!r}"]
-
-
-class CheckpointEncoders:
-    """The frozen encoders that made a checkpoint's training features, rebuilt on first use only (a fully
-    cached call loads none) and checked to describe themselves exactly as the checkpoint records."""
-
-    def __init__(self, records: dict[str, dict[str, Any]], use_flow: bool, T: int, device: str, where: Path):
-        self.records, self.use_flow, self.T, self.device, self.where = records, use_flow, T, device, where
-        self.kinds = ("rgb", "flow") if use_flow else ("rgb",)
-        lacking = [kind for kind in (*self.kinds, "priors") if "settings" not in records.get(kind, {})]
-        if lacking:
-            raise UserError(where, f"records no {lacking[0]} encoder settings; retrain it with this grizal")
-        if not records["rgb"]["settings"].get("clip"):
-            encoder = records["rgb"].get("encoder", "unknown encoder")
-            raise UserError(where, f"trained on imported features ({encoder}): grizal localize cannot make "
-                                   "features of a new video with that encoder")
-
-    @property
-    def cache_key(self) -> str:
-        shas = [self.records[kind]["settings_sha256"] for kind in (*self.kinds, "priors")]
-        return hashlib.sha256(json.dumps(shas).encode()).hexdigest()[:16]
-
-    def _check(self, kind: str, rebuilt: dict[str, Any]) -> None:
-        changes = _differences(self.records[kind]["settings"], rebuilt)
-        if changes:
-            raise UserError(self.where, f"cannot rebuild the {kind} encoder this checkpoint was trained with "
-                                        f"({'; '.join(changes[:4])})")
-
-    @functools.cached_property
-    def extractors(self) -> Extractors:
-        ex = extractors_from_stores(self.records["rgb"], self.records["flow"] if self.use_flow else None,
-                                    self.device, str(self.where))
-        for kind in self.kinds:
-            self._check(kind, store_attrs(kind, ex, self.T)["settings"])
-        return ex
-
-    @functools.cached_property
-    def prior_clip(self) -> ClipEncoder:
-        settings = self.records["priors"]["settings"]
-        if "extractors" in self.__dict__ and self.extractors.clip.describe() == settings["clip"]:
-            clip = self.extractors.clip
-        else:
-            frames = self.records["rgb"]["settings"]["frames"]
-            clip = extractors_from_stores({"settings": {"clip": settings["clip"], "frames": frames}}, None,
-                                          self.device, str(self.where)).clip
-        self._check("priors", {**settings, "clip": clip.describe()})
-        return clip
-
-
-class _PriorEncoderOnDemand:
-    """Stands in for the CLIP encoder in ``run_priors``: what the priors store records about the encoder
-    comes from the checkpoint; the model itself is loaded only when an action must be encoded."""
-
-    def __init__(self, described: dict[str, Any], load: Callable[[], ClipEncoder]):
-        self._described = described
-        self._load = load
-
-    name = property(lambda self: self._described["model"])
-    weights = property(lambda self: self._described["weights"])
-    weights_sha256 = property(lambda self: self._described["weights_sha256"])
-    dim = property(lambda self: self._described["dim"])
-
-    def describe(self) -> dict[str, Any]:
-        return dict(self._described)
-
-    def __getattr__(self, attr: str) -> Any:
-        return getattr(self._load(), attr)
 
 
 # --- inputs -------------------------------------------------------------------------------------------------
@@ -328,9 +176,9 @@ def ensure_priors(actions: list[str], settings: Settings, cache_dir: Path, store
         console.print("error: priors for some actions could not be generated; see above")
         raise SystemExit(code)
     records = encoders.records["priors"]
-    clip = _PriorEncoderOnDemand(records["settings"]["clip"], lambda: encoders.prior_clip)
+    encoder = PriorEncoder(records["settings"]["clip"], lambda: encoders.prior_clip)
     with redirect_stdout(sys.stderr):  # run_priors reports on stdout; ours is for the segments table
-        run_priors(cfg.out / "priors.json", store_paths(store_dir)["priors"], clip,  # type: ignore[arg-type]
+        run_priors(cfg.out / "priors.json", store_paths(store_dir)["priors"], encoder,
                    records["settings"]["name_template"])
 
 
@@ -360,7 +208,7 @@ def localize(video: Path, actions: list[str], checkpoint: Path = DEFAULT_CHECKPO
     """Localize each action in the video; writes OUT/segments.json and OUT/timeline.png."""
     from grizal.localization import localization_config
     from grizal.model import ConfigError
-    from pipeline.features.inputs import load_priors, load_videos, standardized, store_paths
+    from pipeline.features.inputs import FeatureSet, standardized
     from pipeline.modelling.inference import curves_to_results, model_probs
 
     settings = settings or Settings()
@@ -391,13 +239,14 @@ def localize(video: Path, actions: list[str], checkpoint: Path = DEFAULT_CHECKPO
     key = video_key(video)
     store_dir = cache_dir / f"encoders-{encoders.cache_key}"
     cached = ensure_features(video, key, store_dir, encoders, log)
-    video_info = open_store(store_paths(store_dir)["rgb"]).load_many([key])[0]
+    feature_set = FeatureSet.open(store_dir)
+    video_info = feature_set.store("rgb").load_many([key])[0]
     duration = float(video_info[0]["duration"])  # type: ignore[index]
     ensure_priors(actions, settings, cache_dir, store_dir, int(state["model_config"].get("k", 4)), encoders,
                   console)
 
-    videos = load_videos(store_dir, [key], {key: duration}, encoders.T, use_flow)
-    priors = load_priors(store_dir, actions)
+    videos = feature_set.videos([key], {key: duration}, encoders.T, use_flow)
+    priors = feature_set.priors(actions)
     model_videos, model_priors = standardized(videos, priors, state.get("feature_stats") or {})
     probs = model_probs(model, model_videos, model_priors, run_on)
     results = curves_to_results(probs, videos, actions, loc_cfg)[key]

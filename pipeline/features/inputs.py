@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pipeline.common import UserError
 from pipeline.data.index import Index
-from pipeline.features.store import open_store, read_priors, read_store_attrs
+from pipeline.features.store import FeatureStore, open_store, read_priors, read_store_attrs
 
 if TYPE_CHECKING:  # torch loads with the first tensor made, not with the stage's `--help`
     import torch
@@ -47,54 +47,82 @@ def store_paths(features_dir: str | Path) -> dict[str, Path]:
     return {"rgb": root / "rgb.zarr", "flow": root / "flow.zarr", "priors": root / "priors.zarr"}
 
 
-def encoder_signature(features_dir: str | Path, use_flow: bool = True) -> dict[str, dict]:
-    """The attributes that say which frozen encoders made the features (kept in checkpoints)."""
-    paths = store_paths(features_dir)
-    kinds = ["rgb", "priors"] + (["flow"] if use_flow else [])
-    return {kind: read_store_attrs(paths[kind]) for kind in kinds}
+class FeatureSet:
+    """A feature folder (rgb.zarr, flow.zarr, priors.zarr) opened once: each store and its root attributes are
+    opened on first need and kept, for the encoder signature, T, the videos and the priors."""
 
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        self.paths = store_paths(folder)
+        self._stores: dict[str, FeatureStore] = {}
+        self._attrs: dict[str, dict[str, Any]] = {}
 
-def model_length(features_dir: str | Path) -> int:
-    """T, the number of snippets the model reads per video: ``extract.T``, recorded in the rgb store."""
-    return int(open_store(store_paths(features_dir)["rgb"]).attrs["T"])
+    @classmethod
+    def open(cls, folder: str | Path) -> FeatureSet:
+        return cls(folder)
+
+    def store(self, kind: str) -> FeatureStore:
+        if kind not in self._stores:
+            self._stores[kind] = open_store(self.paths[kind])
+        return self._stores[kind]
+
+    def attrs(self, kind: str) -> dict[str, Any]:
+        if kind not in self._attrs:
+            self._attrs[kind] = read_store_attrs(self.paths[kind])
+        return self._attrs[kind]
+
+    def signature(self, use_flow: bool = True) -> dict[str, dict]:
+        """The attributes that say which frozen encoders made the features (kept in checkpoints)."""
+        return {kind: self.attrs(kind) for kind in ["rgb", "priors"] + (["flow"] if use_flow else [])}
+
+    @property
+    def T(self) -> int:
+        """The number of snippets the model reads per video: ``extract.T``, recorded in the rgb store."""
+        return int(self.store("rgb").attrs["T"])
+
+    def videos(self, ids: list[str], durations: dict[str, float], T: int, use_flow: bool = True) -> VideoTensors:
+        import torch
+
+        from grizal.temporal import snippet_times
+
+        arrays = {}
+        for kind in ["rgb"] + (["flow"] if use_flow else []):
+            store = self.store(kind)
+            missing = sorted(set(ids) - set(store.complete_ids()))
+            if missing:
+                raise UserError(self.paths[kind], f"{len(missing)} video(s) not extracted, e.g. {missing[0]}; "
+                                                  "run the extract stage (or `python -m pipeline.extract check`)")
+            arrays[kind] = torch.from_numpy(store.read_resampled(ids, T, durations))
+        times = np.stack([snippet_times(durations[vid], T) for vid in ids]) if ids else np.zeros((0, T))
+        return VideoTensors(list(ids), arrays["rgb"], arrays.get("flow"), times,
+                            np.array([durations[vid] for vid in ids], dtype=np.float64))
+
+    def priors(self, classes: list[str]) -> PriorTensors:
+        import torch
+
+        per_class = read_priors(self.paths["priors"], classes)
+        tensors = {}
+        for key, axis in PRIOR_TOKEN_AXIS.items():
+            parts = [np.asarray(per_class[name][key]) for name in classes]
+            tensors[key] = torch.from_numpy(_pad_stack(parts, axis))
+        tensors["joint_mask"] = tensors["joint_mask"].bool()
+        tensors["name_mask"] = tensors["name_mask"].bool()
+        tensors["joint"] = tensors["joint"].float()
+        tensors["name_tokens"] = tensors["name_tokens"].float()
+        tensors["token_type"] = tensors["token_type"].long()
+        name_embedding = torch.from_numpy(np.stack([np.asarray(per_class[n]["name_embedding"]) for n in classes]))
+        return PriorTensors(list(classes), tensors, name_embedding.float())
 
 
 def load_videos(features_dir: str | Path, ids: list[str], durations: dict[str, float], T: int,
                 use_flow: bool = True) -> VideoTensors:
-    import torch
-
-    from grizal.temporal import snippet_times
-
-    paths = store_paths(features_dir)
-    kinds = ["rgb"] + (["flow"] if use_flow else [])
-    arrays = {}
-    for kind in kinds:
-        store = open_store(paths[kind])
-        missing = sorted(set(ids) - set(store.complete_ids()))
-        if missing:
-            raise UserError(paths[kind], f"{len(missing)} video(s) not extracted, e.g. {missing[0]}; "
-                                         "run the extract stage (or `python -m pipeline.extract check`)")
-        arrays[kind] = torch.from_numpy(store.read_resampled(ids, T, durations))
-    times = np.stack([snippet_times(durations[vid], T) for vid in ids]) if ids else np.zeros((0, T))
-    return VideoTensors(list(ids), arrays["rgb"], arrays.get("flow"), times,
-                        np.array([durations[vid] for vid in ids], dtype=np.float64))
+    """``FeatureSet.videos`` of a folder used once (e.g. one new video in ``grizal localize``'s cache)."""
+    return FeatureSet(features_dir).videos(ids, durations, T, use_flow)
 
 
 def load_priors(features_dir: str | Path, classes: list[str]) -> PriorTensors:
-    import torch
-
-    path = store_paths(features_dir)["priors"]
-    per_class = read_priors(path, classes)
-    tensors = {}
-    for key, axis in PRIOR_TOKEN_AXIS.items():
-        tensors[key] = torch.from_numpy(_pad_stack([np.asarray(per_class[name][key]) for name in classes], axis))
-    tensors["joint_mask"] = tensors["joint_mask"].bool()
-    tensors["name_mask"] = tensors["name_mask"].bool()
-    tensors["joint"] = tensors["joint"].float()
-    tensors["name_tokens"] = tensors["name_tokens"].float()
-    tensors["token_type"] = tensors["token_type"].long()
-    name_embedding = torch.from_numpy(np.stack([np.asarray(per_class[n]["name_embedding"]) for n in classes]))
-    return PriorTensors(list(classes), tensors, name_embedding.float())
+    """``FeatureSet.priors`` of a folder used once."""
+    return FeatureSet(features_dir).priors(classes)
 
 
 def _pad_stack(parts: list[np.ndarray], axis: int) -> np.ndarray:

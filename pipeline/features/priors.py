@@ -1,12 +1,15 @@
-"""Stage part: the joint prior embeddings of every class of priors.json into the priors store."""
+"""The joint prior embeddings of every class of priors.json into the priors store (extract priors, localize)."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
@@ -18,6 +21,23 @@ if TYPE_CHECKING:  # PIL loads when images are read; the encoder is built by the
     from PIL import Image
 
     from grizal.encoders.clip import ClipEncoder
+
+
+@dataclass
+class PriorEncoder:
+    """The CLIP encoder of a priors store: its description (what the store records, known without loading it)
+    and the encoder itself, loaded on first use only, so a store whose classes are all current loads nothing."""
+
+    described: dict[str, Any]
+    load: Callable[[], ClipEncoder]
+
+    @classmethod
+    def of(cls, clip: ClipEncoder) -> PriorEncoder:
+        return cls(clip.describe(), lambda: clip)
+
+    @functools.cached_property
+    def clip(self) -> ClipEncoder:
+        return self.load()
 
 
 def _file_sha256(path: Path) -> str:
@@ -49,14 +69,15 @@ def _load_image(path: Path) -> Image.Image:
         raise UserError(path, f"not a readable image ({err})") from None
 
 
-def run_priors(priors_json: Path, out: Path, clip: ClipEncoder, template: str, *, rebuild: bool = True) -> None:
+def run_priors(priors_json: Path, out: Path, encoder: PriorEncoder, template: str, *, rebuild: bool = True) -> None:
     """Encode every class of priors.json into the priors store; classes whose inputs did not change are kept."""
     k, classes = load_priors_json(priors_json)
     base = priors_json.parent
-    settings = {"kind": PRIORS_KIND, "clip": clip.describe(), "name_template": template}
-    attrs = {"kind": PRIORS_KIND, "encoder": f"{clip.name} ({clip.weights})", "encoder_model": clip.name,
-             "encoder_weights": clip.weights, "weights_sha256": clip.weights_sha256, "dim": clip.dim, "k": k,
-             "name_template": template, "settings": settings, "settings_sha256": settings_sha256(settings)}
+    clip = encoder.described
+    settings = {"kind": PRIORS_KIND, "clip": dict(clip), "name_template": template}
+    attrs = {"kind": PRIORS_KIND, "encoder": f"{clip['model']} ({clip['weights']})", "encoder_model": clip["model"],
+             "encoder_weights": clip["weights"], "weights_sha256": clip["weights_sha256"], "dim": clip["dim"],
+             "k": k, "name_template": template, "settings": settings, "settings_sha256": settings_sha256(settings)}
     writer = PriorsStoreWriter(out, attrs, rebuild=rebuild)
     todo = 0
     for name in tqdm(sorted(classes), unit="class", file=sys.stderr, mininterval=2):
@@ -72,7 +93,8 @@ def run_priors(priors_json: Path, out: Path, clip: ClipEncoder, template: str, *
             continue
         todo += 1
         try:
-            arrays = encode_class_priors(clip, name, entry["texts"], [_load_image(p) for p in image_paths], template)
+            images = [_load_image(p) for p in image_paths]
+            arrays = encode_class_priors(encoder.clip, name, entry["texts"], images, template)
         except ValueError as err:
             raise UserError(priors_json, str(err)) from None
         writer.write_class(name, arrays, source)

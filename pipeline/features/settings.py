@@ -1,14 +1,22 @@
-"""The `extract` section of params.yaml and the frozen encoders it names (shared by the stages, the
-standalone CLI and `grizal localize`)."""
+"""Encoder settings, owned here in all three forms: the `extract` section of params.yaml (``extract_config``),
+the attributes recorded in each feature store and checkpoint (``store_attrs``), and the frozen encoders rebuilt
+from either (``build_extractors``, ``extractors_from_stores``, ``CheckpointEncoders``); plus the checks that two
+of them name the same encoders (``check_same_encoders``, ``check_configured_encoders``). Shared by the extract
+stage, the evaluate stage, the standalone CLI and `grizal localize`."""
 
 from __future__ import annotations
 
 import copy
+import functools
+import hashlib
+import json
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.common import UserError
 from pipeline.features.engine import Extractors, describe_flow
-from pipeline.features.store import settings_sha256
+from pipeline.features.store import settings_differences, settings_sha256
 
 if TYPE_CHECKING:  # the encoders (open_clip, torch, OpenCV) load when they are built
     from grizal.encoders.clip import ClipEncoder
@@ -209,3 +217,136 @@ def store_attrs(kind: str, ex: Extractors, T: int) -> dict[str, Any]:
     attrs["settings"] = settings
     attrs["settings_sha256"] = settings_sha256(settings)
     return attrs
+
+
+def check_same_encoders(trained: dict[str, dict[str, Any]], current: dict[str, dict[str, Any]], where: Any) -> None:
+    """Features must come from the encoders a model was trained on: ``trained`` (a checkpoint's record) against
+    ``current`` (the feature stores' attributes); a difference is an error that says which settings differ."""
+    problems = []
+    for kind, was in trained.items():
+        now = current.get(kind, {})
+        for key in sorted(set(was) | set(now)):
+            if was.get(key) != now.get(key):
+                problems.append(f"{kind}.{key}: trained with {was.get(key)!r}, features have {now.get(key)!r}")
+    if problems:
+        raise UserError(where, "checkpoint was made with other encoder settings: " + "; ".join(problems[:4]))
+
+
+def trained_settings(records: dict[str, dict[str, Any]], use_flow: bool) -> dict[str, Any]:
+    """The encoder settings a checkpoint's features were made with (its stores' attributes), named like the
+    `extract` keys."""
+    rgb = records["rgb"]["settings"]
+    clip = rgb["clip"]
+    flat = {"clip.model": clip["model"], "clip.pretrained": clip["weights"],
+            "clip.precision": clip["precision"], "frames.sample_fps": rgb["frames"]["sample_fps"],
+            "frames.min_frames": rgb["frames"]["min_frames"],
+            "priors.name_template": records["priors"]["settings"]["name_template"]}
+    if use_flow:
+        flow = records["flow"]["settings"]["flow"]
+        flat |= {"flow.method": flow["method"], "flow.max_side": flow["max_side"],
+                 "flow.wheel_max_magnitude": flow.get("wheel_max_magnitude")}
+        if flow["method"] == "farneback":
+            flat["flow.farneback"] = flow["settings"]
+        elif flow["method"] == "dis":
+            flat["flow.dis_preset"] = flow["settings"]["preset"]
+        else:
+            flat |= {"flow.raft_weights": flow["weights"], "flow.num_flow_updates": flow["num_flow_updates"],
+                     "flow.autocast": flow["autocast"]}
+    return flat
+
+
+def configured_settings(cfg: dict[str, Any], use_flow: bool) -> dict[str, Any]:
+    """What an `extract` section (over the defaults, as the extract stage reads it) configures, in the same
+    terms as `trained_settings`; nothing is loaded."""
+    clip, frames, flow = cfg["clip"], cfg["frames"], cfg["flow"]
+    model = str(clip["model"])
+    hub = model.startswith(("hf-hub:", "local-dir:"))  # open_clip names the weights by the model there
+    weights = model if hub else (clip["pretrained"] or f"random-init seed {int(clip['seed'])}")
+    flat = {"clip.model": model, "clip.pretrained": weights, "clip.precision": clip["precision"],
+            "frames.sample_fps": frames["sample_fps"], "frames.min_frames": int(frames["min_frames"]),
+            "priors.name_template": cfg["priors"]["name_template"]}
+    if use_flow:
+        method = flow["method"]
+        flat |= {"flow.method": method, "flow.max_side": flow["max_side"],
+                 "flow.wheel_max_magnitude": flow["wheel_max_magnitude"]}
+        if method == "farneback":
+            from grizal.encoders.flow import FARNEBACK_DEFAULTS
+
+            flat["flow.farneback"] = {**FARNEBACK_DEFAULTS, **(flow["farneback"] or {})}
+        elif method == "dis":
+            flat["flow.dis_preset"] = flow["dis_preset"]
+        else:
+            flat |= {"flow.raft_weights": flow["raft_weights"] or f"random-init seed {int(flow['seed'])}",
+                     "flow.num_flow_updates": int(flow["num_flow_updates"]),
+                     "flow.autocast": flow["autocast"]}
+    return flat
+
+
+def _same(a: Any, b: Any) -> bool:
+    if a == b:
+        return True
+    # A checkpoint file named by another (relative) path is still the same weights.
+    return isinstance(a, str) and isinstance(b, str) and os.path.isfile(a) and os.path.isfile(b) \
+        and os.path.samefile(a, b)
+
+
+def check_configured_encoders(checkpoint: Path, records: dict[str, dict[str, Any]], use_flow: bool,
+                              extract_section: dict[str, Any], params_path: Path) -> None:
+    """A params file whose `extract` section names other encoders than the checkpoint was trained with is an
+    error that says which settings differ."""
+    cfg = extract_config({"extract": extract_section}, str(params_path))
+    trained, configured = trained_settings(records, use_flow), configured_settings(cfg, use_flow)
+    differ = [key for key in trained if key in configured and not _same(trained[key], configured[key])]
+    if differ:
+        details = "; ".join(f"extract.{key}: {configured[key]!r} in {params_path}, {trained[key]!r} in the "
+                            "checkpoint" for key in differ)
+        raise UserError(checkpoint, f"made with other encoder settings than {params_path} configures "
+                                    f"({details}); retrain with these settings, pass the matching --params, "
+                                    "or --no-params to use the checkpoint's own encoders")
+
+
+class CheckpointEncoders:
+    """The frozen encoders that made a checkpoint's training features, rebuilt on first use only (a fully
+    cached call loads none) and checked to describe themselves exactly as the checkpoint records."""
+
+    def __init__(self, records: dict[str, dict[str, Any]], use_flow: bool, T: int, device: str, where: Path):
+        self.records, self.use_flow, self.T, self.device, self.where = records, use_flow, T, device, where
+        self.kinds = ("rgb", "flow") if use_flow else ("rgb",)
+        lacking = [kind for kind in (*self.kinds, "priors") if "settings" not in records.get(kind, {})]
+        if lacking:
+            raise UserError(where, f"records no {lacking[0]} encoder settings; retrain it with this grizal")
+        if not records["rgb"]["settings"].get("clip"):
+            encoder = records["rgb"].get("encoder", "unknown encoder")
+            raise UserError(where, f"trained on imported features ({encoder}): grizal localize cannot make "
+                                   "features of a new video with that encoder")
+
+    @property
+    def cache_key(self) -> str:
+        shas = [self.records[kind]["settings_sha256"] for kind in (*self.kinds, "priors")]
+        return hashlib.sha256(json.dumps(shas).encode()).hexdigest()[:16]
+
+    def _check(self, kind: str, rebuilt: dict[str, Any]) -> None:
+        changes = settings_differences(self.records[kind]["settings"], rebuilt)
+        if changes:
+            raise UserError(self.where, f"cannot rebuild the {kind} encoder this checkpoint was trained with "
+                                        f"({'; '.join(changes[:4])})")
+
+    @functools.cached_property
+    def extractors(self) -> Extractors:
+        ex = extractors_from_stores(self.records["rgb"], self.records["flow"] if self.use_flow else None,
+                                    self.device, str(self.where))
+        for kind in self.kinds:
+            self._check(kind, store_attrs(kind, ex, self.T)["settings"])
+        return ex
+
+    @functools.cached_property
+    def prior_clip(self) -> ClipEncoder:
+        settings = self.records["priors"]["settings"]
+        if "extractors" in self.__dict__ and self.extractors.clip.describe() == settings["clip"]:
+            clip = self.extractors.clip
+        else:
+            frames = self.records["rgb"]["settings"]["frames"]
+            clip = extractors_from_stores({"settings": {"clip": settings["clip"], "frames": frames}}, None,
+                                          self.device, str(self.where)).clip
+        self._check("priors", {**settings, "clip": clip.describe()})
+        return clip

@@ -139,15 +139,12 @@ def _check_root_attrs(path: Path, attrs: dict[str, Any], kinds: Sequence[str]) -
         raise UserError(path, f"store schema version {version}, this grizal reads {SCHEMA_VERSION}; re-extract it")
 
 
-def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
-    out = []
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += _differences(a, b, f"{prefix}{key}.")
-        elif a != b:
-            out.append(f"{prefix}{key}: {a} -> {b}")
-    return out
+def settings_differences(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """``key.path: old -> new`` for every setting that differs, nested dicts compared key by key."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [d for key in sorted(set(old) | set(new))
+                for d in settings_differences(old.get(key), new.get(key), f"{prefix}{key}.")]
+    return [] if old == new else [f"{prefix.rstrip('.')}: {old!r} -> {new!r}"]
 
 
 def _create_root_atomically(path: Path, attrs: dict[str, Any], child: str) -> None:
@@ -190,7 +187,8 @@ def prepare_store(path: str | os.PathLike, attrs: dict[str, Any], child: str, *,
         if old.get("kind") != attrs["kind"]:
             raise UserError(path, f"is a '{old.get('kind')}' store, not '{attrs['kind']}'; choose another path")
         if old.get("settings_sha256") != attrs["settings_sha256"] or old.get("schema_version") != SCHEMA_VERSION:
-            changes = "; ".join(_differences(old.get("settings", {}), attrs["settings"])[:4]) or "schema version"
+            differ = settings_differences(old.get("settings", {}), attrs["settings"])
+            changes = "; ".join(differ[:4]) or "schema version"
             if shard.count > 1:
                 raise UserError(path, f"was made with other settings ({changes}); delete it before a sharded run")
             if not rebuild:

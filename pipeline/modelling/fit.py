@@ -158,11 +158,8 @@ def train(index: Index, split: Split, features_dir: Path, model_cfg: dict[str, A
     from grizal.losses import compute_losses, loss_config
     from grizal.model import ConfigError, build_model, parameter_summary
     from pipeline.features.inputs import (
-        encoder_signature,
+        FeatureSet,
         fit_feature_stats,
-        load_priors,
-        load_videos,
-        model_length,
         snippet_targets,
         standardized,
     )
@@ -182,13 +179,14 @@ def train(index: Index, split: Split, features_dir: Path, model_cfg: dict[str, A
     ids = list(split.train_videos)
     classes = list(split.seen)
     durations = {vid: index.videos[vid].duration for vid in ids}
-    T = model_length(features_dir)
-    videos = load_videos(features_dir, ids, durations, T, use_flow)
-    priors = load_priors(features_dir, classes)
+    feature_set = FeatureSet.open(features_dir)
+    T = feature_set.T
+    videos = feature_set.videos(ids, durations, T, use_flow)
+    priors = feature_set.priors(classes)
     targets = snippet_targets(index, ids, classes, videos.times)
     feature_stats = fit_feature_stats(videos, priors)
     videos, priors = standardized(videos, priors, feature_stats)
-    signature = encoder_signature(features_dir, use_flow)
+    signature = feature_set.signature(use_flow)
 
     dims = {"rgb_dim": videos.rgb.shape[-1], "prior_dim": priors.tensors["joint"].shape[-1]}
     if videos.flow is not None:

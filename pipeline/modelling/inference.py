@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 from pipeline.common import UserError, atomic_write_json
 from pipeline.data.index import Index
 from pipeline.data.splits import Split
-from pipeline.features.inputs import encoder_signature, load_priors, load_videos, standardized
+from pipeline.features.inputs import FeatureSet, standardized
+from pipeline.features.settings import check_same_encoders
 from pipeline.modelling.checkpoint import load_model as load_checkpoint
 from pipeline.modelling.devices import torch_device
 from pipeline.modelling.plots import plot_probability_curves
@@ -35,22 +36,10 @@ if TYPE_CHECKING:  # torch and the model load when predicting, not for `--help`
     import numpy as np
     import torch
 
-    from pipeline.features.inputs import PriorTensors, VideoTensors
+    from pipeline.features.settings import check_same_encoders
+from pipeline.features.inputs import PriorTensors, VideoTensors
 
 CLIP_TEMPERATURE = 100.0
-
-
-def check_encoders(checkpoint: dict[str, Any], features_dir: Path, where: Path) -> None:
-    """The features must come from the encoders the model was trained on; say which settings differ."""
-    current = encoder_signature(features_dir, checkpoint["model_config"].get("use_flow", True))
-    problems = []
-    for kind, trained in checkpoint["encoders"].items():
-        now = current.get(kind, {})
-        for key in sorted(set(trained) | set(now)):
-            if trained.get(key) != now.get(key):
-                problems.append(f"{kind}.{key}: trained with {trained.get(key)!r}, features have {now.get(key)!r}")
-    if problems:
-        raise UserError(where, "checkpoint was made with other encoder settings: " + "; ".join(problems[:4]))
 
 
 def model_probs(model: torch.nn.Module, videos: VideoTensors, priors: PriorTensors,
@@ -122,16 +111,17 @@ def evaluate_model(index: Index, split: Split, features_dir: Path, model_path: P
 
     run_on = torch_device(device)
     model, checkpoint = load_checkpoint(model_path, run_on)
-    check_encoders(checkpoint, features_dir, model_path)
+    use_flow = checkpoint["model_config"].get("use_flow", True)
+    feature_set = FeatureSet.open(features_dir)
+    check_same_encoders(checkpoint["encoders"], feature_set.signature(use_flow), model_path)
     try:
         loc_cfg = localization_config(loc_cfg)
     except ConfigError as err:
         raise UserError("params.yaml", str(err)) from None
     ids, classes = list(split.test_videos), list(split.unseen)
     durations = {vid: index.videos[vid].duration for vid in ids}
-    use_flow = checkpoint["model_config"].get("use_flow", True)
-    videos = load_videos(features_dir, ids, durations, checkpoint["T"], use_flow)
-    priors = load_priors(features_dir, classes)
+    videos = feature_set.videos(ids, durations, checkpoint["T"], use_flow)
+    priors = feature_set.priors(classes)
     gt = ground_truth_of(index, ids, classes)
     model_videos, model_priors = standardized(videos, priors, checkpoint["feature_stats"])
     curves = {"grizal": model_probs(model, model_videos, model_priors, run_on),

@@ -3,8 +3,8 @@ content-addressed (see pipeline/generate.py for the stage and its command line).
 
 from pipeline.priors.cache import PriorCache
 from pipeline.priors.config import GenerateConfig, build_config
-from pipeline.priors.names import humanize, safe_key
+from pipeline.priors.names import file_slug, humanize
 from pipeline.priors.runner import PriorRunner, RunReport, priors_entries
 
 __all__ = ["GenerateConfig", "PriorCache", "PriorRunner", "RunReport", "build_config", "humanize",
-           "priors_entries", "safe_key"]
+           "priors_entries", "file_slug"]

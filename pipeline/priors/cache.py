@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.common import atomic_write_bytes, atomic_write_json
-from pipeline.priors.names import safe_key
+from pipeline.priors.names import file_slug
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -43,11 +43,11 @@ class PriorCache:
 
     @staticmethod
     def text_item(class_name: str, key: str) -> str:
-        return f"texts/{safe_key(class_name)}/{key}.json"
+        return f"texts/{file_slug(class_name)}/{key}.json"
 
     @staticmethod
     def image_item(class_name: str, key: str) -> str:
-        return f"images/{safe_key(class_name)}/{key}.png"
+        return f"images/{file_slug(class_name)}/{key}.png"
 
     def relative(self, path: Path) -> str:
         return path.relative_to(self.store).as_posix()

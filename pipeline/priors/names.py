@@ -27,7 +27,7 @@ def humanize(name: str) -> str:
     return " ".join(words)
 
 
-def safe_key(name: str, max_slug: int = 40) -> str:
+def file_slug(name: str, max_slug: int = 40) -> str:
     """A file-name-safe, case-insensitive-filesystem-safe key that is unique per exact class name.
 
     The readable slug alone could collide ("Long jump" vs "long/jump"), so a short hash of the exact name
