@@ -75,6 +75,18 @@ class FeatureSet:
         """The attributes that say which frozen encoders made the features (kept in checkpoints)."""
         return {kind: self.attrs(kind) for kind in ["rgb", "priors"] + (["flow"] if use_flow else [])}
 
+    def check_made_by(self, trained: dict[str, dict[str, Any]], use_flow: bool, where: Any) -> None:
+        """The features must come from the encoders a model was trained on (``trained``, a checkpoint's record
+        of the stores' attributes); a difference is an error that says which settings differ."""
+        current, problems = self.signature(use_flow), []
+        for kind, was in trained.items():
+            now = current.get(kind, {})
+            for key in sorted(set(was) | set(now)):
+                if was.get(key) != now.get(key):
+                    problems.append(f"{kind}.{key}: trained with {was.get(key)!r}, features have {now.get(key)!r}")
+        if problems:
+            raise UserError(where, "checkpoint was made with other encoder settings: " + "; ".join(problems[:4]))
+
     @property
     def T(self) -> int:
         """The number of snippets the model reads per video: ``extract.T``, recorded in the rgb store."""

@@ -1,8 +1,9 @@
 """Encoder settings, owned here in all three forms: the `extract` section of params.yaml (``extract_config``),
 the attributes recorded in each feature store and checkpoint (``store_attrs``), and the frozen encoders rebuilt
-from either (``build_extractors``, ``extractors_from_stores``, ``CheckpointEncoders``); plus the checks that two
-of them name the same encoders (``check_same_encoders``, ``check_configured_encoders``). Shared by the extract
-stage, the evaluate stage, the standalone CLI and `grizal localize`."""
+from either (``build_extractors``, ``extractors_from_stores``, ``CheckpointEncoders``); plus the check that a
+params file names the encoders a checkpoint was trained with (``check_configured_encoders``); a feature folder
+checks itself against a checkpoint (``pipeline.features.inputs.FeatureSet.check_made_by``). Shared by the extract
+stage, the standalone CLI and `grizal localize`."""
 
 from __future__ import annotations
 
@@ -217,19 +218,6 @@ def store_attrs(kind: str, ex: Extractors, T: int) -> dict[str, Any]:
     attrs["settings"] = settings
     attrs["settings_sha256"] = settings_sha256(settings)
     return attrs
-
-
-def check_same_encoders(trained: dict[str, dict[str, Any]], current: dict[str, dict[str, Any]], where: Any) -> None:
-    """Features must come from the encoders a model was trained on: ``trained`` (a checkpoint's record) against
-    ``current`` (the feature stores' attributes); a difference is an error that says which settings differ."""
-    problems = []
-    for kind, was in trained.items():
-        now = current.get(kind, {})
-        for key in sorted(set(was) | set(now)):
-            if was.get(key) != now.get(key):
-                problems.append(f"{kind}.{key}: trained with {was.get(key)!r}, features have {now.get(key)!r}")
-    if problems:
-        raise UserError(where, "checkpoint was made with other encoder settings: " + "; ".join(problems[:4]))
 
 
 def trained_settings(records: dict[str, dict[str, Any]], use_flow: bool) -> dict[str, Any]:

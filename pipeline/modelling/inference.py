@@ -17,7 +17,6 @@ from pipeline.common import UserError, atomic_write_json
 from pipeline.data.index import Index
 from pipeline.data.splits import Split
 from pipeline.features.inputs import FeatureSet, standardized
-from pipeline.features.settings import check_same_encoders
 from pipeline.modelling.checkpoint import load_model as load_checkpoint
 from pipeline.modelling.devices import torch_device
 from pipeline.modelling.plots import plot_probability_curves
@@ -36,8 +35,7 @@ if TYPE_CHECKING:  # torch and the model load when predicting, not for `--help`
     import numpy as np
     import torch
 
-    from pipeline.features.settings import check_same_encoders
-from pipeline.features.inputs import PriorTensors, VideoTensors
+    from pipeline.features.inputs import PriorTensors, VideoTensors
 
 CLIP_TEMPERATURE = 100.0
 
@@ -113,7 +111,7 @@ def evaluate_model(index: Index, split: Split, features_dir: Path, model_path: P
     model, checkpoint = load_checkpoint(model_path, run_on)
     use_flow = checkpoint["model_config"].get("use_flow", True)
     feature_set = FeatureSet.open(features_dir)
-    check_same_encoders(checkpoint["encoders"], feature_set.signature(use_flow), model_path)
+    feature_set.check_made_by(checkpoint["encoders"], use_flow, model_path)
     try:
         loc_cfg = localization_config(loc_cfg)
     except ConfigError as err:
