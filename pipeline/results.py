@@ -177,7 +177,21 @@ def resolved_settings(values: dict[str, Any]) -> dict[str, Any]:
     model = {f.name: f.default for f in fields(ModelConfig)} | copy.deepcopy(values["model"])
     return {"model": model, "loss": loss, "localization": localization,
             "train": asdict(TrainConfig.from_dict(section(values, "train"))),
-            "tious": [float(t) for t in section(values, "evaluate")["tious"]]}
+            "tious": _scored_thresholds(values)}
+
+
+def _thresholds(values: dict[str, Any]):
+    """`evaluate.tious` (averaged into avg mAP) and `evaluate.report_tious` (the table's columns)."""
+    from pipeline.modelling.scoring import thresholds_from_params
+
+    return thresholds_from_params(section(values, "evaluate"))
+
+
+def _scored_thresholds(values: dict[str, Any]) -> dict[str, list[float]]:
+    """What a run's metrics depend on: the averaged thresholds and every threshold scored. Columns that are
+    already averaged change only the table, so they retrain nothing."""
+    thresholds = _thresholds(values)
+    return {"averaged": list(thresholds.averaged), "scored": sorted({*thresholds.averaged, *thresholds.reported})}
 
 
 def run_key(settings: dict[str, Any], inputs: dict[str, Any], code: str, job: Job, split: Split) -> str:
@@ -212,7 +226,7 @@ def run_one(values: dict[str, Any], index, features: Path, out: Path, job: Job, 
     protocol, split_id, variant = job
     folder = run_dir(out, job)
     (folder / RUN_RECORD).unlink(missing_ok=True)  # from now on the folder holds an unfinished run
-    tious = [float(t) for t in section(values, "evaluate")["tious"]]
+    tious = _thresholds(values)
     split = _split(values, index, job)
     model_cfg = {**copy.deepcopy(values["model"]), **VARIANTS[variant]}
     train_cfg = TrainConfig.from_dict(section(values, "train"))
@@ -236,7 +250,9 @@ def run_grid(values: dict[str, Any], index, features: Path, out: Path, log=print
     """Every run of the grid, in the table's order: finished runs with an unchanged key are reused, the others
     are trained and evaluated (in ``results.workers`` processes), each stored as soon as it finishes."""
     jobs = grid_jobs(values)
-    tious = [f"{float(t):g}" for t in section(values, "evaluate")["tious"]]
+    from pipeline.modelling.scoring import threshold_key
+
+    tious = [threshold_key(t) for t in _thresholds(values).reported]  # the table's columns
     workers = section(values, "results").get("workers", 1)
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         raise UserError("params.yaml", f"results.workers must be an integer >= 1, got {workers!r}")

@@ -131,6 +131,23 @@ def test_a_changed_setting_retrains_only_the_runs_it_changes(tiny_world, finishe
     assert grid["runs"][0]["key"] != finished_grid[1]["runs"][0]["key"]
 
 
+def test_reported_columns_change_the_table_not_the_runs(tiny_world, finished_grid, tmp_path, monkeypatch):
+    out = shutil.copytree(finished_grid[0], tmp_path / "results")
+
+    def no_training(*_args, **_kwargs):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(pipeline.modelling.fit, "train", no_training)
+    values = _values(tiny_world, closed_set=False)
+    values["evaluate"]["report_tious"] = [0.5]  # ActivityNet-style: average over all, show some
+    grid = run_grid(values, tiny_world["index"], tiny_world["features"], out, log=_quiet)
+    assert grid["tious"] == ["0.5"] and grid["runs"] == finished_grid[1]["runs"]
+    header, _, first = results_table(grid).splitlines()[:3]
+    assert header == "| setting | method | mAP@0.5 | avg mAP | avg tIoU | splits |"
+    average = finished_grid[1]["runs"][0]["grizal"]["average_mAP"]  # still the mean over 0.3 and 0.5
+    assert first.split(" | ")[3] == f"{100 * average:.1f}"
+
+
 def test_a_run_interrupted_before_its_record_is_redone(tiny_world, tmp_path, monkeypatch):
     values = _values(tiny_world, closed_set=False)
     out = tmp_path / "results"
