@@ -106,6 +106,51 @@ def test_same_probabilities_as_the_evaluate_path(world, tmp_path):
     assert np.abs(result.probs[0] - expected).max() < 0.05
 
 
+def test_an_actions_segments_do_not_depend_on_the_other_actions(world, tmp_path, monkeypatch):
+    """Asked alone or with others, an action gets the same curve and segments, even when params.yaml sets
+    cross_class: geometric; only --cross-class makes the actions compete, and the figure plots what was cut."""
+    import pipeline.apps.localize as localize_module
+    from grizal.localization import probs_to_segments
+
+    plotted = []
+    real_write_timeline = localize_module.write_timeline
+
+    def capture(path, title, duration, times, curves, segments, thumbnails=(), **kwargs):
+        plotted.append({"times": times, "curves": curves, "segments": segments, **kwargs})
+        return real_write_timeline(path, title, duration, times, curves, segments, thumbnails, **kwargs)
+
+    monkeypatch.setattr(localize_module, "write_timeline", capture)
+    params = {"cross_class": "geometric", "thresholds": [0.05, 0.1, 0.3]}
+
+    def run(actions, name, cross_class="none"):
+        settings = localize_module.Settings(params_path=Path("p.yaml"), localization=params, cross_class=cross_class)
+        return localize(world["video"], actions, world["checkpoint"], tmp_path / name, tmp_path / "cache",
+                        settings, top=100, n_thumbnails=0)
+
+    def found(result, action):
+        return [r for r in result.results if r["label"] == action]
+
+    action = "circle rises"
+    alone = run([action], "alone")
+    together = run(["a bird flying", action, UNSEEN], "together")
+    assert found(alone, action) and found(alone, action) == found(together, action)
+    np.testing.assert_array_equal(alone.curves[0], together.curves[1])
+    np.testing.assert_array_equal(together.curves, together.probs)  # geometric in params is not applied
+    competing = run(["a bird flying", action, UNSEEN], "competing", cross_class="geometric")
+    assert not np.array_equal(competing.curves, competing.probs)
+
+    for result, figure in zip((alone, together, competing), plotted, strict=True):
+        assert figure["thresholds"] == params["thresholds"]
+        for c, name in enumerate(result.actions):
+            np.testing.assert_array_equal(figure["curves"][name], result.curves[c])
+            cut = probs_to_segments(figure["curves"][name], figure["times"], result.duration,
+                                    **{**params, "cross_class": "none"})
+            assert [tuple(round(x, 3) for x in s[:2]) for s in cut] == [tuple(r["segment"]) for r in
+                                                                        found(result, name)]
+            assert figure["segments"][name] == [(*r["segment"], r["score"]) for r in found(result, name)]
+    assert plotted[2]["ylabel"] == "cross-class score" and plotted[0]["ylabel"] == "probability"
+
+
 @pytest.mark.parametrize("case, message", [
     ("missing video", "missing.mp4: file not found"),
     ("undecodable", "not_a_video.mp4: cannot decode this video: cannot open as a video"),
@@ -158,6 +203,9 @@ def test_thumbnails_and_figure(world):
     fig = timeline_figure("v", duration, t, {"a": np.full(20, 0.2), "b": np.full(20, 0.8)},
                           {"a": [(1.0, 3.0, 0.5)], "b": []}, thumbs)
     assert len(fig.axes) == 2  # curves and the thumbnail strip
+    fig = timeline_figure("v", duration, t, {"a": np.full(20, 0.2)}, {}, (), thresholds=[0.3, 0.5])
+    levels = [line.get_ydata()[0] for line in fig.axes[0].lines if line.get_linestyle() == "--"]
+    assert levels == [0.3, 0.5]
     with pytest.raises(ValueError, match="3 probabilities for 20 times"):
         timeline_figure("v", duration, t, {"a": [0.1, 0.2, 0.3]}, {}, ())
 

@@ -53,6 +53,7 @@ DEFAULT_CHECKPOINT = Path("cache/train/model.pt")
 DEFAULT_CACHE = Path("cache/localize")
 DEFAULT_OUT = Path("localized")
 FRAME_KINDS = ("rgb", "flow")
+CURVE_LABELS = {"none": "probability", "geometric": "cross-class score"}
 
 
 # --- inputs -------------------------------------------------------------------------------------------------
@@ -87,6 +88,7 @@ class Settings:
     text_backend: str | None = None
     image_backend: str | None = None
     device: str | None = None
+    cross_class: str = "none"
 
     @classmethod
     def load(cls, params: Path | None, **options: Any) -> Settings:
@@ -112,7 +114,9 @@ class Localization:
     duration: float
     actions: list[str]
     times: np.ndarray  # (T,) snippet centres, seconds
-    probs: np.ndarray  # (C, T)
+    probs: np.ndarray  # (C, T) the model's probability of each action, computed for each action alone
+    curves: np.ndarray  # (C, T) the curves the segments were cut from (== probs unless --cross-class)
+    thresholds: list[float]
     results: list[dict[str, Any]]  # ActivityNet result entries, best first
     features_cached: bool
     segments_path: Path
@@ -179,7 +183,8 @@ def ensure_priors(actions: list[str], settings: Settings, cache_dir: Path, store
     encoder = PriorEncoder(records["settings"]["clip"], lambda: encoders.prior_clip)
     with redirect_stdout(sys.stderr):  # run_priors reports on stdout; ours is for the segments table
         run_priors(cfg.out / "priors.json", store_paths(store_dir)["priors"], encoder,
-                   records["settings"]["name_template"])
+                   records["settings"]["name_template"],
+                   joint_unit=records["settings"].get("joint_unit", "concat"))
 
 
 def cached_thumbnails(video: Path, key: str, duration: float, n: int, cache_dir: Path, log: Callable
@@ -206,8 +211,6 @@ def localize(video: Path, actions: list[str], checkpoint: Path = DEFAULT_CHECKPO
              cache_dir: Path = DEFAULT_CACHE, settings: Settings | None = None, top: int = 5,
              n_thumbnails: int = 6, console: Console | None = None) -> Localization:
     """Localize each action in the video; writes OUT/segments.json and OUT/timeline.png."""
-    from grizal.localization import localization_config
-    from grizal.model import ConfigError
     from pipeline.features.inputs import FeatureSet, standardized
     from pipeline.modelling.inference import curves_to_results, model_probs
 
@@ -219,10 +222,7 @@ def localize(video: Path, actions: list[str], checkpoint: Path = DEFAULT_CHECKPO
         check_video_file(video)
     except VideoError as err:
         raise UserError(video, err.reason) from None
-    try:
-        loc_cfg = localization_config(settings.localization)
-    except ConfigError as err:
-        raise UserError(settings.params_path or "localization", str(err)) from None
+    loc_cfg = localize_config(settings, log)
     device = settings.device or str((settings.extract or {}).get("device", "auto"))
     run_on = torch_device(device, "--device" if settings.device else settings.params_path)
     model, state = load_model(checkpoint, run_on)
@@ -246,10 +246,12 @@ def localize(video: Path, actions: list[str], checkpoint: Path = DEFAULT_CHECKPO
                   console)
 
     videos = feature_set.videos([key], {key: duration}, encoders.T, use_flow)
-    priors = feature_set.priors(actions)
-    model_videos, model_priors = standardized(videos, priors, state.get("feature_stats") or {})
-    probs = model_probs(model, model_videos, model_priors, run_on)
-    results = curves_to_results(probs, videos, actions, loc_cfg)[key]
+    stats = state.get("feature_stats") or {}
+    # Each action alone (its own priors batch and padding): no other action asked can change its curve.
+    probs = np.concatenate([model_probs(model, *standardized(videos, feature_set.priors([action]), stats), run_on)
+                            for action in actions], axis=1)
+    curves = localized_curves(probs[0], loc_cfg["cross_class"])
+    results = curves_to_results(curves[None], videos, actions, {**loc_cfg, "cross_class": "none"})[key]
 
     out = out if out is not None else DEFAULT_OUT / video.stem
     segments_path, timeline_path = out / "segments.json", out / "timeline.png"
@@ -258,9 +260,36 @@ def localize(video: Path, actions: list[str], checkpoint: Path = DEFAULT_CHECKPO
     shown = {a: [(r["segment"][0], r["segment"][1], r["score"]) for r in results if r["label"] == a][:top]
              for a in actions}
     write_timeline(timeline_path, f"{video.name} ({duration:.1f} s)", duration, videos.times[0],
-                   dict(zip(actions, probs[0], strict=True)), shown, thumbs)
-    return Localization(video, video.stem, duration, actions, videos.times[0], probs[0], results, cached,
-                        segments_path, timeline_path)
+                   dict(zip(actions, curves, strict=True)), shown, thumbs, thresholds=loc_cfg["thresholds"],
+                   ylabel=CURVE_LABELS[loc_cfg["cross_class"]])
+    return Localization(video, video.stem, duration, actions, videos.times[0], probs[0], curves,
+                        loc_cfg["thresholds"], results, cached, segments_path, timeline_path)
+
+
+def localize_config(settings: Settings, log: Callable) -> dict[str, Any]:
+    """The localization section, with cross_class taken from --cross-class only: an action's segments must
+    not depend on which other actions one call asks about unless the user says so."""
+    from grizal.localization import localization_config
+    from grizal.model import ConfigError
+
+    section = dict(settings.localization or {})
+    ignored = section.pop("cross_class", "none")
+    try:
+        config = localization_config({**section, "cross_class": settings.cross_class})
+    except ConfigError as err:
+        where = "--cross-class" if "cross_class" in str(err) else settings.params_path or "localization"
+        raise UserError(where, str(err)) from None
+    if ignored != "none" and settings.cross_class == "none":
+        log(f"note: localization.cross_class: {ignored} in {settings.params_path} is not applied: each action is "
+            "localized on its own (pass --cross-class to make the actions asked compete)")
+    return config
+
+
+def localized_curves(probs: np.ndarray, cross_class: str) -> np.ndarray:
+    """(C, T) probabilities -> the curves segments are cut from and the timeline plots."""
+    from grizal.localization import cross_class_curves
+
+    return cross_class_curves(probs, cross_class)
 
 
 def segments_table(result: Localization, top: int) -> Table:
@@ -313,10 +342,14 @@ def localize_command(
                                help="auto, cpu, cuda or cuda:N (default: extract.device, else auto)."),
     top: int = typer.Option(5, "--top", min=1, help="Segments per action in the table and the figure."),
     thumbnails: int = typer.Option(6, "--thumbnails", min=0, help="Thumbnails along the timeline (0: none)."),
+    cross_class: str = typer.Option("none", "--cross-class",
+                                    help="none: each action is localized on its own; geometric: the actions "
+                                         "asked compete at each snippet, so each one's segments depend on the "
+                                         "others (localization.cross_class in params is not used here)."),
 ) -> None:
     """Find when each --action happens in VIDEO: prints the segments; writes segments.json, timeline.png."""
     settings = Settings.load(_params_path(params, no_params), text_backend=text_backend,
-                             image_backend=image_backend, device=device)
+                             image_backend=image_backend, device=device, cross_class=cross_class)
     result = localize(video, action, checkpoint, out, cache_dir, settings, top, thumbnails)
     Console().print(segments_table(result, top))
     Console(stderr=True).print(f"wrote {result.segments_path} and {result.timeline_path}")

@@ -83,8 +83,13 @@ def timeline_figure(
     curves: Mapping[str, Sequence[float]],
     segments: Mapping[str, Sequence[Segment]],
     thumbnails: Sequence[Thumbnail] = (),
+    thresholds: Sequence[float] = (),
+    ylabel: str = "probability",
 ) -> Figure:
-    """Curves (one colour per action) on top, one lane of segment bars per action, thumbnails underneath."""
+    """Curves (one colour per action) on top, one lane of segment bars per action, thumbnails underneath.
+
+    `curves` must be the curves the segments were cut from; `thresholds` (drawn as dashed lines) the levels
+    they were cut at."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -126,10 +131,12 @@ def timeline_figure(
             ax.hlines(y, start, end, color=color, alpha=0.3 + 0.7 * strength,
                       lw=max(1.5, min(5.0, 10 / n_rows)))
     ax.axhline(0.0, color="0.6", lw=0.6)
+    for threshold in thresholds:
+        ax.axhline(float(threshold), color="0.45", lw=0.6, ls="--", zorder=0)
     ax.set_xlim(0.0, duration)
     ax.set_ylim(-lane_span, 1.02)
     ax.set_yticks([0.0, 0.25, 0.5, 0.75, 1.0])
-    ax.set_ylabel("probability")
+    ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10, loc="left")
     ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=8, ncol=min(4, len(actions)),
               frameon=False)
@@ -166,9 +173,10 @@ def _thumbnail_strip(fig: Figure, rect: list[float], duration: float,
 
 def write_timeline(path: str | os.PathLike, title: str, duration: float, times: Sequence[float],
                    curves: Mapping[str, Sequence[float]], segments: Mapping[str, Sequence[Segment]],
-                   thumbnails: Sequence[Thumbnail] = ()) -> Path:
+                   thumbnails: Sequence[Thumbnail] = (), thresholds: Sequence[float] = (),
+                   ylabel: str = "probability") -> Path:
     """Draw the timeline and write it as a PNG (atomically)."""
-    fig = timeline_figure(title, duration, times, curves, segments, thumbnails)
+    fig = timeline_figure(title, duration, times, curves, segments, thumbnails, thresholds, ylabel)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     path = Path(path)
