@@ -1,5 +1,6 @@
 """Training over the cached stores: seeded, resumable, DDP on two CPU processes; and the evaluate stage."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -141,3 +142,24 @@ def test_the_stage_doors_load_no_heavy_module():
             "print(sorted(m for m in ('torch', 'zarr', 'matplotlib', 'grizal.model', 'tqdm') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_unlabelled_test_videos_get_predictions_and_no_scores(tiny_world, tmp_path):
+    """Inference on unlabelled videos (prepare.allow_empty): classes without ground truth are predicted, not
+    scored; with none annotated, metrics say there is nothing to score instead of failing."""
+    unannotated = tiny_world["split"].seen[0]  # not in the test video, which holds only the unseen class
+    split = dataclasses.replace(tiny_world["split"], unseen=[unannotated])
+    outcome = evaluate_model(tiny_world["index"], split, tiny_world["features"], tiny_world["checkpoint"], {},
+                             [0.5], tmp_path / "none", n_plots=0, device="cpu")
+    assert outcome["reports"] == {} and outcome["unscored"] == [unannotated]
+    metrics = json.loads((tmp_path / "none" / "metrics.json").read_text())
+    assert metrics["grizal"]["scored"] is False and "no ground truth" in metrics["grizal"]["reason"]
+    predictions = json.loads((tmp_path / "none" / "predictions.json").read_text())["results"]
+    assert set(predictions) == set(split.test_videos)
+    assert {p["label"] for rows in predictions.values() for p in rows} <= {unannotated}
+
+    both = dataclasses.replace(tiny_world["split"], unseen=[*tiny_world["split"].unseen, unannotated])
+    mixed = evaluate_model(tiny_world["index"], both, tiny_world["features"], tiny_world["checkpoint"], {},
+                           [0.5], tmp_path / "mixed", n_plots=0, device="cpu")
+    assert mixed["metrics"]["grizal"]["unscored_classes"] == [unannotated]
+    assert [row["class"] for row in mixed["reports"]["grizal"]["per_class"]] == tiny_world["split"].unseen

@@ -38,6 +38,8 @@ if TYPE_CHECKING:  # torch and the model load when predicting, not for `--help`
     from pipeline.features.inputs import PriorTensors, VideoTensors
 
 CLIP_TEMPERATURE = 100.0
+NO_GROUND_TRUTH = ("no ground truth to score: the test videos hold no annotated instance of the evaluated classes "
+                   "(unlabelled videos, prepare.allow_empty); predictions are written")
 
 
 def model_probs(model: torch.nn.Module, videos: VideoTensors, priors: PriorTensors,
@@ -121,22 +123,32 @@ def evaluate_model(index: Index, split: Split, features_dir: Path, model_path: P
     videos = feature_set.videos(ids, durations, checkpoint["T"], use_flow)
     priors = feature_set.priors(classes)
     gt = ground_truth_of(index, ids, classes)
+    annotated = set(gt.label)
+    scored = [c for c in classes if c in annotated]  # classes without ground truth are predicted, not scored
+    unscored = [c for c in classes if c not in annotated]
     model_videos, model_priors = standardized(videos, priors, checkpoint["feature_stats"])
     curves = {"grizal": model_probs(model, model_videos, model_priors, run_on),
               "baseline": baseline_probs(videos, priors)}
-    reports, results = {}, {}
+    reports, results, metrics = {}, {}, {}
     for name, probs in curves.items():
         results[name] = curves_to_results(probs, videos, classes, loc_cfg)
-        reports[name] = score(results[name], gt, classes, tious)
-    metrics = {name: metrics_json(report) for name, report in reports.items()}
+        if scored:
+            reports[name] = score(results[name], gt, scored, tious)
+            metrics[name] = metrics_json(reports[name])
+        else:
+            metrics[name] = {"scored": False, "reason": NO_GROUND_TRUTH,
+                             "counts": {"predictions": sum(len(r) for r in results[name].values())}}
+        if unscored:
+            metrics[name]["unscored_classes"] = unscored
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         write_predictions(out_dir / "predictions.json", results["grizal"])
         write_predictions(out_dir / "baseline_predictions.json", results["baseline"])
         atomic_write_json(metrics_path or out_dir / "metrics.json", metrics)
-        write_per_class(out_dir / "per_class.md", reports["grizal"])
+        if scored:
+            write_per_class(out_dir / "per_class.md", reports["grizal"])
         _plots(curves["grizal"], videos, classes, index, results["grizal"], out_dir / "plots", n_plots)
-    return {"metrics": metrics, "reports": reports}
+    return {"metrics": metrics, "reports": reports, "unscored": unscored}
 
 
 def _plots(probs, videos: VideoTensors, classes, index: Index, results, out_dir: Path, n_plots: int) -> None:
