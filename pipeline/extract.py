@@ -69,7 +69,8 @@ def priors_command(params: Path = PARAMS_OPTION) -> None:
     cfg = _stage_params(params)
     template = str(cfg["priors"]["name_template"])
     clip = build_clip(cfg, str(params))
-    run_priors(Path(cfg["priors_json"]), Path(cfg["out"]["priors"]), PriorEncoder.of(clip), template)
+    run_priors(Path(cfg["priors_json"]), Path(cfg["out"]["priors"]), PriorEncoder.of(clip), template,
+               joint_unit=str(cfg["priors"]["joint_unit"]))
 
 
 @app.command("check")

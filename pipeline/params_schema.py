@@ -548,6 +548,7 @@ EXTRACT = Section({
     }), FILL),
     "priors": Field(Section({
         "name_template": Field(Text(rule=_name_template), "a video of a person {}"),
+        "joint_unit": Field(Choice(("concat", "gafnet", "pooled")), "concat"),  # grizal/encoders/priors.py
     }), FILL),
 })
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
-from grizal.encoders.priors import encode_class_priors
+from grizal.encoders.priors import JOINT_UNITS, encode_class_priors
 from pipeline.common import UserError, read_json
 from pipeline.features.store import PRIORS_KIND, PriorsStoreWriter, check_priors_store, settings_sha256
 
@@ -69,15 +69,22 @@ def _load_image(path: Path) -> Image.Image:
         raise UserError(path, f"not a readable image ({err})") from None
 
 
-def run_priors(priors_json: Path, out: Path, encoder: PriorEncoder, template: str, *, rebuild: bool = True) -> None:
-    """Encode every class of priors.json into the priors store; classes whose inputs did not change are kept."""
+def run_priors(priors_json: Path, out: Path, encoder: PriorEncoder, template: str, *, joint_unit: str = "concat",
+               rebuild: bool = True) -> None:
+    """Encode every class of priors.json into the priors store with the joint unit `joint_unit` (concat, gafnet
+    or pooled; grizal.encoders.priors); classes whose inputs did not change are kept, and a store made with
+    another unit or encoder is rebuilt."""
+    if joint_unit not in JOINT_UNITS:
+        raise UserError("extract.priors.joint_unit", f"unknown joint unit '{joint_unit}' (use one of "
+                                                     f"{', '.join(JOINT_UNITS)})")
     k, classes = load_priors_json(priors_json)
     base = priors_json.parent
     clip = encoder.described
-    settings = {"kind": PRIORS_KIND, "clip": dict(clip), "name_template": template}
+    settings = {"kind": PRIORS_KIND, "clip": dict(clip), "name_template": template, "joint_unit": joint_unit}
     attrs = {"kind": PRIORS_KIND, "encoder": f"{clip['model']} ({clip['weights']})", "encoder_model": clip["model"],
              "encoder_weights": clip["weights"], "weights_sha256": clip["weights_sha256"], "dim": clip["dim"],
-             "k": k, "name_template": template, "settings": settings, "settings_sha256": settings_sha256(settings)}
+             "k": k, "name_template": template, "joint_unit": joint_unit, "settings": settings,
+             "settings_sha256": settings_sha256(settings)}
     writer = PriorsStoreWriter(out, attrs, rebuild=rebuild)
     todo = 0
     for name in tqdm(sorted(classes), unit="class", file=sys.stderr, mininterval=2):
@@ -94,7 +101,7 @@ def run_priors(priors_json: Path, out: Path, encoder: PriorEncoder, template: st
         todo += 1
         try:
             images = [_load_image(p) for p in image_paths]
-            arrays = encode_class_priors(encoder.clip, name, entry["texts"], images, template)
+            arrays = encode_class_priors(encoder.clip, name, entry["texts"], images, template, joint_unit)
         except ValueError as err:
             raise UserError(priors_json, str(err)) from None
         writer.write_class(name, arrays, source)

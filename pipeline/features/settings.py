@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from grizal.encoders.priors import JOINT_UNITS
 from pipeline.common import UserError
 from pipeline.features.engine import Extractors, describe_flow
 from pipeline.features.store import settings_differences, settings_sha256
@@ -51,7 +52,7 @@ DEFAULTS: dict[str, Any] = {
         "dis_preset": "medium",
         "farneback": {},
     },
-    "priors": {"name_template": "a video of a person {}"},
+    "priors": {"name_template": "a video of a person {}", "joint_unit": "concat"},
 }
 
 def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -98,6 +99,9 @@ def extract_config(params: dict[str, Any] | None, where: str = "params.yaml") ->
     _number(cfg, "queue_size", where, minimum=1, integer=True)
     _number(cfg, "decode_workers", where, minimum=1, integer=True)
     _number(cfg, "max_failure_fraction", where, minimum=0, maximum=1)
+    if cfg["priors"].get("joint_unit") not in JOINT_UNITS:
+        raise UserError(where, f"extract.priors.joint_unit must be one of {', '.join(JOINT_UNITS)}, "
+                               f"got {cfg['priors'].get('joint_unit')!r}")
     return cfg
 
 
@@ -228,7 +232,8 @@ def trained_settings(records: dict[str, dict[str, Any]], use_flow: bool) -> dict
     flat = {"clip.model": clip["model"], "clip.pretrained": clip["weights"],
             "clip.precision": clip["precision"], "frames.sample_fps": rgb["frames"]["sample_fps"],
             "frames.min_frames": rgb["frames"]["min_frames"],
-            "priors.name_template": records["priors"]["settings"]["name_template"]}
+            "priors.name_template": records["priors"]["settings"]["name_template"],
+            "priors.joint_unit": records["priors"]["settings"].get("joint_unit", "concat")}
     if use_flow:
         flow = records["flow"]["settings"]["flow"]
         flat |= {"flow.method": flow["method"], "flow.max_side": flow["max_side"],
@@ -252,7 +257,8 @@ def configured_settings(cfg: dict[str, Any], use_flow: bool) -> dict[str, Any]:
     weights = model if hub else (clip["pretrained"] or f"random-init seed {int(clip['seed'])}")
     flat = {"clip.model": model, "clip.pretrained": weights, "clip.precision": clip["precision"],
             "frames.sample_fps": frames["sample_fps"], "frames.min_frames": int(frames["min_frames"]),
-            "priors.name_template": cfg["priors"]["name_template"]}
+            "priors.name_template": cfg["priors"]["name_template"],
+            "priors.joint_unit": cfg["priors"]["joint_unit"]}
     if use_flow:
         method = flow["method"]
         flat |= {"flow.method": method, "flow.max_side": flow["max_side"],
