@@ -153,11 +153,12 @@ def ensure_features(video: Path, key: str, store_dir: Path, encoders: Checkpoint
         raise UserError(video, f"cannot decode this video: {err.reason}") from None
     paths = store_paths(store_dir)
     for kind in missing:
-        writer = FeatureStoreWriter(paths[kind], store_attrs(kind, ex, encoders.T))
-        try:
-            writer.write_video(key, *result.features[kind], video_attrs(result))
-        except ValueError as err:
-            raise UserError(video, f"bad features: {err}") from None
+        # wait=True: two localize calls sharing the cache take turns instead of failing
+        with FeatureStoreWriter(paths[kind], store_attrs(kind, ex, encoders.T), wait=True) as writer:
+            try:
+                writer.write_video(key, *result.features[kind], video_attrs(result))
+            except ValueError as err:
+                raise UserError(video, f"bad features: {err}") from None
     frames = len(result.features["rgb"][0]) if "rgb" in result.features else len(result.features["flow"][0])
     log(f"features: extracted {'+'.join(missing)} of {frames} sampled frames in "
         f"{time.perf_counter() - started:.1f} s -> {store_dir}")

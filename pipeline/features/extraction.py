@@ -42,8 +42,18 @@ def run_feature_extraction(
 ) -> dict[str, CheckReport | None]:
     """Extract `ex.kinds` for `videos` into one store per kind, skipping complete videos; returns the check
     report of each store (None when sharded: only the union of all shards can be checked)."""
-    writers = {kind: FeatureStoreWriter(stores[kind], store_attrs(kind, ex, T), rebuild=rebuild, shard=shard)
-               for kind in ex.kinds}
+    writers: dict[str, FeatureStoreWriter] = {}
+    try:
+        for kind in ex.kinds:  # each takes its store's writer lock: a second writer stops here, before any change
+            writers[kind] = FeatureStoreWriter(stores[kind], store_attrs(kind, ex, T), rebuild=rebuild, shard=shard)
+        return _extract(videos, writers, stores, ex, shard, max_failure_fraction)
+    finally:
+        for writer in writers.values():
+            writer.close()
+
+
+def _extract(videos: dict[str, Path], writers: dict[str, FeatureStoreWriter], stores: dict[str, Path],
+             ex: Extractors, shard: Shard, max_failure_fraction: float) -> dict[str, CheckReport | None]:
     for writer in writers.values():
         writer.set_expected(videos)
     mine = sorted(v for v in videos if v in shard)

@@ -12,11 +12,18 @@ Layout of a frame-feature store (`rgb.zarr`, `flow.zarr`):
 
 The priors store (`priors.zarr`) has one group per class under `classes/<key>` (attr `name`).
 `<key>` is the id itself when it is a plain name, else a slug plus a hash (see `safe_key`).
+
+One writer per store: a writer holds an OS lock (``fcntl.flock``) on `.<store name>.lock` beside the store
+(beside, because a rebuild replaces the store folder), exclusive for an unsharded writer and shared for a shard,
+which also holds `.<store name>.<shard>.lock` exclusively. So shards of one store run together, but two writers
+of one shard, or an unsharded writer and anything else, do not. The OS drops the lock when the process ends,
+however it ends: a killed run never leaves a stale lock.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import json
 import os
@@ -90,6 +97,59 @@ class Shard:
     @property
     def name(self) -> str:
         return "" if self.count == 1 else f"shard-{self.index}-of-{self.count}"
+
+
+class StoreBusy(UserError):
+    """Another process is writing the store (or this shard of it)."""
+
+
+class WriterLock:
+    """The store's writer lock (see the module doc). `wait`: block until the other writer is done, instead
+    of raising `StoreBusy` at once."""
+
+    def __init__(self, store: str | os.PathLike, shard: Shard = Shard(), *, wait: bool = False):
+        store = Path(store)
+        store.parent.mkdir(parents=True, exist_ok=True)
+        self.files: list[Any] = []
+        try:
+            if shard.name:
+                self._take(store, store.parent / f".{store.name}.lock", shared=True, wait=wait)
+                self._take(store, store.parent / f".{store.name}.{shard.name}.lock", shared=False, wait=wait)
+            else:
+                self._take(store, store.parent / f".{store.name}.lock", shared=False, wait=wait)
+        except BaseException:
+            self.release()
+            raise
+
+    def _take(self, store: Path, lock_path: Path, shared: bool, wait: bool) -> None:
+        try:
+            import fcntl
+        except ImportError:  # no flock (Windows): one writer per store is up to the user
+            return
+        handle = open(lock_path, "a+", encoding="utf-8")  # noqa: SIM115 - held until release()
+        self.files.append(handle)
+        mode = (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | (0 if wait else fcntl.LOCK_NB)
+        try:
+            fcntl.flock(handle.fileno(), mode)
+        except OSError as err:
+            if err.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise
+            handle.seek(0)
+            holder = handle.read().strip()
+            who = f"another run ({holder})" if holder and not shared else "another run"
+            raise StoreBusy(store, f"{who} is writing this store{'' if shared else ' or a shard of it'}; "
+                                   "wait for it to finish, then run again (shards of one store may run "
+                                   "together: --shard i/n)") from None
+        if not shared:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"pid {os.getpid()}")
+            handle.flush()
+
+    def release(self) -> None:
+        for handle in reversed(self.files):
+            handle.close()  # closing the file drops its lock
+        self.files = []
 
 
 def _failures_path(store: Path, shard: Shard) -> Path:
@@ -225,17 +285,33 @@ class FeatureStoreWriter:
     """Writes one video at a time; a video's group is marked complete only after its arrays are written."""
 
     def __init__(self, path: str | os.PathLike, attrs: dict[str, Any], *, rebuild: bool = True,
-                 shard: Shard = Shard()):
+                 shard: Shard = Shard(), wait: bool = False):
         self.path = Path(path)
         attrs = {**attrs, "chunk_layout": CHUNK_LAYOUT}
-        self.root = prepare_store(self.path, attrs, VIDEOS, rebuild=rebuild, shard=shard)
+        self.lock = WriterLock(self.path, shard, wait=wait)  # before anything is read, rebuilt or truncated
+        try:
+            self.root = prepare_store(self.path, attrs, VIDEOS, rebuild=rebuild, shard=shard)
+        except BaseException:
+            self.lock.release()
+            raise
         self.videos = self.root[VIDEOS]
         self.dim = int(attrs["dim"])
         self.shard = shard
         self.failures = FailureLog(self.path, shard)
 
+    def close(self) -> None:
+        """Let the next writer in (the lock also goes when this object is collected or the process ends)."""
+        self.lock.release()
+
+    def __enter__(self) -> FeatureStoreWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def complete_ids(self) -> set[str]:
         return set(FeatureStore(self.path).complete_ids())
+
 
     def current_ids(self, fingerprints: dict[str, str | None]) -> set[str]:
         """Complete videos whose stored source fingerprint still matches the file (an edited or replaced
@@ -474,8 +550,10 @@ def check_feature_store(path: str | os.PathLike, expected: Sequence[str] | None 
 class PriorsStoreWriter:
     """One group per class; a class is rewritten only when its sentences, images or the encoder changed."""
 
-    def __init__(self, path: str | os.PathLike, attrs: dict[str, Any], *, rebuild: bool = True):
+    def __init__(self, path: str | os.PathLike, attrs: dict[str, Any], *, rebuild: bool = True,
+                 wait: bool = True):
         self.path = Path(path)
+        self.lock = WriterLock(self.path, wait=wait)  # a priors run is short: the next writer waits for it
         self.root = prepare_store(self.path, attrs, CLASSES, rebuild=rebuild)
         self.classes = self.root[CLASSES]
 
