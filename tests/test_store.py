@@ -69,6 +69,58 @@ def test_safe_keys_are_distinct_and_plain_ids_kept():
     assert all("/" not in k and not k.startswith("_") and k for k in keys)
 
 
+HOSTILE = ["zarr.json", "ZARR.JSON", ".zgroup", ".zattrs", ".zarray", "c", "C", "videos", "classes", ".", "..",
+           "../escape", "a/b", "a/../../b", "\\x\\y", ".hidden", "expected_ids.json", "failures.jsonl",
+           "failures.shard-0-of-2.jsonl", ".rgb.zarr.lock", "con", "NUL.mp4", "ends.", "x" * 300, "é" * 80, "",
+           "~", "plain~tilde", "a\nb", "video_test_0000004", "v_-abc.D3"]
+
+
+@pytest.mark.parametrize("kind", ["videos", "priors"])
+def test_hostile_names_stay_inside_their_own_folders(tmp_path, kind):
+    """Every name goes through the real writer and reader: no key is zarr metadata, the store's own files or a
+    path out of its folder, and each name reads back its own arrays."""
+    keys = [safe_key(name) for name in HOSTILE]
+    assert len(set(keys)) == len(keys) and len({k.casefold() for k in keys}) == len(keys)
+    assert all(k and "/" not in k and "\\" not in k and not k.startswith(".") and len(k) <= 128 for k in keys)
+    assert safe_key("video_test_0000004") == "video_test_0000004" and safe_key("Clip_3") == "Clip_3"
+    store = tmp_path / "store" / f"{kind}.zarr"
+    if kind == "videos":
+        writer = FeatureStoreWriter(store, attrs())
+        data = {name: video(2 + i % 3, seed=i) for i, name in enumerate(HOSTILE)}
+        writer.set_expected(data)
+        for name, (f, t) in data.items():
+            writer.write_video(name, f, t, {"duration": 10.0})
+        got = open_store(store).read_videos(HOSTILE)
+        assert all(np.array_equal(got[name][0], data[name][0]) for name in HOSTILE)
+        assert sorted(open_store(store).complete_ids()) == sorted(HOSTILE)
+        assert check_feature_store(store).ok(0.0)
+    else:
+        settings = {"kind": "priors", "clip": {"model": "m"}}
+        writer = PriorsStoreWriter(store, {"kind": "priors", "dim": 4, "k": 2, "settings": settings,
+                                           "settings_sha256": settings_sha256(settings)})
+        data = {name: prior_arrays(seed=i) for i, name in enumerate(HOSTILE)}
+        for name, arrays in data.items():
+            writer.write_class(name, arrays, "h")
+        writer.set_classes(HOSTILE)
+        got = read_priors(store, HOSTILE)
+        assert all(np.array_equal(got[name]["joint"], data[name]["joint"]) for name in HOSTILE)
+        assert check_priors_store(store).ok(0.0)
+    outside = sorted(p.name for p in (tmp_path / "store").iterdir())
+    assert outside == [f".{kind}.zarr.lock", f"{kind}.zarr"]  # nothing escaped the store
+    assert json.loads((store / "zarr.json").read_text())["node_type"] == "group"
+
+
+def test_a_key_taken_by_another_id_is_never_overwritten(tmp_path):
+    """What a case-insensitive file system shows when 'CLIP' is written after 'Clip': the folder exists and
+    belongs to the other id. The writer refuses (extract records it as that video's failure) instead of
+    deleting the other video."""
+    writer = FeatureStoreWriter(tmp_path / "rgb.zarr", attrs())
+    writer.write_video("Clip", *video(3), {})
+    writer.videos["Clip"].attrs.update({"video_id": "CLIP"})  # as if CLIP's folder were Clip's
+    with pytest.raises(ValueError, match="store key 'Clip' is taken by 'CLIP'"):
+        writer.write_video("Clip", *video(3), {})
+
+
 def test_incomplete_video_is_never_read(tmp_path):
     writer = FeatureStoreWriter(tmp_path / "rgb.zarr", attrs())
     writer.write_video("done", *video(3), {})

@@ -58,17 +58,43 @@ READ_THREADS = 4
 # directly (Zarr v3 default chunk keys: features/c/0/0, timestamps/c/0).
 CHUNK_LAYOUT = "one uncompressed little-endian chunk per array"
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
+# Names a plain id must not take: zarr's metadata (v3 and v2), chunk folders, the store's own files, and names
+# Windows reserves or mangles. Compared case-folded, since a file system may fold case.
+_RESERVED_KEYS = {"zarr.json", ".zgroup", ".zattrs", ".zarray", ".zmetadata", "c", "expected_ids.json",
+                  "videos", "classes", "con", "prn", "aux", "nul",
+                  *(f"{port}{i}" for port in ("com", "lpt") for i in range(10))}
+_RESERVED_PATTERN = re.compile(r"(?i)(failures.*\.jsonl|.*\.lock|.*[.]|(con|prn|aux|nul|com\d|lpt\d)\..*)")
 
 # Foreign files at the root (the manifests) are fine; zarr only warns about them when listing the root.
 warnings.filterwarnings("ignore", message="Object at .* is not recognized as a component of a Zarr hierarchy")
 
 
 def safe_key(identifier: str) -> str:
-    """A group name for an id: the id itself when plain, else '<slug>~<hash>' ('~' never appears in a plain id)."""
-    if _PLAIN_KEY.fullmatch(identifier):
+    """A group name for an id: the id itself when plain, else '<slug>~<hash>' ('~' never appears in a plain id).
+
+    Plain: letters, digits, '_', '.', '-', starting with a letter or digit, at most 128 characters, and not a
+    name the store or zarr uses for itself (`zarr.json`, `c`, `failures*.jsonl`, ...). So no key is a metadata
+    name, starts with '.', holds a '/' or '\\', or is longer than 73 characters unless plain; none can leave the
+    store's folder or land on its files. Today's plain ids keep their keys, so existing stores stay valid."""
+    if _PLAIN_KEY.fullmatch(identifier) and not _is_reserved(identifier):
         return identifier
     slug = re.sub(r"[^A-Za-z0-9_.\-]+", "_", identifier).strip("._-")[:60] or "id"
     return f"{slug}~{hashlib.sha256(identifier.encode()).hexdigest()[:12]}"
+
+
+def _is_reserved(key: str) -> bool:
+    return key.casefold() in _RESERVED_KEYS or _RESERVED_PATTERN.fullmatch(key) is not None
+
+
+def _check_key_owner(parent: zarr.Group, key: str, attr: str, identifier: str) -> None:
+    """On a case-insensitive file system 'Clip' and 'clip' are one folder: never overwrite another id's group."""
+    try:
+        owner = parent[key].attrs.get(attr)
+    except Exception:  # noqa: BLE001 - an unreadable leftover of a killed run is replaced
+        return
+    if owner is not None and owner != identifier:
+        raise ValueError(f"'{identifier}': its store key '{key}' is taken by '{owner}' (names differing only in case "
+                         "share a folder on a case-insensitive file system); rename one")
 
 
 def settings_sha256(settings: dict[str, Any]) -> str:
@@ -336,6 +362,7 @@ class FeatureStoreWriter:
             raise ValueError(f"{video_id}: timestamps are not strictly increasing")
         key = safe_key(video_id)
         if key in self.videos:
+            _check_key_owner(self.videos, key, "video_id", video_id)
             del self.videos[key]  # a leftover of a killed run
         group = self.videos.create_group(key, attributes={"video_id": video_id, "complete": False, "n": n, **info})
         # NaN fill: a chunk that was never written reads as NaN, which every reader rejects, never as zeros.
@@ -567,6 +594,7 @@ class PriorsStoreWriter:
     def write_class(self, name: str, arrays: dict[str, np.ndarray], source_sha256: str) -> None:
         key = safe_key(name)
         if key in self.classes:
+            _check_key_owner(self.classes, key, "name", name)
             del self.classes[key]
         group = self.classes.create_group(key, attributes={"name": name, "source_sha256": source_sha256,
                                                            "complete": False})
