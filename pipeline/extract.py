@@ -17,7 +17,7 @@ from typing import Any
 import typer
 
 from pipeline.common import UserError, exit_on_user_error, load_params, read_json, section
-from pipeline.features.extraction import find_videos, index_videos, report_failure, run_feature_extraction
+from pipeline.features.extraction import find_videos, index_costs, index_videos, report_failure, run_feature_extraction
 from pipeline.features.importers import import_command
 from pipeline.features.priors import PriorEncoder, run_priors
 from pipeline.features.settings import build_clip, build_extractors, extract_config
@@ -58,7 +58,8 @@ def _stage_features(kind: str, params_path: Path, shard: str | None) -> None:
         raise UserError(index_path, "no video has a file path; imported features need no extract stage "
                                     "(`python -m pipeline.extract check` verifies them)")
     ex = build_extractors(cfg, (kind,), str(params_path))
-    run_feature_extraction(videos, {kind: store}, ex, int(cfg["T"]), shard=parsed, rebuild=True,
+    shard_of = parsed.weighted(index_costs(index_path))
+    run_feature_extraction(videos, {kind: store}, ex, int(cfg["T"]), shard=shard_of, rebuild=True,
                            max_failure_fraction=float(cfg["max_failure_fraction"]))
 
 

@@ -15,7 +15,8 @@ from test_video import make_bad_videos, make_video
 
 from pipeline.common import UserError
 from pipeline.extract import launcher_device
-from pipeline.features.store import Shard, open_store, read_failures
+from pipeline.features.extraction import index_costs
+from pipeline.features.store import Shard, balance_shards, open_store, read_failures
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCHER_VARS = ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_STEP",
@@ -74,6 +75,32 @@ def test_torchrun_gives_each_process_its_gpu(monkeypatch):
     monkeypatch.setenv("LOCAL_RANK", "one")
     with pytest.raises(UserError, match="LOCAL_RANK"):
         launcher_device("auto", "auto")
+
+
+def test_shards_balance_decode_cost_not_count():
+    # One long video and many short ones: by count, the long video's shard would hold twice the mean work.
+    costs = {"long": 600.0} | {f"short_{i:02d}": 30.0 for i in range(40)}
+    shards = balance_shards(costs, 4)
+    work = [sum(costs[v] for v in shard) for shard in shards]
+    assert sorted(v for shard in shards for v in shard) == sorted(costs)
+    assert shards[0] == ["long"] and max(work) == 600.0  # the long video alone; the others share the rest
+    assert max(work[1:]) - min(work[1:]) <= 30.0
+    # Every task computes the same split, whatever order it reads the ids in.
+    assert balance_shards(dict(reversed(list(costs.items()))), 4) == shards
+    assert [Shard(i, 4).weighted(costs).select(reversed(list(costs))) for i in range(4)] == shards
+
+
+def test_unknown_costs_count_as_the_median():
+    costs = {"a": 10.0, "b": 20.0, "c": 30.0, "d": None, "e": 0.0}
+    assert balance_shards(costs, 2) == [["c", "e"], ["a", "b", "d"]]  # d and e count 20: 30+20 vs 20+20+10
+    assert balance_shards({v: None for v in "abcd"}, 2) == [["a", "c"], ["b", "d"]]  # none known: 1 each
+
+
+def test_index_costs_are_duration_times_fps(tmp_path):
+    index = {"videos": {"a": {"duration": 10.0, "fps": 25.0}, "b": {"duration": 3, "fps": None},
+                        "c": {"path": "x.mp4"}, "d": {"duration": True, "fps": 30}}}
+    (tmp_path / "index.json").write_text(json.dumps(index))
+    assert index_costs(tmp_path / "index.json") == {"a": 250.0, "b": None, "c": None, "d": None}
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import hashlib
+import heapq
 import json
 import os
 import re
@@ -101,12 +102,31 @@ def settings_sha256(settings: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def balance_shards(costs: Mapping[str, float | None], count: int) -> list[list[str]]:
+    """Ids split into `count` shards of about equal total cost: longest-processing-time first, each video (by
+    decreasing cost, then id) to the shard with the least work so far (ties: the lowest shard). Deterministic, so
+    every task computes the same split on its own. An unknown (None or non-positive) cost counts as the median of
+    the known ones, or 1 when none is known."""
+    known = sorted(c for c in costs.values() if c is not None and c > 0)
+    default = known[len(known) // 2] if known else 1.0
+    order = sorted(((c if c is not None and c > 0 else default), v) for v, c in costs.items())
+    shards: list[list[str]] = [[] for _ in range(count)]
+    loads = [(0.0, i) for i in range(count)]  # a heap of (work so far, shard)
+    for cost, video_id in sorted(order, key=lambda item: (-item[0], item[1])):
+        load, index = heapq.heappop(loads)
+        shards[index].append(video_id)
+        heapq.heappush(loads, (load + cost, index))
+    return [sorted(ids) for ids in shards]
+
+
 @dataclass(frozen=True)
 class Shard:
-    """Work split by a hash of the video id: n processes with i = 0..n-1 never touch the same video."""
+    """One of n shares of the work, balanced by each video's decode cost (`costs`: id -> duration x frame rate,
+    None when unknown): n processes with i = 0..n-1 never touch the same video."""
 
     index: int = 0
     count: int = 1
+    costs: Mapping[str, float | None] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def parse(cls, text: str | None, environ: Mapping[str, str] | None = None) -> Shard:
@@ -133,8 +153,15 @@ class Shard:
         rank, world = torchrun or (0, 1)
         return cls(task * world + rank, tasks * world)
 
-    def __contains__(self, video_id: str) -> bool:
-        return int(hashlib.sha256(video_id.encode()).hexdigest()[:16], 16) % self.count == self.index
+    def weighted(self, costs: Mapping[str, float | None]) -> Shard:
+        return Shard(self.index, self.count, costs)
+
+    def select(self, video_ids: Iterable[str]) -> list[str]:
+        """This shard's ids among `video_ids`, balanced by decode cost over all shards (`balance_shards`)."""
+        ids = sorted(video_ids)
+        if self.count == 1:
+            return ids
+        return balance_shards({v: self.costs.get(v) for v in ids}, self.count)[self.index]
 
     @property
     def name(self) -> str:
