@@ -13,10 +13,11 @@ from pathlib import Path
 
 import typer
 
-from pipeline.common import exit_on_user_error, load_params, section
+from pipeline.common import exit_on_user_error, load_params
 from pipeline.data.build import load_prepared
 from pipeline.modelling.inference import NO_GROUND_TRUTH, evaluate_model
 from pipeline.modelling.scoring import format_table, thresholds_from_params
+from pipeline.params_schema import validate_section
 
 app = typer.Typer(add_completion=False, help=__doc__.splitlines()[0])
 
@@ -34,12 +35,12 @@ def main(
 ) -> None:
     """Evaluate the trained model and the training-free baseline on the split's test videos."""
     values = load_params(params)
-    cfg = section(values, "evaluate", params)
+    cfg = validate_section(values, "evaluate", params)
     thresholds = thresholds_from_params(cfg, params)
-    loc_cfg = section(values, "localization", params)
+    loc_cfg = validate_section(values, "localization", params)
     index, split = load_prepared(prepare_dir)
-    outcome = evaluate_model(index, split, features, model, loc_cfg, thresholds, out, int(cfg.get("n_plots", 6)),
-                             str(cfg.get("device", "auto")), metrics)
+    outcome = evaluate_model(index, split, features, model, loc_cfg, thresholds, out, cfg["n_plots"], cfg["device"],
+                             metrics, where=params)
     for name, report in outcome["reports"].items():
         print(f"== {name} ({split.protocol}, {len(split.unseen)} classes, {len(split.test_videos)} test videos)")
         print(format_table(report))

@@ -21,7 +21,8 @@ from typing import Annotated
 
 import typer
 
-from pipeline.common import UserError, exit_on_user_error, load_params, read_json, section
+from pipeline.common import UserError, exit_on_user_error, load_params, read_json
+from pipeline.params_schema import validate_section
 from pipeline.priors import classes as class_sources
 from pipeline.priors.config import IMAGE_BACKENDS, TEXT_BACKENDS, GenerateConfig, build_config
 from pipeline.priors.generation import run
@@ -32,29 +33,6 @@ STORE_NAME = "prior_items"  # the shared item cache sits beside the pipeline's o
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
                   help="Generate (or reuse from the cache) k descriptions and k paired images per action class.")
-
-
-def pick_classes(cfg: GenerateConfig, from_params: bool, classes: str | None, classes_file: Path | None,
-                 dataset: str | None, split_setting: str, split: int | None, subset: str,
-                 index: Path | None) -> list[str]:
-    given = [name for name, value in (("--classes", classes), ("--classes-file", classes_file),
-                                      ("--dataset", dataset), ("--index", index)) if value is not None]
-    if len(given) > 1:
-        raise UserError(None, f"name the classes one way only, not {' and '.join(given)}")
-    if dataset is None and split is not None:
-        raise UserError("--split", "needs --dataset (thumos14 or activitynet)")
-    if classes is not None:
-        return class_sources.from_list(classes)
-    if classes_file is not None:
-        return class_sources.from_file(classes_file)
-    if dataset is not None:
-        return class_sources.from_split(dataset, split_setting, split or 0, subset)
-    if index is not None:
-        return class_sources.from_index(index)
-    if from_params:
-        return class_sources.from_index(cfg.index)
-    raise UserError(None, "no classes: give --classes, --classes-file, --dataset or --index "
-                          "(or --params params.yaml to take them from its index)")
 
 
 def stage_classes(cfg: GenerateConfig, params_data: dict, params: Path, dry_run: bool) -> list[str]:
@@ -71,7 +49,7 @@ def stage_classes(cfg: GenerateConfig, params_data: dict, params: Path, dry_run:
     if dry_run:
         from pipeline.data.build import annotated_classes
 
-        names = annotated_classes(prepare_cfg, f"{params} (section prepare)")
+        names = annotated_classes(prepare_cfg, str(params))
         print(f"{cfg.index} {state}: pricing the {len(names)} classes of {wanted} ({params}, section prepare)",
               file=sys.stderr)
         return names
@@ -174,18 +152,22 @@ def main(
     python -m pipeline.generate --classes "skiing,surfing" --text-backend openai --image-backend openai --dry-run
     """
     params_data = load_params(params) if params is not None else {}
-    params_section = section(params_data, "generate", params) if params is not None else None
+    params_section = None
+    if params is not None:  # the door: each section this run reads, checked (prepare only where there is one)
+        params_section = validate_section(params_data, "generate", params, fill_defaults=False)
+        if "prepare" in params_data:
+            params_data = {**params_data, "prepare": validate_section(params_data, "prepare", params)}
     overrides = {"text_backend": text_backend, "image_backend": image_backend, "text_model": text_model,
                  "image_model": image_model, "openworld_dir": openworld_dir, "k": k, "seed": seed,
                  "image_size": image_size, "concurrency": concurrency, "max_retries": max_retries,
                  "timeout_s": timeout_s, "device": device, "store": store}
-    cfg = build_config(params_section, params or "params.yaml", overrides)
+    cfg = build_config(params_section, params, overrides)
     adhoc = any(option is not None for option in (classes, classes_file, dataset, index))
     if params is not None and not adhoc and split is None:
         names = stage_classes(cfg, params_data, params, dry_run)
     else:
-        names = pick_classes(cfg, params is not None, classes, classes_file, dataset, split_setting, split, subset,
-                             index)
+        names = class_sources.pick_classes(classes, classes_file, dataset, split_setting, split, subset, index,
+                                           default_index=cfg.index if params is not None else None)
     name = adhoc_name(names, classes_file, dataset, split_setting, split, subset, index) if adhoc else ""
     target, item_store = output_folders(cfg, adhoc, out, name)
     code = run(replace(cfg, out=target, store=item_store), names, dry_run=dry_run)

@@ -338,7 +338,7 @@ class Section(Kind):
         return filled
 
 
-# --- demo (pipeline/demo_world.py DemoConfig) ---------------------------------------------------------------
+# --- demo (pipeline/data/demo.py DemoConfig) ----------------------------------------------------------------
 
 
 def _demo_durations(values: dict[str, Any], key: str, params: dict[str, Any]) -> None:

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import typer
 
-from pipeline.common import exit_on_user_error, load_params, section
-from pipeline.data.build import prepare
+from pipeline.common import exit_on_user_error, load_params
+from pipeline.data.build import check_split_id, prepare
+from pipeline.params_schema import validate_section
 
 app = typer.Typer(add_completion=False, help=__doc__.splitlines()[0])
 
@@ -23,7 +24,8 @@ def main(
     out: Path = typer.Option(Path("cache/prepare"), help="Output folder."),
 ) -> None:
     """Build the canonical index and the zero-shot split of the configured data set."""
-    cfg = section(load_params(params), "prepare", params)
+    cfg = validate_section(load_params(params), "prepare", params)
+    check_split_id(cfg, cfg["split_id"], params)
     index, split = prepare(cfg, out, str(params))
     print(f"{index.dataset}: {len(index.videos)} videos, {len(index.classes)} classes; "
           f"{split.protocol}: {len(split.seen)} seen / {len(split.unseen)} unseen classes, "

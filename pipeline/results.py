@@ -21,6 +21,7 @@ import copy
 import hashlib
 import json
 import multiprocessing
+import os
 import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -60,13 +61,13 @@ def _slug(name: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_")
 
 
-def grid_jobs(values: dict[str, Any]) -> list[tuple[str, int | None, str]]:
+def grid_jobs(values: dict[str, Any], where: str | os.PathLike = "params.yaml") -> list[tuple[str, int | None, str]]:
     """(protocol, split id, variant) for every run of the grid, in the table's order."""
-    cfg = section(values, "results")
+    cfg = section(values, "results", where)
     unknown = sorted(set(cfg.get("variants", [])) - set(VARIANTS))
     if unknown:
         known = ", ".join(VARIANTS)
-        raise UserError("params.yaml", f"results.variants: unknown variant '{unknown[0]}' (known: {known})")
+        raise UserError(where, f"results.variants: unknown variant '{unknown[0]}' (known: {known})")
     if values["prepare"].get("protocol", "closed") == "closed":  # e.g. Charades-STA: no open-set splits
         return [("closed", None, v) for v in cfg["variants"]]
     jobs: list[tuple[str, int | None, str]] = [("closed", None, "GRIZAL")] if cfg.get("closed_set", True) else []
@@ -78,12 +79,12 @@ def run_dir(out: Path, job: Job) -> Path:
     return out / (f"split_{split_id}" if split_id is not None else "closed") / _slug(variant)
 
 
-def _split(values: dict[str, Any], index, job: Job) -> Split:
+def _split(values: dict[str, Any], index, job: Job, where: str | os.PathLike = "params.yaml") -> Split:
     protocol, split_id, _variant = job
     prepare_cfg = {**values["prepare"], "protocol": protocol}
     if split_id is not None:
         prepare_cfg["split_id"] = split_id
-    return build_split(index, prepare_cfg)
+    return build_split(index, prepare_cfg, where, "results.splits" if split_id is not None else "prepare.split_id")
 
 
 def _digest(obj: Any) -> str:
@@ -155,11 +156,7 @@ def input_identity(index, features: Path) -> dict[str, Any]:
     return identity
 
 
-def _config_error(err: Exception) -> UserError:
-    return UserError("params.yaml", str(err))
-
-
-def resolved_settings(values: dict[str, Any]) -> dict[str, Any]:
+def resolved_settings(values: dict[str, Any], where: str | os.PathLike = "params.yaml") -> dict[str, Any]:
     """The sections every run reads, with their defaults filled in (so a default written out changes nothing)."""
     from dataclasses import fields
 
@@ -172,11 +169,11 @@ def resolved_settings(values: dict[str, Any]) -> dict[str, Any]:
     try:
         loss, localization = loss_config(values.get("loss", {})), localization_config(values["localization"])
     except ConfigError as err:
-        raise _config_error(err) from None
+        raise UserError(where, str(err)) from None
     # The model section is checked where each run builds its model (in its worker, when there are workers).
     model = {f.name: f.default for f in fields(ModelConfig)} | copy.deepcopy(values["model"])
     return {"model": model, "loss": loss, "localization": localization,
-            "train": asdict(TrainConfig.from_dict(section(values, "train"))),
+            "train": asdict(TrainConfig.from_dict(section(values, "train", where), where)),
             "tious": _scored_thresholds(values)}
 
 
@@ -213,7 +210,7 @@ def finished_run(out: Path, job: Job, key: str) -> dict[str, Any] | None:
 
 
 def run_one(values: dict[str, Any], index, features: Path, out: Path, job: Job, key: str,
-            threads: int | None = None) -> dict[str, Any]:
+            threads: int | None = None, where: str | os.PathLike = "params.yaml") -> dict[str, Any]:
     """Train and evaluate one (protocol, split, variant) run; writes its model.pt, metrics.json and, last,
     run.json (the record with ``key`` that marks the run finished)."""
     import torch
@@ -227,13 +224,14 @@ def run_one(values: dict[str, Any], index, features: Path, out: Path, job: Job, 
     folder = run_dir(out, job)
     (folder / RUN_RECORD).unlink(missing_ok=True)  # from now on the folder holds an unfinished run
     tious = _thresholds(values)
-    split = _split(values, index, job)
+    split = _split(values, index, job, where)
     model_cfg = {**copy.deepcopy(values["model"]), **VARIANTS[variant]}
-    train_cfg = TrainConfig.from_dict(section(values, "train"))
+    train_cfg = TrainConfig.from_dict(section(values, "train", where), where)
     started = time.time()
     model_path = train(index, split, features, model_cfg, values.get("loss", {}), train_cfg, folder,
-                       progress=False, log=lambda _msg: None)
-    outcome = evaluate_model(index, split, features, model_path, values["localization"], tious, n_plots=0)
+                       progress=False, log=lambda _msg: None, where=where)
+    outcome = evaluate_model(index, split, features, model_path, values["localization"], tious, n_plots=0,
+                             where=where)
     atomic_write_json(folder / "metrics.json", outcome["metrics"])
     record = {"key": key, "protocol": protocol, "split": split_id, "seed": train_cfg.seed, "variant": variant,
               "seconds": round(time.time() - started, 1),
@@ -246,19 +244,20 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
-def run_grid(values: dict[str, Any], index, features: Path, out: Path, log=print) -> dict[str, Any]:
+def run_grid(values: dict[str, Any], index, features: Path, out: Path, log=print,
+             where: str | os.PathLike = "params.yaml") -> dict[str, Any]:
     """Every run of the grid, in the table's order: finished runs with an unchanged key are reused, the others
     are trained and evaluated (in ``results.workers`` processes), each stored as soon as it finishes."""
-    jobs = grid_jobs(values)
+    jobs = grid_jobs(values, where)
     from pipeline.modelling.scoring import threshold_key
 
     tious = [threshold_key(t) for t in _thresholds(values).reported]  # the table's columns
-    workers = section(values, "results").get("workers", 1)
+    workers = section(values, "results", where).get("workers", 1)
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
-        raise UserError("params.yaml", f"results.workers must be an integer >= 1, got {workers!r}")
-    settings = resolved_settings(values)  # a bad train/loss/localization section fails before any run starts
+        raise UserError(where, f"results.workers must be an integer >= 1, got {workers!r}")
+    settings = resolved_settings(values, where)  # a bad train/loss/localization section fails before any run starts
     inputs, code = input_identity(index, features), code_digest()
-    keys = {job: run_key(settings, inputs, code, job, _split(values, index, job)) for job in jobs}
+    keys = {job: run_key(settings, inputs, code, job, _split(values, index, job, where)) for job in jobs}
 
     def report(run: dict[str, Any], how: str) -> None:
         log(f"{run['protocol']} split={run['split']} {run['variant']}: average mAP {_fmt(run['grizal']['average_mAP'])}"
@@ -273,7 +272,7 @@ def run_grid(values: dict[str, Any], index, features: Path, out: Path, log=print
     todo = [job for job in jobs if job not in runs]
     if workers == 1 or len(todo) <= 1:
         for job in todo:
-            runs[job] = run_one(values, index, features, out, job, keys[job])
+            runs[job] = run_one(values, index, features, out, job, keys[job], where=where)
             report(runs[job], f"in {runs[job]['seconds']} s")
     else:
         import torch
@@ -283,7 +282,7 @@ def run_grid(values: dict[str, Any], index, features: Path, out: Path, log=print
         # spawn, not fork: a forked child of a process whose thread pools are running can deadlock. Each worker
         # writes its run's record when the run finishes, so a kill loses only the runs in flight.
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {job: pool.submit(run_one, values, index, features, out, job, keys[job], threads)
+            futures = {job: pool.submit(run_one, values, index, features, out, job, keys[job], threads, where)
                        for job in todo}
             try:
                 for job, future in futures.items():
@@ -326,6 +325,26 @@ def results_table(grid: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+SECTIONS = ("prepare", "model", "loss", "train", "localization", "evaluate", "results")
+
+
+def checked_params(values: dict[str, Any], where: Path, features: Path) -> dict[str, Any]:
+    """The door: every section the runs read, checked as given (defaults are filled where each is read, so the
+    run keys stay those of the sections as written), each open-set split id against the data set's splits, and
+    model.k against the stored prior pairs."""
+    from pipeline.data.build import check_split_id
+    from pipeline.modelling.fit import check_prior_pairs
+    from pipeline.params_schema import validate_params
+
+    checked = validate_params(values, SECTIONS, where, fill_defaults=False)
+    prepare = {**checked["prepare"], "protocol": "open"}
+    if checked["prepare"].get("protocol", "closed") == "open":
+        for split_id in checked["results"].get("splits", []):
+            check_split_id(prepare, split_id, where, "results.splits")
+    check_prior_pairs(checked["model"], features, where)
+    return checked
+
+
 @app.command()
 @exit_on_user_error
 def main(
@@ -338,9 +357,9 @@ def main(
 
     Finished runs whose settings and inputs are unchanged are reused, so a rerun after a crash or a kill, or
     after a change that touches some runs only, trains only what is missing."""
-    values = load_params(params)
+    values = checked_params(load_params(params), params, features)
     index, _ = load_prepared(prepare_dir)
-    grid = run_grid(values, index, features, out)
+    grid = run_grid(values, index, features, out, where=params)
     table = results_table(grid)
     atomic_write_json(out / "results.json", grid)
     atomic_write_text(out / "results.md", table)

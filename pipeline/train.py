@@ -13,9 +13,10 @@ from pathlib import Path
 
 import typer
 
-from pipeline.common import exit_on_user_error, load_params, section
+from pipeline.common import exit_on_user_error, load_params
 from pipeline.data.build import load_prepared
-from pipeline.modelling.fit import TrainConfig, train
+from pipeline.modelling.fit import TrainConfig, check_prior_pairs, train
+from pipeline.params_schema import validate_section
 
 app = typer.Typer(add_completion=False, help=__doc__.splitlines()[0])
 
@@ -33,10 +34,13 @@ def main(
 ) -> None:
     """Train GRIZAL's learnable layers on the seen classes of the split."""
     values = load_params(params)
-    cfg = TrainConfig.from_dict(section(values, "train", params), str(params))
-    model_cfg, loss_cfg = section(values, "model", params), values.get("loss", {})
+    cfg = TrainConfig.from_dict(validate_section(values, "train", params), params)
+    # As given (no defaults written in): the checkpoint's config digest hashes the model section as written.
+    model_cfg = validate_section(values, "model", params, fill_defaults=False)
+    loss_cfg = validate_section(values, "loss", params, fill_defaults=False)
+    check_prior_pairs(model_cfg, features, params)
     index, split = load_prepared(prepare_dir)
-    path = train(index, split, features, model_cfg, loss_cfg, cfg, out, progress, live_dir=live)
+    path = train(index, split, features, model_cfg, loss_cfg, cfg, out, progress, live_dir=live, where=params)
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"wrote {path}")
 

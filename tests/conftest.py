@@ -10,8 +10,8 @@ import yaml
 
 from pipeline.common import atomic_write_json
 from pipeline.data.build import prepare
+from pipeline.data.demo import DemoConfig, make_video
 from pipeline.data.splits import Split
-from pipeline.demo_world import DemoConfig, make_video
 from pipeline.features.extraction import run_feature_extraction
 from pipeline.features.priors import PriorEncoder, run_priors
 from pipeline.features.settings import build_clip, build_extractors, extract_config

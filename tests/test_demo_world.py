@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from pipeline.data import demo_vocab
-from pipeline.demo_world import DemoConfig, make_video, plan_video
+from pipeline.data.demo import DemoConfig, make_video, plan_video
 
 CFG = DemoConfig(seed=7, min_duration=12.0, max_duration=16.0)
 
@@ -83,7 +83,7 @@ def test_short_videos_hold_only_the_instances_that_fit():
 def test_another_data_set_renders_nothing_and_says_so(tmp_path):
     """The demo_world stage of a THUMOS14 config must not keep the user waiting on videos nobody uses."""
     params = tmp_path / "params.yaml"
-    params.write_text("demo: {seed: 0}\nprepare: {dataset: thumos14}\n")
+    params.write_text("demo: {seed: 0}\nprepare: {dataset: thumos14, annotations: thumos.json}\n")
     result = subprocess.run([sys.executable, "-m", "pipeline.demo_world", "--params", str(params), "--out",
                              str(tmp_path / "demo")], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

@@ -253,10 +253,10 @@ def test_priors_stage(world):
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"frames": {"sample_fps": -1}}, "extract.frames.sample_fps must be a number"),
+    ({"frames": {"sample_fps": -1}}, "extract.frames.sample_fps: expected a number >= 0.001 or null, got -1"),
     ({"clip": {"model": "ViT-Q-1"}}, "extract.clip: unknown open_clip model 'ViT-Q-1'"),
-    ({"flow": {"method": "optical"}}, "extract.flow: unknown flow method"),
-    ({"clip": {"batch_size": 0}}, "extract.clip.batch_size must be an integer >= 1"),
+    ({"flow": {"method": "optical"}}, "extract.flow.method: expected one of farneback, dis, raft_small"),
+    ({"clip": {"batch_size": 0}}, "extract.clip.batch_size: expected an integer >= 1, got 0"),
 ])
 def test_bad_params_are_one_line_errors(world, change, message):
     merged = json.loads(json.dumps(PARAMS))

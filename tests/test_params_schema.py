@@ -337,7 +337,7 @@ def _without(values: dict[str, Any], *names: str) -> dict[str, Any]:
 
 def test_defaults_match_the_dataclasses():
     from grizal.model.config import ModelConfig
-    from pipeline.demo_world import DemoConfig
+    from pipeline.data.demo import DemoConfig
     from pipeline.modelling.fit import TrainConfig
     from pipeline.priors.config import GenerateConfig
 

@@ -94,13 +94,13 @@ class Settings:
     def load(cls, params: Path | None, **options: Any) -> Settings:
         if params is None:
             return cls(**options)
+        from pipeline.params_schema import validate_section
+
         values = load_params(params)
         sections = {}
-        for name in ("generate", "extract", "localization"):
-            value = values.get(name)
-            if value is not None and not isinstance(value, dict):
-                raise UserError(params, f"section '{name}' must be a mapping")
-            sections[name] = value
+        for name in ("generate", "extract", "localization"):  # each checked as given, when the file has it
+            present = values.get(name) is not None
+            sections[name] = validate_section(values, name, params, fill_defaults=False) if present else None
         return cls(params_path=params, **sections, **options)
 
 

@@ -8,6 +8,7 @@ results stage builds the split of each run of its grid with ``build_split``.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +72,21 @@ def _split_setting(cfg: dict[str, Any]) -> str:
     return {"7525": "75_25", "5050": "50_50"}.get(str(cfg.get("split_setting")), str(cfg.get("split_setting")))
 
 
-def build_split(index: Index, cfg: dict[str, Any], where: str = "params.yaml") -> Split:
+def check_split_id(cfg: dict[str, Any], split_id: int, where: str | os.PathLike, key: str = "prepare.split_id") -> None:
+    """An open-set split id the data set has (the demo world's, a published list's), checked at a stage's door
+    before any work; ``key`` names the params key that gave it."""
+    if cfg.get("protocol", "closed") != "open" or cfg.get("unseen_list"):
+        return
+    dataset = cfg.get("dataset")
+    if dataset == "demo" and not 0 <= split_id < demo_vocab.N_SPLITS:
+        raise UserError(where, f"{key}: expected one of {list(range(demo_vocab.N_SPLITS))} (the demo world's "
+                               f"splits), got {split_id}")
+    if dataset in LIST_DATASETS:
+        published_split(dataset, _split_setting(cfg), split_id, where, key)
+
+
+def build_split(index: Index, cfg: dict[str, Any], where: str | os.PathLike = "params.yaml",
+                key: str = "prepare.split_id") -> Split:
     protocol = cfg.get("protocol", "closed")
     allow_empty = bool(cfg.get("allow_empty", False))
     if protocol == "closed":
@@ -89,16 +104,14 @@ def build_split(index: Index, cfg: dict[str, Any], where: str = "params.yaml") -
         if allow_empty:  # the classes to localize in unlabelled videos: priors are made for them too
             index.unannotated = sorted(set(unseen) - set(index.classes))
         return open_set(index, seen, unseen, "open_custom", None, cfg["unseen_list"], allow_empty)
+    check_split_id({**cfg, "dataset": dataset}, split_id, where, key)
     if dataset == "demo":
-        try:
-            unseen = demo_vocab.unseen_classes(split_id)
-        except ValueError as err:
-            raise UserError(where, str(err)) from None
+        unseen = demo_vocab.unseen_classes(split_id)
         seen = sorted(set(demo_vocab.all_classes()) - set(unseen))
         return open_set(index, seen, unseen, "open_demo", split_id, where)
     if dataset in ("thumos14", "activitynet"):
         setting = _split_setting(cfg)
-        seen, unseen = published_split(dataset, setting, split_id)
+        seen, unseen = published_split(dataset, setting, split_id, where, key)
         if seen == unseen:  # THUMOS14 50/50 split_10 lists all 20 classes on both sides: the closed set
             return closed_set(index)
         return open_set(index, seen, unseen, f"open_{setting}", split_id, f"{dataset} {setting} split_{split_id}")

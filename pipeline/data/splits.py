@@ -59,12 +59,16 @@ def split_list_paths(dataset: str, setting: str, split_id: int) -> tuple[Path, P
     return folder / "train" / f"split_{split_id}.list", folder / "test" / f"split_{split_id}.list"
 
 
-def published_split(dataset: str, setting: str, split_id: int) -> tuple[list[str], list[str]]:
-    """(seen, unseen) class lists of a published open-set split."""
+def published_split(dataset: str, setting: str, split_id: int, where: str | os.PathLike | None = "--split",
+                    key: str | None = None) -> tuple[list[str], list[str]]:
+    """(seen, unseen) class lists of a published open-set split; an id it lacks is an error naming ``where``
+    (the params file, or the command-line option) and ``key`` (the params key that gave the id)."""
     train_path, test_path = split_list_paths(dataset, setting, split_id)
     if not train_path.is_file():
         available = sorted(int(p.stem.removeprefix("split_")) for p in train_path.parent.glob("split_*.list"))
-        raise UserError("--split", f"{dataset} {setting} has no split {split_id} (available: {available})")
+        named = f"{key}: expected one of {available} ({dataset} {setting}), got {split_id}" if key else \
+            f"{dataset} {setting} has no split {split_id} (available: {available})"
+        raise UserError(where, named)
     return read_list(train_path), read_list(test_path)
 
 

@@ -51,7 +51,8 @@ class TrainConfig:
     device: str = "auto"
 
     @classmethod
-    def from_dict(cls, cfg: dict[str, Any], where: str = "params.yaml") -> TrainConfig:
+    def from_dict(cls, cfg: dict[str, Any], where: str | os.PathLike | None = "params.yaml") -> TrainConfig:
+        """From a ``train`` section (the stages check it first with ``pipeline.params_schema``)."""
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(cfg) - known)
         if unknown:
@@ -66,6 +67,22 @@ class TrainConfig:
             raise UserError(where, "train: negatives_per_positive >= 0, hard_negatives >= 0 and "
                                    "hard_negative_pool >= 1 are required")
         return out
+
+
+def check_prior_pairs(model_cfg: dict[str, Any], features_dir: str | os.PathLike, where: str | os.PathLike | None,
+                      ) -> None:
+    """``model.k`` reads the first k prior pairs of each class: at most the pairs the priors store holds (its
+    ``k`` attribute). Checked at the door, so a too large k is one line, not an error from inside the model."""
+    from pipeline.features.inputs import store_paths
+    from pipeline.features.store import read_store_attrs
+
+    if not (model_cfg.get("use_texts", True) or model_cfg.get("use_images", True)):
+        return  # the pairs are not read
+    k = model_cfg.get("k", 4)
+    path = store_paths(features_dir)["priors"]
+    stored = read_store_attrs(path).get("k")
+    if isinstance(stored, int) and not isinstance(k, bool) and isinstance(k, int) and k > stored:
+        raise UserError(where, f"model.k: expected at most {stored} (the prior pairs in {path}), got {k}")
 
 
 def seed_everything(seed: int) -> None:
@@ -147,9 +164,10 @@ def init_distributed(device: torch.device) -> DistInfo:
 
 def train(index: Index, split: Split, features_dir: Path, model_cfg: dict[str, Any],
           loss_cfg: dict[str, Any], cfg: TrainConfig, out_dir: Path, progress: bool = True,
-          log=print, live_dir: Path | None = None) -> Path:
+          log=print, live_dir: Path | None = None, where: str | os.PathLike | None = "params.yaml") -> Path:
     """Train and write ``out_dir/model.pt``; resumes from ``out_dir/checkpoint.pt`` when its config matches.
-    With ``live_dir``, the per-epoch loss terms and learning rate are logged there with DVCLive (rank 0)."""
+    With ``live_dir``, the per-epoch loss terms and learning rate are logged there with DVCLive (rank 0).
+    ``where`` names the params file the model and loss settings came from, in errors."""
     import numpy as np
     import torch
     import torch.distributed as dist
@@ -164,7 +182,7 @@ def train(index: Index, split: Split, features_dir: Path, model_cfg: dict[str, A
         standardized,
     )
 
-    device = torch_device(cfg.device)
+    device = torch_device(cfg.device, where)
     info = init_distributed(device)
     if info.world > 1 and device.type == "cuda":
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
@@ -173,7 +191,7 @@ def train(index: Index, split: Split, features_dir: Path, model_cfg: dict[str, A
     try:
         loss_cfg = loss_config(loss_cfg)
     except ConfigError as err:
-        raise UserError("params.yaml", str(err)) from None
+        raise UserError(where, str(err)) from None
 
     use_flow = bool(model_cfg.get("use_flow", True))
     ids = list(split.train_videos)
@@ -195,7 +213,7 @@ def train(index: Index, split: Split, features_dir: Path, model_cfg: dict[str, A
     try:
         model = build_model(full_model_cfg).to(device)
     except ConfigError as err:
-        raise UserError("params.yaml", str(err)) from None
+        raise UserError(where, str(err)) from None
     if info.main:
         log(parameter_summary(model))
     net = model

@@ -10,6 +10,7 @@ through the same localization. ``evaluate_model`` writes ``predictions.json`` an
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -103,21 +104,24 @@ def score(results: dict[str, Any], gt: GroundTruth, classes: list[str],
 
 def evaluate_model(index: Index, split: Split, features_dir: Path, model_path: Path,
                    loc_cfg: dict[str, Any], tious: list[float] | Thresholds, out_dir: Path | None = None,
-                   n_plots: int = 6, device: str = "auto", metrics_path: Path | None = None) -> dict[str, Any]:
+                   n_plots: int = 6, device: str = "auto", metrics_path: Path | None = None,
+                   where: str | os.PathLike | None = "params.yaml") -> dict[str, Any]:
     """Predict, score and (with ``out_dir``) write predictions, metrics (to ``metrics_path``, by default
-    ``out_dir/metrics.json``), tables and plots."""
+    ``out_dir/metrics.json``), tables and plots. ``where`` names the params file of ``loc_cfg`` and ``device``."""
     from grizal.localization import localization_config
     from grizal.model import ConfigError
+    from pipeline.modelling.fit import check_prior_pairs
 
-    run_on = torch_device(device)
+    run_on = torch_device(device, where)
     model, checkpoint = load_checkpoint(model_path, run_on)
+    check_prior_pairs(checkpoint["model_config"], features_dir, model_path)  # the k it was trained with
     use_flow = checkpoint["model_config"].get("use_flow", True)
     feature_set = FeatureSet.open(features_dir)
     feature_set.check_made_by(checkpoint["encoders"], use_flow, model_path)
     try:
         loc_cfg = localization_config(loc_cfg)
     except ConfigError as err:
-        raise UserError("params.yaml", str(err)) from None
+        raise UserError(where, str(err)) from None
     ids, classes = list(split.test_videos), list(split.unseen)
     durations = {vid: index.videos[vid].duration for vid in ids}
     videos = feature_set.videos(ids, durations, checkpoint["T"], use_flow)

@@ -61,3 +61,28 @@ def from_index(path: str | Path) -> list[str]:
     if not names:
         raise UserError(path, "the index lists no classes")
     return names
+
+
+def pick_classes(classes: str | None = None, classes_file: Path | None = None, dataset: str | None = None,
+                 split_setting: str = "75_25", split: int | None = None, subset: str = "all",
+                 index: Path | None = None, default_index: Path | None = None) -> list[str]:
+    """The class names a command line names one way: a comma-separated list, a file, a data set's published
+    split, or an index; without any, those of ``default_index`` (e.g. the index a params file names)."""
+    given = [name for name, value in (("--classes", classes), ("--classes-file", classes_file),
+                                      ("--dataset", dataset), ("--index", index)) if value is not None]
+    if len(given) > 1:
+        raise UserError(None, f"name the classes one way only, not {' and '.join(given)}")
+    if dataset is None and split is not None:
+        raise UserError("--split", "needs --dataset (thumos14 or activitynet)")
+    if classes is not None:
+        return from_list(classes)
+    if classes_file is not None:
+        return from_file(classes_file)
+    if dataset is not None:
+        return from_split(dataset, split_setting, split or 0, subset)
+    if index is not None:
+        return from_index(index)
+    if default_index is not None:
+        return from_index(default_index)
+    raise UserError(None, "no classes: give --classes, --classes-file, --dataset or --index "
+                          "(or --params params.yaml to take them from its index)")

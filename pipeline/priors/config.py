@@ -165,11 +165,12 @@ def _validate(cfg: GenerateConfig, where: str) -> None:
         raise UserError(where, "the openworld image backend needs 'openworld_dir' (a folder with one folder per class)")
 
 
-def build_config(params_section: dict[str, Any] | None = None, params_path: str | Path = "params.yaml",
+def build_config(params_section: dict[str, Any] | None = None, params_path: str | Path | None = None,
                  overrides: dict[str, Any] | None = None) -> GenerateConfig:
-    """Merge a params.yaml `generate` section and CLI overrides (None = not given) over the defaults."""
+    """Merge a params file's `generate` section (read from ``params_path``; the stages check it first with
+    ``pipeline.params_schema``) and CLI overrides (None = not given) over the defaults."""
     values: dict[str, Any] = {}
-    where = f"{params_path} (section generate)"
+    where = str(params_path) if params_path is not None else "command line"
     for name, value in (params_section or {}).items():
         if name not in _FIELDS:
             raise UserError(where, f"unknown key '{name}' (known: {', '.join(sorted(_FIELDS))})")

@@ -1,0 +1,237 @@
+"""The demo world: a seeded, deterministic, labelled video data set written as real mp4 files.
+
+Action classes are compositions of a shape and a motion ("circle rises"). Each video shows a few instances of
+its main class (and sometimes one of another class) separated by background gaps. To make localization a
+real problem, actors sit still for a moment before and after they move (so appearance alone does not give the
+boundaries), idle actors of other shapes appear in the gaps, and distractor shapes wander all along on paths
+no class uses. The open-set splits (``demo_vocab.unseen_classes``) hold out combinations whose words seen
+classes use.
+
+``render_world`` writes the mp4 files and the ActivityNet-format annotations; ``python -m pipeline.demo_world`` is
+its door (the ``demo`` params section, checked by ``pipeline.params_schema``, -> ``DemoConfig``).
+"""
+
+from __future__ import annotations
+
+import math
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.common import atomic_write_json
+from pipeline.data import demo_vocab as vocab
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    seed: int = 0
+    videos_per_class_train: int = 3
+    videos_per_class_test: int = 3
+    size: int = 128
+    fps: int = 10
+    min_duration: float = 24.0
+    max_duration: float = 36.0
+    second_class_prob: float = 0.35
+
+    @classmethod
+    def from_section(cls, section: dict) -> DemoConfig:
+        """From a checked ``demo`` section (``params_schema``); its ``out`` key is the stage's, not the world's."""
+        return cls(**{name: value for name, value in section.items() if name in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class Actor:
+    shape: str
+    color: tuple[int, int, int]
+    radius: float
+    appear: float  # seconds
+    start: float  # motion starts (the ground-truth segment starts)
+    end: float  # motion ends
+    vanish: float
+    x0: float
+    y0: float
+    velocity: tuple[float, float]  # px/s while moving; zero for idle actors
+
+    def position(self, t: float) -> tuple[float, float]:
+        moving = min(max(t, self.start), self.end) - self.start
+        return self.x0 + self.velocity[0] * moving, self.y0 + self.velocity[1] * moving
+
+
+@dataclass(frozen=True)
+class Wanderer:
+    """A distractor on a closed loop path (an ellipse), a motion no action class has."""
+
+    shape: str
+    color: tuple[int, int, int]
+    radius: float
+    cx: float
+    cy: float
+    ax: float
+    ay: float
+    period: float
+    phase: float
+
+    def position(self, t: float) -> tuple[float, float]:
+        angle = self.phase + 2 * math.pi * t / self.period
+        return self.cx + self.ax * math.cos(angle), self.cy + self.ay * math.sin(angle)
+
+
+def _color(shape: str, rng: np.random.Generator) -> tuple[int, int, int]:
+    """An actor's colour is its shape's; a distractor takes one of the distractor colours."""
+    if shape in vocab.SHAPE_COLORS:
+        return vocab.COLORS[vocab.SHAPE_COLORS[shape]]
+    return vocab.COLORS[vocab.DISTRACTOR_COLORS[rng.integers(len(vocab.DISTRACTOR_COLORS))]]
+
+
+def _moving_actor(rng, cfg: DemoConfig, label: str, start: float, end: float) -> Actor:
+    shape, motion = vocab.parse_class(label)
+    dx, dy = vocab.MOTIONS[motion]
+    radius = float(rng.uniform(9, 14))
+    travel = float(rng.uniform(0.4, 0.55)) * cfg.size
+    margin = radius * 1.6 + 2
+    # Start so the whole path stays inside the frame.
+    lo_x = margin + max(0.0, -dx * travel)
+    hi_x = cfg.size - margin - max(0.0, dx * travel)
+    lo_y = margin + max(0.0, -dy * travel)
+    hi_y = cfg.size - margin - max(0.0, dy * travel)
+    x0, y0 = float(rng.uniform(lo_x, hi_x)), float(rng.uniform(lo_y, hi_y))
+    speed = travel / (end - start)
+    appear = max(0.0, start - float(rng.uniform(0.3, 1.0)))
+    vanish = end + float(rng.uniform(0.3, 1.0))
+    return Actor(shape, _color(shape, rng), radius, appear, start, end, vanish, x0, y0, (dx * speed, dy * speed))
+
+
+def _idle_actor(rng, cfg: DemoConfig, t0: float, t1: float) -> Actor:
+    shape = vocab.SHAPES[rng.integers(len(vocab.SHAPES))]
+    radius = float(rng.uniform(7, 12))
+    x0, y0 = (float(v) for v in rng.uniform(radius * 2, cfg.size - radius * 2, size=2))
+    return Actor(shape, _color(shape, rng), radius, t0, t0, t1, t1, x0, y0, (0.0, 0.0))
+
+
+def _layout(rng, cfg: DemoConfig, main: str, other: str | None, duration: float):
+    """Instances (label, start, end) placed left to right with background gaps, plus idle actors in the gaps."""
+    min_gap, min_length = 1.5, 2.0
+    fits = max(1, int((duration - 2.0 - min_gap) // (min_gap + min_length)))  # instances a short video can hold
+    labels = [main] * min(int(rng.integers(2, 5)), fits)
+    if other is not None:
+        position = int(rng.integers(len(labels) + 1))
+        if len(labels) < fits:
+            labels.insert(position, other)
+    lengths = rng.uniform(2.5, 6.0, size=len(labels))
+    room = duration - 2.0 - min_gap * (len(labels) + 1)
+    lengths *= min(1.0, 0.8 * room / lengths.sum())  # many long instances in a short video: shorten them
+    free = room - lengths.sum()
+    gaps = min_gap + rng.dirichlet(np.ones(len(labels) + 1)) * max(free, 0.0)
+    segments, idle, t = [], [], 1.0 + gaps[0]
+    for i, (label, length) in enumerate(zip(labels, lengths, strict=True)):
+        segments.append((label, round(t, 2), round(t + length, 2)))
+        gap = gaps[i + 1]
+        if gap > 3.5 and rng.random() < 0.7:
+            idle.append((t + length + 1.2, t + length + gap - 1.2))
+        t += length + gap
+    return segments, idle
+
+
+def plan_video(rng: np.random.Generator, cfg: DemoConfig, main: str, classes: list[str]):
+    duration = round(float(rng.uniform(cfg.min_duration, cfg.max_duration)) * cfg.fps) / cfg.fps
+    other = None
+    if rng.random() < cfg.second_class_prob:
+        other = classes[rng.integers(len(classes))]
+        other = None if other == main else other
+    segments, idle = _layout(rng, cfg, main, other, duration)
+    actors = [_moving_actor(rng, cfg, label, s, e) for label, s, e in segments]
+    actors += [_idle_actor(rng, cfg, t0, t1) for t0, t1 in idle]
+    wanderers = []
+    for _ in range(int(rng.integers(1, 3))):
+        shape = vocab.DISTRACTOR_SHAPES[rng.integers(len(vocab.DISTRACTOR_SHAPES))]
+        wanderers.append(Wanderer(shape, _color(shape, rng), float(rng.uniform(6, 10)),
+                                  float(rng.uniform(40, cfg.size - 40)), float(rng.uniform(40, cfg.size - 40)),
+                                  float(rng.uniform(12, 30)), float(rng.uniform(12, 30)),
+                                  float(rng.uniform(4, 9)), float(rng.uniform(0, 2 * math.pi))))
+    return duration, segments, actors, wanderers
+
+
+def _background(rng: np.random.Generator, size: int) -> np.ndarray:
+    base = rng.uniform(15, 45, size=3)
+    ramp = np.linspace(0, 1, size)[:, None, None]
+    tint = rng.uniform(-12, 12, size=3)
+    texture = rng.normal(0, 5, size=(size, size, 1))
+    return np.clip(base + ramp * tint + texture, 0, 255)
+
+
+def render_frames(rng, cfg: DemoConfig, duration: float, actors, wanderers):
+    """Yield RGB uint8 frames; per-frame sensor noise comes from ``rng``.
+
+    Every video is filmed by the same fixed camera (one background for the whole world), so what changes
+    between videos is what happens in them, not the scenery.
+    """
+    from PIL import Image, ImageDraw
+
+    background = _background(np.random.default_rng([cfg.seed, 99]), cfg.size)
+    for i in range(int(round(duration * cfg.fps))):
+        t = i / cfg.fps
+        image = Image.new("RGB", (cfg.size, cfg.size))
+        draw = ImageDraw.Draw(image, "RGBA")
+        for w in wanderers:
+            vocab.draw_shape(draw, w.shape, *w.position(t), w.radius, w.color)
+        for a in actors:
+            if a.appear <= t <= a.vanish:
+                vocab.draw_shape(draw, a.shape, *a.position(t), a.radius, a.color)
+        shapes = np.asarray(image, dtype=np.float32)
+        mask = shapes.any(axis=2, keepdims=True)
+        noise = rng.normal(0, 2, size=shapes.shape)
+        frame = np.where(mask, shapes, background) + noise
+        yield np.clip(frame, 0, 255).astype(np.uint8)
+
+
+def write_mp4(path: Path, frames, fps: int, size: int) -> None:
+    """Encode with libx264 on one thread, so the same frames give the same bytes."""
+    import av
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    with av.open(str(tmp), "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width = stream.height = size
+        stream.pix_fmt = "yuv420p"
+        stream.thread_count = 1
+        stream.options = {"crf": "23", "preset": "fast", "threads": "1"}
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    tmp.replace(path)
+
+
+def make_video(video_dir: Path, cfg: DemoConfig, subset: str, n: int) -> tuple[str, dict]:
+    vid = f"demo_{'train' if subset == 'training' else 'test'}_{n:03d}"
+    # One generator per video, derived from the seed and the id, so a video does not depend on the others.
+    rng = np.random.default_rng([cfg.seed, 0 if subset == "training" else 1, n])
+    classes = vocab.all_classes()
+    duration, segments, actors, wanderers = plan_video(rng, cfg, classes[n % len(classes)], classes)
+    write_mp4(video_dir / f"{vid}.mp4", render_frames(rng, cfg, duration, actors, wanderers), cfg.fps, cfg.size)
+    return vid, {
+        "subset": subset,
+        "duration": duration,
+        "fps": cfg.fps,
+        "resolution": f"{cfg.size}x{cfg.size}",
+        "annotations": [{"segment": [s, e], "label": label} for label, s, e in segments],
+    }
+
+
+def render_world(out_dir: Path, cfg: DemoConfig, workers: int = 2) -> dict:
+    """Write ``out_dir/videos/*.mp4`` and ``out_dir/annotations.json`` (ActivityNet format)."""
+    n_classes = len(vocab.all_classes())
+    video_dir = out_dir / "videos"
+    video_dir.mkdir(parents=True, exist_ok=True)
+    jobs = [(subset, n) for subset, per_class in (("training", cfg.videos_per_class_train),
+                                                  ("validation", cfg.videos_per_class_test))
+            for n in range(per_class * n_classes)]
+    with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
+        futures = [pool.submit(make_video, video_dir, cfg, subset, n) for subset, n in jobs]
+        database = dict(future.result() for future in futures)
+    annotations = {"version": "grizal-demo-1", "seed": cfg.seed, "database": database}
+    atomic_write_json(out_dir / "annotations.json", annotations)
+    return annotations
