@@ -206,6 +206,27 @@ def test_listed_video_missing_on_disk_is_skipped(tmp_path):
     assert any(s["video"] == "v_b" and "no video file" in s["reason"] for s in index.skipped)
 
 
+def test_videos_outside_the_folder_broken_links_and_folders_are_skipped_with_reasons(tmp_path):
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    (tmp_path / "outside.mp4").write_bytes(b"x")  # what '../outside' would read
+    (videos / "ok.mp4").write_bytes(b"x")
+    (videos / "broken.mp4").symlink_to(tmp_path / "gone.mp4")
+    (videos / "folder.mp4").mkdir()
+    (videos / "linked.mp4").symlink_to(tmp_path / "outside.mp4")  # linked in by the user: read where it points
+    ids = ["../outside", str(tmp_path / "outside"), "ok", "broken", "folder", "linked"]
+    path = tmp_path / "anet.json"
+    path.write_text(json.dumps({"database": {vid: {"subset": "validation", "duration": 5.0, "annotations": [
+        {"segment": [1, 2], "label": "Run"}]} for vid in ids}}))
+    index = parse_activitynet_json(path)
+    attach_videos(index, videos, path)
+    assert sorted(index.videos) == ["linked", "ok"]
+    reasons = {s["video"]: s["reason"] for s in index.skipped}
+    assert "points outside" in reasons["../outside"] and "points outside" in reasons[str(tmp_path / "outside")]
+    assert "broken.mp4 is a broken link" in reasons["broken"]
+    assert "folder.mp4 is a folder, not a video file" in reasons["folder"]
+
+
 def test_index_roundtrip(thumos):
     again = Index.from_json(thumos.to_json())
     assert again.to_json() == thumos.to_json()

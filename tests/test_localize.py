@@ -151,6 +151,29 @@ def test_an_actions_segments_do_not_depend_on_the_other_actions(world, tmp_path,
     assert plotted[2]["ylabel"] == "cross-class score" and plotted[0]["ylabel"] == "probability"
 
 
+def test_an_action_without_priors_is_recorded_and_the_others_answered(world, tmp_path, monkeypatch):
+    from fakes.fake_openai import FakeOpenAI
+
+    from pipeline.apps.localize import Settings, segments_table
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-0123456789abcdefghij")
+    with FakeOpenAI() as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        server.script("chat", "refusal", "refusal", "refusal", match="bird")
+        settings = Settings(generate={"backoff_s": 0.001, "max_retries": 1, "malformed_retries": 1},
+                            text_backend="openai", image_backend="offline")
+        result = localize(world["video"], ["a bird flying", UNSEEN], world["checkpoint"], tmp_path / "out",
+                          tmp_path / "cache", settings, n_thumbnails=0)
+    assert result.actions == [UNSEEN] and list(result.failed) == ["a bird flying"]
+    assert "refus" in result.failed["a bird flying"]
+    recorded = json.loads((tmp_path / "out" / "failed.json").read_text())
+    assert recorded["failed"] == result.failed and recorded["asked"] == ["a bird flying", UNSEEN]
+    assert {r["label"] for r in result.results} <= {UNSEEN}
+    payload = json.loads((tmp_path / "out" / "segments.json").read_text())
+    assert payload["results"]["demo_test_003"] == result.results
+    assert any("failed: " in str(cell) for column in segments_table(result, 5).columns for cell in column._cells)
+
+
 @pytest.mark.parametrize("case, message", [
     ("missing video", "missing.mp4: file not found"),
     ("undecodable", "not_a_video.mp4: cannot decode this video: cannot open as a video"),

@@ -30,6 +30,26 @@ def test_sentences_are_deterministic_varied_and_of_the_right_length(name):
         assert text.lower() != humanize(name).lower()
 
 
+@pytest.mark.parametrize("words", [40, 45, 120])
+def test_long_action_texts_give_valid_sentences_through_a_run(tmp_path, words):
+    """A 40+ word action used to exceed max_words in every sentence, so the offline run failed."""
+    import io
+
+    from rich.console import Console
+
+    from pipeline.priors.config import build_config
+    from pipeline.priors.generation import run
+
+    action = " ".join(f"step{i}" for i in range(words))
+    cfg = build_config(None, overrides={"out": tmp_path, "k": 3})
+    assert run(cfg, [action], console=Console(file=io.StringIO())) == 0
+    import json
+
+    texts = json.loads((tmp_path / "priors.json").read_text())["classes"][action]["texts"]
+    assert len(texts) == 3 and all(cfg.min_words <= len(t.split()) <= cfg.max_words for t in texts)
+    assert all("step0 step1 step2" in t for t in texts)
+
+
 def test_class_names_read_naturally_in_sentences():
     texts = sentences("CleanAndJerk")
     assert all("clean and jerk" in t.lower() for t in texts)

@@ -85,6 +85,20 @@ def test_the_api_key_is_written_nowhere(server, tmp_path):
             assert API_KEY.encode() not in path.read_bytes(), path
 
 
+def test_a_key_echoed_in_a_successful_answer_is_stored_nowhere(server, tmp_path):
+    server.script("chat", "echo_key", "echo_key")
+    code, _ = generate(config(tmp_path), ["skiing", "surfing"])
+    assert code == 0
+    texts = [t for entry in priors(tmp_path)["classes"].values() for t in entry["texts"]]
+    assert len(texts) == 4 and all(t.endswith("Your key is [redacted].") for t in texts)
+    stored = [path for path in tmp_path.rglob("*") if path.is_file()]
+    assert any(p.parent.parent.name == "texts" for p in stored)
+    for path in stored:
+        assert API_KEY.encode() not in path.read_bytes(), path
+    image_prompts = [r["prompt"] for r in server.requests if r["endpoint"] == "images"]
+    assert image_prompts and not any(API_KEY in p for p in image_prompts)
+
+
 def test_rate_limit_then_success_is_retried(server, tmp_path):
     server.script("chat", "429", "ok")
     server.script("images", "429", "429", "ok")

@@ -35,7 +35,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pipeline.apps.timeline import Thumbnail, video_thumbnails, write_timeline
-from pipeline.common import UserError, atomic_write_bytes, exit_on_user_error, load_params
+from pipeline.common import UserError, atomic_write_bytes, atomic_write_json, exit_on_user_error, load_params
 from pipeline.features.engine import extract_video
 from pipeline.features.extraction import video_attrs
 from pipeline.features.priors import PriorEncoder, run_priors
@@ -121,6 +121,7 @@ class Localization:
     features_cached: bool
     segments_path: Path
     timeline_path: Path
+    failed: dict[str, str] = dataclasses.field(default_factory=dict)  # action -> why it has no answer
 
 
 def _missing_kinds(store_dir: Path, kinds: tuple[str, ...], key: str) -> tuple[str, ...]:
@@ -166,8 +167,9 @@ def ensure_features(video: Path, key: str, store_dir: Path, encoders: Checkpoint
 
 
 def ensure_priors(actions: list[str], settings: Settings, cache_dir: Path, store_dir: Path, k: int,
-                  encoders: CheckpointEncoders, console: Console) -> None:
-    """Generate (or reuse) each action's k sentences and images, then encode the new ones into the cache."""
+                  encoders: CheckpointEncoders, console: Console) -> dict[str, str]:
+    """Generate (or reuse) each action's k sentences and images, then encode the new ones into the cache;
+    returns the actions whose priors could not be made, with why (the others are still answered)."""
     from pipeline.features.inputs import store_paths
     from pipeline.priors.config import build_config
     from pipeline.priors.generation import run as generate_priors
@@ -177,8 +179,9 @@ def ensure_priors(actions: list[str], settings: Settings, cache_dir: Path, store
                  "image_backend": settings.image_backend}
     cfg = build_config(settings.generate, where, overrides)
     code = generate_priors(cfg, actions, console=console)
-    if code != 0:
-        console.print("error: priors for some actions could not be generated; see above")
+    failed = {} if code == 0 else _failed_priors(cfg.out, actions)
+    if code != 0 and (not failed or len(failed) == len(actions)):  # interrupted, or nothing to answer with
+        console.print("error: priors for the actions could not be generated; see above")
         raise SystemExit(code)
     records = encoders.records["priors"]
     encoder = PriorEncoder(records["settings"]["clip"], lambda: encoders.prior_clip)
@@ -186,6 +189,18 @@ def ensure_priors(actions: list[str], settings: Settings, cache_dir: Path, store
         run_priors(cfg.out / "priors.json", store_paths(store_dir)["priors"], encoder,
                    records["settings"]["name_template"],
                    joint_unit=records["settings"].get("joint_unit", "concat"))
+    return failed
+
+
+def _failed_priors(out: Path, actions: list[str]) -> dict[str, str]:
+    """The actions missing from priors.json, each with the last reason the manifest gives."""
+    from pipeline.common import read_json
+    from pipeline.priors.manifest import read_manifest
+
+    complete = read_json(out / "priors.json").get("classes", {})
+    reasons = {r.get("class"): f"{r.get('status')}: {r.get('error')}" for r in read_manifest(out / "manifest.jsonl")
+               if r.get("status") != "ok"}
+    return {a: reasons.get(a, "priors not generated") for a in actions if a not in complete}
 
 
 def cached_thumbnails(video: Path, key: str, duration: float, n: int, cache_dir: Path, log: Callable
@@ -243,8 +258,11 @@ def localize(video: Path, actions: list[str], checkpoint: Path = DEFAULT_CHECKPO
     feature_set = FeatureSet.open(store_dir)
     video_info = feature_set.store("rgb").load_many([key])[0]
     duration = float(video_info[0]["duration"])  # type: ignore[index]
-    ensure_priors(actions, settings, cache_dir, store_dir, int(state["model_config"].get("k", 4)), encoders,
-                  console)
+    failed = ensure_priors(actions, settings, cache_dir, store_dir, int(state["model_config"].get("k", 4)),
+                           encoders, console)
+    for action, reason in failed.items():
+        log(f"warning: no priors for {action!r} ({reason}); answering the other actions")
+    asked, actions = actions, [a for a in actions if a not in failed]
 
     videos = feature_set.videos([key], {key: duration}, encoders.T, use_flow)
     stats = state.get("feature_stats") or {}
@@ -263,8 +281,12 @@ def localize(video: Path, actions: list[str], checkpoint: Path = DEFAULT_CHECKPO
     write_timeline(timeline_path, f"{video.name} ({duration:.1f} s)", duration, videos.times[0],
                    dict(zip(actions, curves, strict=True)), shown, thumbs, thresholds=loc_cfg["thresholds"],
                    ylabel=CURVE_LABELS[loc_cfg["cross_class"]])
+    if failed:
+        atomic_write_json(out / "failed.json", {"asked": asked, "failed": failed})
+    elif (out / "failed.json").is_file():
+        (out / "failed.json").unlink()
     return Localization(video, video.stem, duration, actions, videos.times[0], probs[0], curves,
-                        loc_cfg["thresholds"], results, cached, segments_path, timeline_path)
+                        loc_cfg["thresholds"], results, cached, segments_path, timeline_path, failed)
 
 
 def localize_config(settings: Settings, log: Callable) -> dict[str, Any]:
@@ -309,6 +331,8 @@ def segments_table(result: Localization, top: int) -> Table:
         if len(found) > top:
             table.add_row("", "", "", f"+{len(found) - top} in segments.json", style="dim")
         table.add_section()
+    for action, reason in result.failed.items():
+        table.add_row(action, "-", "-", f"failed: {reason}", style="red")
     return table
 
 
@@ -354,6 +378,10 @@ def localize_command(
     result = localize(video, action, checkpoint, out, cache_dir, settings, top, thumbnails)
     Console().print(segments_table(result, top))
     Console(stderr=True).print(f"wrote {result.segments_path} and {result.timeline_path}")
+    if result.failed:
+        Console(stderr=True).print(f"{len(result.failed)} action(s) not answered; reasons in "
+                                   f"{result.segments_path.parent / 'failed.json'}")
+        raise SystemExit(1)
 
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,

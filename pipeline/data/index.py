@@ -141,15 +141,34 @@ VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v")
 
 def find_video(video_dir: str | os.PathLike | None, vid: str) -> Path | None:
     """The file of video ``vid`` in ``video_dir`` (any common container), or None."""
-    if video_dir is None:
-        return None
+    return locate_video(video_dir, vid)[0] if video_dir is not None else None
+
+
+def locate_video(video_dir: str | os.PathLike, vid: str) -> tuple[Path | None, str]:
+    """(the file of video ``vid`` in ``video_dir``, "") or (None, why not).
+
+    An id never leads out of ``video_dir`` ('../x', an absolute path): the folder is what the user chose to
+    read from. A file the user linked into the folder is read wherever it points to."""
     root = Path(video_dir)
-    for name in (vid, vid.removeprefix("v_"), f"v_{vid}"):
+    problems = []
+    for name in dict.fromkeys((vid, vid.removeprefix("v_"), f"v_{vid}")):
         for ext in VIDEO_EXTENSIONS:
             candidate = root / f"{name}{ext}"
+            if not _stays_inside(root, candidate):
+                return None, f"video id {vid!r} points outside {video_dir}"
             if candidate.is_file():
-                return candidate
-    return None
+                return candidate, ""
+            if candidate.is_symlink():
+                problems.append(f"{candidate} is a broken link (to {os.readlink(candidate)})")
+            elif candidate.is_dir():
+                problems.append(f"{candidate} is a folder, not a video file")
+    return None, problems[0] if problems else f"no video file in {video_dir}"
+
+
+def _stays_inside(root: Path, path: Path) -> bool:
+    inside = os.path.normpath(os.path.abspath(root))
+    target = os.path.normpath(os.path.abspath(path))
+    return os.path.commonpath([inside, target]) == inside and target != inside
 
 
 def attach_videos(index: Index, video_dir: str | os.PathLike | None, source: str | os.PathLike) -> None:
@@ -166,9 +185,9 @@ def attach_videos(index: Index, video_dir: str | os.PathLike | None, source: str
         raise UserError(video_dir, f"0 videos found (no {'/'.join(VIDEO_EXTENSIONS)} files in the video folder)")
     listed = len(index.videos)
     for vid in list(index.videos):
-        path = find_video(video_dir, vid)
+        path, reason = locate_video(video_dir, vid)
         if path is None:
-            index.skipped.append({"file": str(source), "video": vid, "reason": f"no video file in {video_dir}"})
+            index.skipped.append({"file": str(source), "video": vid, "reason": reason})
             del index.videos[vid]
         else:
             index.videos[vid].path = str(path)

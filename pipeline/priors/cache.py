@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.common import atomic_write_bytes, atomic_write_json
+from pipeline.priors.faults import redact_value
 from pipeline.priors.names import file_slug
 
 if TYPE_CHECKING:
@@ -76,7 +77,8 @@ class PriorCache:
 
     def save_texts(self, class_name: str, key: str, texts: list[str], meta: dict) -> Path:
         path = self.text_path(class_name, key)
-        atomic_write_json(path, {"schema": TEXT_SCHEMA, "class": class_name, "key": key, "texts": texts, **meta})
+        atomic_write_json(path, {"schema": TEXT_SCHEMA, "class": class_name, "key": key,
+                                 "texts": redact_value(texts), **redact_value(meta)})
         return path
 
     def has_image(self, class_name: str, key: str) -> bool:
@@ -92,6 +94,7 @@ class PriorCache:
     def write_priors(self, k: int, classes: dict[str, dict[str, list[str]]]) -> Path:
         """priors.json for exactly the complete classes of this run (the file extraction reads)."""
         path = self.out / "priors.json"
+        classes = {name: {**entry, "texts": redact_value(entry.get("texts", []))} for name, entry in classes.items()}
         atomic_write_json(path, {"k": k, "classes": classes})
         return path
 

@@ -6,6 +6,7 @@ import os
 import random
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -110,6 +111,17 @@ def redact(text: str) -> str:
     if secret and len(secret) >= 8:
         text = text.replace(secret, "[redacted]")
     return _KEY_PATTERN.sub(r"\1…[redacted]", text)
+
+
+def redact_value(value: Any) -> Any:
+    """`redact` applied to every string inside lists and dicts (keys included): for anything stored."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, list | tuple):
+        return [redact_value(v) for v in value]
+    if isinstance(value, dict):
+        return {redact_value(k): redact_value(v) for k, v in value.items()}
+    return value
 
 
 class UnexpectedError(ItemError):

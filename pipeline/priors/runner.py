@@ -27,6 +27,7 @@ from pipeline.priors.faults import (
     TransientError,
     UnexpectedError,
     Usage,
+    redact,
 )
 from pipeline.priors.keys import content_key, item_seed
 from pipeline.priors.manifest import Manifest
@@ -196,6 +197,7 @@ class PriorRunner:
                 result = self.text.generate(request)
             try:
                 sentences = check_sentences(result.sentences, self.cfg.k, self.cfg.min_words, self.cfg.max_words)
+                sentences = [redact(s) for s in sentences]  # a server that echoes the key: before any use
             except MalformedOutput as err:
                 raise MalformedOutput(err.detail, usage=result.usage, request_id=result.request_id) from None
             return sentences, result.usage, result.request_id

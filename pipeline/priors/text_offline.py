@@ -90,16 +90,20 @@ def shape_sentences(shape: str, motion: str, k: int, rng: random.Random) -> list
     return sentences
 
 
-def action_sentences(action: str, k: int, rng: random.Random) -> list[str]:
+def action_sentences(action: str, k: int, rng: random.Random, max_words: int = 60) -> list[str]:
+    """k sentences about `action`; a long action text is cut to its first words so that each sentence stays
+    within `max_words` (the template keeps at least the action's first word)."""
     templates = _spread(ACTION_TEMPLATES, k, rng)
     settings = _spread(SETTINGS, k, rng)
     sentences = []
     for template, setting in zip(templates, settings, strict=True):
         person = rng.choice(PEOPLE)
-        sentences.append(_capitalize(template.format(
-            action=action, setting=setting, setting_cap=_capitalize(setting), person=person,
-            person_cap=_capitalize(person), viewpoint=rng.choice(VIEWPOINTS),
-        )))
+        fields = {"setting": setting, "setting_cap": _capitalize(setting), "person": person,
+                  "person_cap": _capitalize(person), "viewpoint": rng.choice(VIEWPOINTS)}
+        overhead = len(template.format(action="", **fields).split())
+        words = action.split()
+        fitted = " ".join(words[:max(1, max_words - overhead)])
+        sentences.append(_capitalize(template.format(action=fitted, **fields)))
     return sentences
 
 
@@ -113,12 +117,12 @@ def _spread(options: tuple[str, ...], k: int, rng: random.Random) -> list[str]:
     return picked[:k]
 
 
-def describe(class_name: str, action: str, k: int, seed: int, attempt: int = 0) -> list[str]:
+def describe(class_name: str, action: str, k: int, seed: int, attempt: int = 0, max_words: int = 60) -> list[str]:
     rng = _rng(class_name, seed, attempt)
     parsed = parse_class(class_name)
     if parsed is not None:
         return shape_sentences(*parsed, k, rng)
-    return action_sentences(action, k, rng)
+    return action_sentences(action, k, rng, max_words)
 
 
 class OfflineTextBackend:
@@ -127,6 +131,7 @@ class OfflineTextBackend:
 
     def __init__(self, cfg: GenerateConfig):
         self.model = cfg.resolved_text_model
+        self.max_words = cfg.max_words
 
     def messages(self, action: str, k: int) -> list[dict[str, str]]:
         return [{"role": "user", "content": f"{k} template descriptions of: {action}"}]
@@ -137,7 +142,8 @@ class OfflineTextBackend:
     def generate(self, request):
         from pipeline.priors.backends import TextResult
 
-        return TextResult(describe(request.class_name, request.action, request.k, request.seed, request.attempt))
+        return TextResult(describe(request.class_name, request.action, request.k, request.seed, request.attempt,
+                                   self.max_words))
 
     def estimate(self, messages, k) -> Usage:
         return Usage()

@@ -33,7 +33,7 @@ from PIL import Image
 
 # What an answer can be. "ok" is the default once a script runs out.
 BEHAVIOURS = ("ok", "429", "500", "hang", "refusal", "malformed_json", "wrong_count", "too_long",
-              "content_policy", "bad_image", "auth")
+              "content_policy", "bad_image", "auth", "echo_key")
 
 PALETTE = 16  # distinct pictures the server answers with, chosen by the prompt
 
@@ -241,6 +241,12 @@ class FakeOpenAI:
                                                      "invalid_request_error", "param": None, "code": "invalid_api_key"}}
                 elif endpoint == "chat":
                     status, answer = fake.chat_answer(behaviour, body)
+                    if behaviour == "echo_key":  # a successful answer that repeats the caller's key
+                        key = self.headers.get("Authorization", "").removeprefix("Bearer ")
+                        content = json.loads(answer["choices"][0]["message"]["content"])
+                        content["descriptions"] = [f"{s} Your key is {key}." for s in content["descriptions"]]
+                        answer["choices"][0]["message"]["content"] = json.dumps(content)
+                        answer["system_fingerprint"] = key
                 else:
                     status, answer = fake.image_answer(behaviour, body)
                 data = json.dumps(answer).encode()
