@@ -1,7 +1,7 @@
 """Stage: frozen features into Zarr stores (rgb frames, optical flow, joint priors), resumable and shardable.
 
-    python -m pipeline.extract rgb --params params.yaml [--shard i/n]
-    python -m pipeline.extract flow --params params.yaml [--shard i/n]
+    python -m pipeline.extract rgb --params params.yaml [--shard i/n|auto]
+    python -m pipeline.extract flow --params params.yaml [--shard i/n|auto]
     python -m pipeline.extract priors --params params.yaml
     python -m pipeline.extract check STORE [--index cache/prepare/index.json]
     python -m pipeline.extract import --format npy|hdf5 SRC --out STORE --kind rgb ...
@@ -10,13 +10,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from pipeline.common import UserError, exit_on_user_error, load_params, read_json
-from pipeline.features.extraction import find_videos, index_videos, report_failure, run_feature_extraction
+from pipeline.features.extraction import find_videos, index_costs, index_videos, report_failure, run_feature_extraction
 from pipeline.features.importers import import_command
 from pipeline.features.priors import PriorEncoder, run_priors
 from pipeline.features.settings import build_clip, build_extractors, extract_config
@@ -33,8 +34,25 @@ def _stage_params(params_path: Path) -> dict[str, Any]:
     return extract_config({"extract": checked}, str(params_path))
 
 
+def launcher_device(device: str, shard: str | None) -> str:
+    """Under torchrun with --shard auto, one GPU per process: cuda:LOCAL_RANK when the device is auto or cuda
+    (auto stays auto on a machine without CUDA)."""
+    local_rank = os.environ.get("LOCAL_RANK")
+    if (shard or "").strip() != "auto" or local_rank is None or device not in ("auto", "cuda"):
+        return device
+    if not local_rank.isdigit():
+        raise UserError("--shard auto", f"torchrun: LOCAL_RANK must be a non-negative integer, got '{local_rank}'")
+    import torch
+
+    if device == "auto" and not torch.cuda.is_available():
+        return device
+    return f"cuda:{int(local_rank)}"
+
+
 def _stage_features(kind: str, params_path: Path, shard: str | None) -> None:
     cfg = _stage_params(params_path)
+    parsed = Shard.parse(shard)
+    cfg["device"] = launcher_device(str(cfg["device"]), shard)
     index_path = Path(cfg["index"])
     videos = index_videos(index_path)
     store = Path(cfg["out"][kind])
@@ -42,12 +60,14 @@ def _stage_features(kind: str, params_path: Path, shard: str | None) -> None:
         raise UserError(index_path, "no video has a file path; imported features need no extract stage "
                                     "(`python -m pipeline.extract check` verifies them)")
     ex = build_extractors(cfg, (kind,), str(params_path))
-    run_feature_extraction(videos, {kind: store}, ex, int(cfg["T"]), shard=Shard.parse(shard), rebuild=True,
+    shard_of = parsed.weighted(index_costs(index_path))
+    run_feature_extraction(videos, {kind: store}, ex, int(cfg["T"]), shard=shard_of, rebuild=True,
                            max_failure_fraction=float(cfg["max_failure_fraction"]))
 
 
 PARAMS_OPTION = typer.Option(Path("params.yaml"), "--params", help="params file with an `extract` section")
-SHARD_OPTION = typer.Option(None, "--shard", help="i/n: extract only this deterministic share of the videos")
+SHARD_OPTION = typer.Option(None, "--shard", help="i/n: extract only this deterministic share of the videos; "
+                                                   "auto: the share of this Slurm array task or torchrun rank")
 
 
 @app.command("rgb")
@@ -130,6 +150,8 @@ def run_standalone(videos_dir: Path, out: Path, flow: bool, params: Path | None,
         overrides.setdefault("flow", {})["method"] = flow_method
     if device is not None:
         overrides["device"] = device
+    parsed = Shard.parse(shard)
+    overrides["device"] = launcher_device(str(overrides.get("device", "auto")), shard)
     where = str(params) if params else "command line"
     # The file's section is checked above; what fails here came from an option.
     cfg = extract_config({"extract": validate_section({"extract": overrides}, "extract", "command line")}, where)
@@ -139,7 +161,7 @@ def run_standalone(videos_dir: Path, out: Path, flow: bool, params: Path | None,
         raise UserError(out, "--out is a folder that receives rgb.zarr (and flow.zarr), not a store itself")
     ex = build_extractors(cfg, kinds, where)
     stores = {kind: out / f"{kind}.zarr" for kind in kinds}
-    run_feature_extraction(videos, stores, ex, int(cfg["T"]), shard=Shard.parse(shard), rebuild=rebuild,
+    run_feature_extraction(videos, stores, ex, int(cfg["T"]), shard=parsed, rebuild=rebuild,
                            max_failure_fraction=float(cfg["max_failure_fraction"]))
 
 

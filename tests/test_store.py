@@ -189,10 +189,12 @@ def test_concurrent_creation_is_safe(tmp_path):
 
 def test_shards_partition_ids():
     ids = [f"video_{i}" for i in range(200)]
-    shards = [Shard(i, 3) for i in range(3)]
-    owners = [[s for s in shards if v in s] for v in ids]
+    costs = {v: float(i % 17 + 1) if i % 5 else None for i, v in enumerate(ids)}
+    shards = [Shard(i, 3).weighted(costs) for i in range(3)]
+    owners = [[s for s in shards if v in s.select(ids)] for v in ids]
     assert all(len(o) == 1 for o in owners)
-    assert min(sum(v in s for v in ids) for s in shards) > 40
+    assert min(len(s.select(ids)) for s in shards) > 40
+    assert Shard(0, 1).select(ids) == sorted(ids)
     assert Shard.parse("1/3") == Shard(1, 3) and Shard.parse(None) == Shard()
     for bad in ("3/3", "a/b", "1"):
         with pytest.raises(UserError):

@@ -56,7 +56,7 @@ def _extract(videos: dict[str, Path], writers: dict[str, FeatureStoreWriter], st
              ex: Extractors, shard: Shard, max_failure_fraction: float) -> dict[str, CheckReport | None]:
     for writer in writers.values():
         writer.set_expected(videos)
-    mine = sorted(v for v in videos if v in shard)
+    mine = shard.select(videos)
     fingerprints = {v: source_fingerprint(videos[v]) for v in mine}
     done = set.intersection(*(w.current_ids(fingerprints) for w in writers.values()))
     jobs = [VideoJob(v, videos[v]) for v in mine if v not in done]
@@ -125,6 +125,17 @@ def index_videos(index_path: Path) -> dict[str, Path]:
         path = entry.get("path") if isinstance(entry, dict) else None
         if path:
             out[str(video_id)] = Path(path)
+    return out
+
+
+def index_costs(index_path: Path) -> dict[str, float | None]:
+    """Video id -> decode cost (duration x frame rate: about the frames PyAV decodes) from the canonical index;
+    None when the index does not know both (the shards then count the video at the median cost)."""
+    out: dict[str, float | None] = {}
+    for video_id, entry in read_json(index_path).get("videos", {}).items():
+        duration, fps = (entry.get("duration"), entry.get("fps")) if isinstance(entry, dict) else (None, None)
+        numbers = all(isinstance(x, int | float) and not isinstance(x, bool) and x > 0 for x in (duration, fps))
+        out[str(video_id)] = float(duration) * float(fps) if numbers else None
     return out
 
 

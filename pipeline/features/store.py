@@ -25,13 +25,14 @@ from __future__ import annotations
 import asyncio
 import errno
 import hashlib
+import heapq
 import json
 import os
 import re
 import shutil
 import uuid
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,24 +102,66 @@ def settings_sha256(settings: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def balance_shards(costs: Mapping[str, float | None], count: int) -> list[list[str]]:
+    """Ids split into `count` shards of about equal total cost: longest-processing-time first, each video (by
+    decreasing cost, then id) to the shard with the least work so far (ties: the lowest shard). Deterministic, so
+    every task computes the same split on its own. An unknown (None or non-positive) cost counts as the median of
+    the known ones, or 1 when none is known."""
+    known = sorted(c for c in costs.values() if c is not None and c > 0)
+    default = known[len(known) // 2] if known else 1.0
+    order = sorted(((c if c is not None and c > 0 else default), v) for v, c in costs.items())
+    shards: list[list[str]] = [[] for _ in range(count)]
+    loads = [(0.0, i) for i in range(count)]  # a heap of (work so far, shard)
+    for cost, video_id in sorted(order, key=lambda item: (-item[0], item[1])):
+        load, index = heapq.heappop(loads)
+        shards[index].append(video_id)
+        heapq.heappush(loads, (load + cost, index))
+    return [sorted(ids) for ids in shards]
+
+
 @dataclass(frozen=True)
 class Shard:
-    """Work split by a hash of the video id: n processes with i = 0..n-1 never touch the same video."""
+    """One of n shares of the work, balanced by each video's decode cost (`costs`: id -> duration x frame rate,
+    None when unknown): n processes with i = 0..n-1 never touch the same video."""
 
     index: int = 0
     count: int = 1
+    costs: Mapping[str, float | None] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
-    def parse(cls, text: str | None) -> Shard:
+    def parse(cls, text: str | None, environ: Mapping[str, str] | None = None) -> Shard:
+        """'i/n', or 'auto': this process's share from its launcher's environment (see `from_launcher`)."""
         if not text:
             return cls()
+        if text.strip() == "auto":
+            return cls.from_launcher(os.environ if environ is None else environ)
         match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
         if not match or not 0 <= int(match[1]) < int(match[2]):
-            raise UserError("--shard", f"expected i/n with 0 <= i < n, got '{text}'")
+            raise UserError("--shard", f"expected i/n with 0 <= i < n, or auto, got '{text}'")
         return cls(int(match[1]), int(match[2]))
 
-    def __contains__(self, video_id: str) -> bool:
-        return int(hashlib.sha256(video_id.encode()).hexdigest()[:16], 16) % self.count == self.index
+    @classmethod
+    def from_launcher(cls, environ: Mapping[str, str]) -> Shard:
+        """A Slurm array task (SLURM_ARRAY_TASK_ID/_COUNT/_MIN/_STEP) or a torchrun process (RANK/WORLD_SIZE);
+        torchrun inside each array task splits that task's share again (index = task * WORLD_SIZE + RANK)."""
+        slurm = _slurm_array_share(environ)
+        torchrun = _launcher_ints(environ, "RANK", "WORLD_SIZE", "torchrun")
+        if slurm is None and torchrun is None:
+            raise UserError("--shard auto", "no launcher found: set SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT "
+                                            "(sbatch --array) or RANK and WORLD_SIZE (torchrun), or give --shard i/n")
+        task, tasks = slurm or (0, 1)
+        rank, world = torchrun or (0, 1)
+        return cls(task * world + rank, tasks * world)
+
+    def weighted(self, costs: Mapping[str, float | None]) -> Shard:
+        return Shard(self.index, self.count, costs)
+
+    def select(self, video_ids: Iterable[str]) -> list[str]:
+        """This shard's ids among `video_ids`, balanced by decode cost over all shards (`balance_shards`)."""
+        ids = sorted(video_ids)
+        if self.count == 1:
+            return ids
+        return balance_shards({v: self.costs.get(v) for v in ids}, self.count)[self.index]
 
     @property
     def name(self) -> str:
@@ -176,6 +219,38 @@ class WriterLock:
         for handle in reversed(self.files):
             handle.close()  # closing the file drops its lock
         self.files = []
+
+
+def _launcher_ints(environ: Mapping[str, str], index_name: str, count_name: str, launcher: str
+                   ) -> tuple[int, int] | None:
+    if index_name not in environ and count_name not in environ:
+        return None
+    try:
+        index, count = int(environ[index_name]), int(environ[count_name])
+    except (KeyError, ValueError):
+        raise UserError("--shard auto", f"{launcher}: {index_name}={environ.get(index_name)!r} and "
+                                        f"{count_name}={environ.get(count_name)!r} must both be integers") from None
+    if not 0 <= index < count:
+        raise UserError("--shard auto", f"{launcher}: expected 0 <= {index_name} < {count_name}, "
+                                        f"got {index} and {count}")
+    return index, count
+
+
+def _slurm_array_share(environ: Mapping[str, str]) -> tuple[int, int] | None:
+    """(task index from 0, task count) of a Slurm array task; arrays may start above 0 or step (--array=1-8:2)."""
+    if "SLURM_ARRAY_TASK_ID" not in environ and "SLURM_ARRAY_TASK_COUNT" not in environ:
+        return None
+    try:
+        task_id, count = int(environ["SLURM_ARRAY_TASK_ID"]), int(environ["SLURM_ARRAY_TASK_COUNT"])
+        first, step = int(environ.get("SLURM_ARRAY_TASK_MIN", 0)), int(environ.get("SLURM_ARRAY_TASK_STEP", 1))
+    except (KeyError, ValueError):
+        raise UserError("--shard auto", "Slurm array: SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT (and "
+                                        "SLURM_ARRAY_TASK_MIN, _STEP when set) must all be integers") from None
+    index, off_step = divmod(task_id - first, max(1, step))
+    if off_step or not 0 <= index < count:
+        raise UserError("--shard auto", f"Slurm array task {task_id} is not one of {count} tasks from {first} "
+                                        f"in steps of {step}; use a plain range (--array=0-{count - 1})")
+    return index, count
 
 
 def _failures_path(store: Path, shard: Shard) -> Path:
