@@ -205,6 +205,22 @@ def test_killed_run_resumes(tmp_path):
     assert all(f.shape == (60, 128) for f, _ in features.values())
 
 
+def test_broken_links_and_folders_named_like_videos_are_recorded(tmp_path):
+    videos = tmp_path / "videos"
+    make_video(videos / "good_a.mp4", frames=12)
+    make_video(videos / "good_b.mp4", frames=12)
+    (videos / "broken.mp4").symlink_to(tmp_path / "gone.mp4")
+    (videos / "folder.mp4").mkdir()
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(PARAMS))
+    result = invoke(["videos", "--videos", str(videos), "--out", str(tmp_path / "out"), "--params",
+                     str(tmp_path / "params.yaml")], tmp_path)
+    assert result.exit_code == 0, result.output
+    failures = read_failures(tmp_path / "out" / "rgb.zarr")
+    assert sorted(failures) == ["broken", "folder"]
+    assert failures["broken"]["reason"] == "file not found" and failures["folder"]["reason"] == "not a regular file"
+    assert open_store(tmp_path / "out" / "rgb.zarr").complete_ids() == ["good_a", "good_b"]
+
+
 def test_raft_flow_through_the_engine(world, tmp_path):
     params = {"extract": {**PARAMS["extract"], "flow": {"method": "raft_small", "raft_weights": None,
                                                         "num_flow_updates": 1, "max_side": 64, "batch_size": 4}}}

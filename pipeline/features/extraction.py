@@ -147,7 +147,8 @@ def find_videos(root: Path) -> dict[str, Path]:
         raise UserError(root, "no such file or directory")
     videos: dict[str, Path] = {}
     for path in sorted(root.rglob("*")):
-        if path.suffix.lower() in VIDEO_SUFFIXES and path.is_file():
+        # A broken link or a folder named like a video stays in: its extraction fails and is recorded, with why.
+        if path.suffix.lower() in VIDEO_SUFFIXES and (path.is_file() or path.is_dir() or path.is_symlink()):
             video_id = path.relative_to(root).with_suffix("").as_posix()
             if video_id in videos:
                 raise UserError(path, f"same video id '{video_id}' as {videos[video_id]}; rename one of them")
