@@ -651,9 +651,48 @@ EVALUATE = Section({
 })
 
 
-# --- results (pipeline/results.py VARIANTS, grid_jobs, run_grid) -------------------------------------------
+# --- results (pipeline/modelling/variants.py BUILT_IN, pipeline/results.py grid_jobs, run_grid) -------------
 
-VARIANTS = ("GRIZAL", "w/o images", "w/o texts", "w/o flow", "w/o Fourier")
+VARIANTS = ("GRIZAL", "w/o images", "w/o texts", "w/o flow", "w/o Fourier", "w/o Fourier and OF", "supervised only",
+            "self-supervised only", "k=1", "k=2", "k=3", "k=4", "k=8", "N=1", "N=3", "N=5", "N=7", "N=9")
+VARIANT_KEYS = ("model", "loss", "train", "localization", "features")
+
+
+@dataclass
+class VariantsKind(Kind):
+    """results.variants: a list of built-in names, or a mapping name -> null (the built-in of that name) or
+    section overrides (model, loss, train, localization) and an optional `features` folder."""
+
+    names = ListOf(Choice(VARIANTS), min_len=1, unique=lambda v: v)
+    expected = f"{names.expected}, or a mapping name -> null or overrides ({', '.join(VARIANT_KEYS)})"
+
+    def check(self, value: Any, key: str, params: dict[str, Any]) -> Any:
+        if isinstance(value, list | tuple):
+            return self.names.check(value, key, params)
+        if not isinstance(value, dict) or not value:
+            raise self.fail(value, key)
+        for name, spec in value.items():
+            where = f"{key}.{name}"
+            if spec is None:
+                if name not in VARIANTS:
+                    raise Invalid(where, f"null means the built-in variant of that name, and there is none "
+                                         f"(built in: {', '.join(VARIANTS)})")
+                continue
+            if not isinstance(spec, dict):
+                raise Invalid(where, f"expected null or a mapping of overrides ({', '.join(VARIANT_KEYS)}), "
+                                     f"got {show(spec)}")
+            for part, override in spec.items():
+                if part not in VARIANT_KEYS:
+                    close = _closest(part, VARIANT_KEYS) if isinstance(part, str) else None
+                    hint = f" (did you mean '{close}'?)" if close else ""
+                    raise Invalid(f"{where}.{part}", f"unknown key{hint}; extract and generate settings need the "
+                                                     "variant's own feature stores (`features:` or dvc exp run -S)")
+                if part == "features":
+                    if not isinstance(override, str) or not override:
+                        raise Invalid(f"{where}.features", f"expected a folder path, got {show(override)}")
+                elif not isinstance(override, dict):
+                    raise Invalid(f"{where}.{part}", f"expected a mapping, got {show(override)}")
+        return value
 
 
 def _results_splits(values: dict[str, Any], key: str, params: dict[str, Any]) -> None:
@@ -665,7 +704,7 @@ def _results_splits(values: dict[str, Any], key: str, params: dict[str, Any]) ->
 
 RESULTS = Section({
     "splits": Field(ListOf(Int(min=0), unique=lambda s: s)),  # the open-set split ids, read when protocol is open
-    "variants": Field(ListOf(Choice(VARIANTS), min_len=1, unique=lambda v: v), REQUIRED),
+    "variants": Field(VariantsKind(), REQUIRED),
     "closed_set": Field(Bool(), True),
     "workers": Field(Int(min=1), 1),
 }, checks=(_results_splits,))

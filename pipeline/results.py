@@ -34,6 +34,7 @@ import typer
 from pipeline.common import UserError, atomic_write_json, atomic_write_text, exit_on_user_error, load_params, section
 from pipeline.data.build import build_split, load_prepared
 from pipeline.data.splits import Split
+from pipeline.modelling.variants import BUILT_IN, REFERENCE, Variant, resolve_variants, slug_of, variant_of
 
 # torch, training and prediction load when a run starts (in run_grid/run_one), so `--help` answers at once.
 
@@ -47,27 +48,14 @@ RUN_FORMAT = 1
 RUN_CODE = ("pipeline.data.build", "pipeline.modelling.fit", "pipeline.modelling.inference")
 Job = tuple[str, int | None, str]
 
-# The paper's ablations (Tables 1 and 4): each is a change of the model section.
-VARIANTS: dict[str, dict[str, Any]] = {
-    "GRIZAL": {},
-    "w/o images": {"use_images": False},
-    "w/o texts": {"use_texts": False},
-    "w/o flow": {"use_flow": False},
-    "w/o Fourier": {"use_fourier": False},
-}
-
-
-def _slug(name: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_")
+# The variants (the paper's ablations built in, others declared in results.variants): pipeline.modelling.variants.
+VARIANTS = BUILT_IN
 
 
 def grid_jobs(values: dict[str, Any], where: str | os.PathLike = "params.yaml") -> list[tuple[str, int | None, str]]:
     """(protocol, split id, variant) for every run of the grid, in the table's order."""
     cfg = section(values, "results", where)
-    unknown = sorted(set(cfg.get("variants", [])) - set(VARIANTS))
-    if unknown:
-        known = ", ".join(VARIANTS)
-        raise UserError(where, f"results.variants: unknown variant '{unknown[0]}' (known: {known})")
+    resolve_variants(cfg, where)  # an unknown name or a bad override fails here
     if values["prepare"].get("protocol", "closed") == "closed":  # e.g. Charades-STA: no open-set splits
         return [("closed", None, v) for v in cfg["variants"]]
     jobs: list[tuple[str, int | None, str]] = [("closed", None, "GRIZAL")] if cfg.get("closed_set", True) else []
@@ -76,7 +64,7 @@ def grid_jobs(values: dict[str, Any], where: str | os.PathLike = "params.yaml") 
 
 def run_dir(out: Path, job: Job) -> Path:
     _protocol, split_id, variant = job
-    return out / (f"split_{split_id}" if split_id is not None else "closed") / _slug(variant)
+    return out / (f"split_{split_id}" if split_id is not None else "closed") / slug_of(variant)
 
 
 def _split(values: dict[str, Any], index, job: Job, where: str | os.PathLike = "params.yaml") -> Split:
@@ -191,13 +179,22 @@ def _scored_thresholds(values: dict[str, Any]) -> dict[str, list[float]]:
     return {"averaged": list(thresholds.averaged), "scored": sorted({*thresholds.averaged, *thresholds.reported})}
 
 
+def _check_model(model: dict[str, Any], variant: str, where: str | os.PathLike) -> None:
+    from grizal.model import ConfigError
+    from grizal.model.config import ModelConfig
+
+    try:
+        ModelConfig.from_dict(model)
+    except ConfigError as err:
+        raise UserError(where, f"results.variants.{variant}: {err}") from None
+
+
 def run_key(settings: dict[str, Any], inputs: dict[str, Any], code: str, job: Job, split: Split) -> str:
     """The digest of everything that decides one run's numbers. The prepare section counts through the split it
     gives the run (classes and videos) and the index: `prepare.split_id`, which only the train stage reads,
-    changes no run."""
-    model = settings["model"] | VARIANTS[job[2]]
+    changes no run. ``settings`` are the variant's (its overrides merged in), ``inputs`` those of its features."""
     return _digest({"format": RUN_FORMAT, "job": list(job), "split": split.to_json(), "inputs": inputs, "code": code,
-                    **settings, "model": model})
+                    **settings})
 
 
 def finished_run(out: Path, job: Job, key: str) -> dict[str, Any] | None:
@@ -221,11 +218,13 @@ def run_one(values: dict[str, Any], index, features: Path, out: Path, job: Job, 
     if threads:
         torch.set_num_threads(threads)
     protocol, split_id, variant = job
+    chosen = variant_of(section(values, "results", where), variant, where)
+    values, features = chosen.settings(values), chosen.features_dir(features)
     folder = run_dir(out, job)
     (folder / RUN_RECORD).unlink(missing_ok=True)  # from now on the folder holds an unfinished run
     tious = _thresholds(values)
     split = _split(values, index, job, where)
-    model_cfg = {**copy.deepcopy(values["model"]), **VARIANTS[variant]}
+    model_cfg = copy.deepcopy(values["model"])
     train_cfg = TrainConfig.from_dict(section(values, "train", where), where)
     started = time.time()
     model_path = train(index, split, features, model_cfg, values.get("loss", {}), train_cfg, folder,
@@ -255,9 +254,16 @@ def run_grid(values: dict[str, Any], index, features: Path, out: Path, log=print
     workers = section(values, "results", where).get("workers", 1)
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         raise UserError(where, f"results.workers must be an integer >= 1, got {workers!r}")
-    settings = resolved_settings(values, where)  # a bad train/loss/localization section fails before any run starts
-    inputs, code = input_identity(index, features), code_digest()
-    keys = {job: run_key(settings, inputs, code, job, _split(values, index, job, where)) for job in jobs}
+    variants = resolve_variants(section(values, "results", where), where)
+    variants.setdefault(REFERENCE, Variant(REFERENCE))
+    # A bad train/loss/localization section, or a variant's bad override, fails before any run starts.
+    settings = {name: resolved_settings(variant.settings(values), where) for name, variant in variants.items()}
+    for name, resolved in settings.items():
+        _check_model(resolved["model"], name, where)
+    inputs = {folder: input_identity(index, folder) for folder in {v.features_dir(features) for v in variants.values()}}
+    code = code_digest()
+    keys = {job: run_key(settings[job[2]], inputs[variants[job[2]].features_dir(features)], code, job,
+                         _split(values, index, job, where)) for job in jobs}
 
     def report(run: dict[str, Any], how: str) -> None:
         log(f"{run['protocol']} split={run['split']} {run['variant']}: average mAP {_fmt(run['grizal']['average_mAP'])}"
@@ -315,7 +321,8 @@ def results_table(grid: dict[str, Any]) -> str:
         groups.setdefault((setting, run["variant"]), []).append(run["grizal"])
         if run["variant"] == "GRIZAL":
             groups.setdefault((setting, "training-free CLIP baseline"), []).append(run["baseline"])
-    order = ["GRIZAL", "training-free CLIP baseline", *[v for v in VARIANTS if v != "GRIZAL"]]
+    order = ["GRIZAL", "training-free CLIP baseline",
+             *dict.fromkeys(run["variant"] for run in grid["runs"] if run["variant"] != "GRIZAL")]
     for (setting, method), metrics in sorted(groups.items(), key=lambda kv: (kv[0][0], order.index(kv[0][1]))):
         cells = [setting, method]
         cells += [_stat([m["mAP"][t] for m in metrics]) for t in tious]
