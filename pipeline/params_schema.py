@@ -526,6 +526,18 @@ EXTRACT = Section({
         "sample_fps": Field(Maybe(Number(min=1e-3)), 5.0),  # null: every frame
         "min_frames": Field(Int(min=2), 2),
     }), FILL),
+    # The rgb stream's encoder (grizal/encoders/video.py); open_clip: the `clip` model above.
+    "frame_encoder": Field(Section({
+        "family": Field(Choice(("open_clip", "torchvision_video")), "open_clip"),
+        "model": Field(Choice(("r2plus1d_18", "r3d_18", "mc3_18", "s3d", "mvit_v1_b", "mvit_v2_s")), "r2plus1d_18"),
+        "weights": Field(Maybe(Text("a torchvision weights name (DEFAULT, KINETICS400_V1) or a checkpoint file",
+                                    nonempty=True)), "DEFAULT"),
+        "seed": Field(Int(min=0), 0),
+        "window": Field(Int(min=1), 16),
+        "stride": Field(Int(min=1), 1),
+        "batch_size": Field(Int(min=1), 8),
+        "crop_size": Field(Maybe(Int(min=8)), None),  # null: the weights' own crop (112 or 224)
+    }), FILL),
     "flow": Field(Section({
         "method": Field(Choice(("farneback", "dis", "raft_small", "raft_large")), "raft_large"),
         "max_side": Field(Maybe(Int(min=8)), 256),

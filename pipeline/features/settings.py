@@ -22,6 +22,7 @@ from pipeline.features.store import settings_differences, settings_sha256
 
 if TYPE_CHECKING:  # the encoders (open_clip, torch, OpenCV) load when they are built
     from grizal.encoders.clip import ClipEncoder
+    from grizal.encoders.video import VideoEncoder
 
 # The paper's setup for anyone's videos; params.yaml's `extract` section overrides any of it.
 DEFAULTS: dict[str, Any] = {
@@ -40,6 +41,11 @@ DEFAULTS: dict[str, Any] = {
     "clip": {"model": "ViT-B-32-quickgelu", "pretrained": "openai", "seed": 0, "precision": "bf16",
              "batch_size": 64},
     "frames": {"sample_fps": 5.0, "min_frames": 2},
+    # The rgb stream's encoder: `open_clip` (the `clip` model above, one feature per sampled frame) or a
+    # torchvision video model (grizal/encoders/video.py: one clip feature per window position); the flow
+    # stream and the priors always use `clip`.
+    "frame_encoder": {"family": "open_clip", "model": "r2plus1d_18", "weights": "DEFAULT", "seed": 0,
+                      "window": 16, "stride": 1, "batch_size": 8, "crop_size": None},
     "flow": {
         "method": "raft_large",
         "max_side": 256,
@@ -54,6 +60,9 @@ DEFAULTS: dict[str, Any] = {
     },
     "priors": {"name_template": "a video of a person {}", "joint_unit": "concat"},
 }
+
+FRAME_FAMILIES = ("open_clip", "torchvision_video")
+
 
 def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(base)
@@ -93,6 +102,12 @@ def extract_config(params: dict[str, Any] | None, where: str = "params.yaml") ->
     _number(cfg, "clip.batch_size", where, minimum=1, integer=True)
     _number(cfg, "clip.seed", where, minimum=0, integer=True)
     _number(cfg, "flow.batch_size", where, minimum=1, integer=True)
+    for key in ("seed", "window", "stride", "batch_size"):
+        _number(cfg, f"frame_encoder.{key}", where, minimum=0 if key == "seed" else 1, integer=True)
+    _number(cfg, "frame_encoder.crop_size", where, minimum=8, integer=True, optional=True)
+    if cfg["frame_encoder"].get("family") not in FRAME_FAMILIES:
+        raise UserError(where, f"extract.frame_encoder.family must be one of {', '.join(FRAME_FAMILIES)}, "
+                               f"got {cfg['frame_encoder'].get('family')!r}")
     _number(cfg, "flow.max_side", where, minimum=8, integer=True, optional=True)
     _number(cfg, "flow.wheel_max_magnitude", where, minimum=1e-6, optional=True)
     _number(cfg, "T", where, minimum=1, integer=True)
@@ -114,6 +129,22 @@ def build_clip(cfg: dict[str, Any], where: str) -> ClipEncoder:
                                   precision=str(c["precision"]), device=str(cfg["device"])))
     except EncoderConfigError as err:
         raise UserError(where, f"extract.clip: {err}") from None
+
+
+def build_frame_encoder(cfg: dict[str, Any], where: str) -> VideoEncoder | None:
+    """The torchvision video model `extract.frame_encoder` names; None when the rgb stream uses CLIP."""
+    f = cfg["frame_encoder"]
+    if f["family"] == "open_clip":
+        return None
+    from grizal.encoders.clip import EncoderConfigError
+    from grizal.encoders.video import VideoSpec, load_video_encoder
+
+    try:
+        return load_video_encoder(VideoSpec(
+            model=str(f["model"]), weights=f["weights"] or None, seed=int(f["seed"]), window=int(f["window"]),
+            stride=int(f["stride"]), crop_size=f["crop_size"], device=str(cfg["device"])))
+    except EncoderConfigError as err:
+        raise UserError(where, f"extract.frame_encoder: {err}") from None
 
 
 def build_extractors(cfg: dict[str, Any], kinds: tuple[str, ...], where: str,
@@ -139,6 +170,8 @@ def build_extractors(cfg: dict[str, Any], kinds: tuple[str, ...], where: str,
         min_frames=int(cfg["frames"]["min_frames"]), clip_batch_size=int(cfg["clip"]["batch_size"]),
         flow_batch_size=int(f["batch_size"]), wheel_max_magnitude=f["wheel_max_magnitude"],
         queue_size=int(cfg["queue_size"]), decode_workers=int(cfg["decode_workers"]),
+        frame=build_frame_encoder(cfg, where) if "rgb" in kinds else None,
+        frame_batch_size=int(cfg["frame_encoder"]["batch_size"]),
     )
 
 
@@ -148,15 +181,41 @@ def _spec_source(weights: str) -> tuple[str | None, int]:
     return (None, int(weights[len(prefix):])) if weights.startswith(prefix) else (weights, 0)
 
 
+def rebuild_frame_encoder(described: dict[str, Any], device: str, where: str) -> VideoEncoder:
+    """A torchvision video frame encoder from its stored description, checked against its weights checksum."""
+    from grizal.encoders.clip import EncoderConfigError
+    from grizal.encoders.video import VideoSpec, load_video_encoder, preprocessing
+
+    weights, seed = _spec_source(described["weights"])
+    crop = described["preprocess"]["crop"]
+    try:
+        own = preprocessing(described["model"])["crop"]
+        frame = load_video_encoder(VideoSpec(
+            model=described["model"], weights=weights, seed=seed,
+            window=int(described["window"]), stride=int(described["stride"]),
+            crop_size=None if crop == own else int(crop), device=device))
+    except EncoderConfigError as err:
+        raise UserError(where, f"cannot rebuild the frame encoder: {err}") from None
+    if frame.weights_sha256 != described["weights_sha256"]:
+        raise UserError(where, f"the weights of {described['model']} ({described['weights']}) differ from those the "
+                               "stored features were made with")
+    return frame
+
+
 def extractors_from_stores(rgb_attrs: dict[str, Any], flow_attrs: dict[str, Any] | None = None,
-                           device: str = "auto", where: str = "feature stores") -> Extractors:
+                           device: str = "auto", where: str = "feature stores",
+                           clip_settings: dict[str, Any] | None = None) -> Extractors:
     """The encoders that made existing stores (e.g. those a checkpoint was trained on), rebuilt and checked
-    against the stored weights checksums, so that one new video gets features comparable to the stores'."""
+    against the stored weights checksums, so that one new video gets features comparable to the stores'.
+    With a torchvision video frame encoder the rgb store records no CLIP: `clip_settings` (the priors
+    store's, or the flow store's) names the CLIP to load."""
     from grizal.encoders.clip import ClipSpec, EncoderConfigError, load_clip
     from grizal.encoders.flow import FlowSpec, load_flow
 
     settings = rgb_attrs.get("settings", {})
-    clip_cfg = settings.get("clip")
+    frame = rebuild_frame_encoder(settings["frame_encoder"], device, where) if "frame_encoder" in settings else None
+    clip_cfg = settings.get("clip") or ((flow_attrs or {}).get("settings", {}).get("clip") if frame else None) \
+        or (clip_settings if frame else None)
     if not clip_cfg:
         raise UserError(where, f"features were {rgb_attrs.get('encoder', 'imported')}: no encoder to rebuild")
     pretrained, seed = _spec_source(clip_cfg["weights"])
@@ -192,7 +251,7 @@ def extractors_from_stores(rgb_attrs: dict[str, Any], flow_attrs: dict[str, Any]
             raise UserError(where, f"the {f['method']} weights differ from those the stored flow features used")
         kinds, wheel = ("rgb", "flow"), f.get("wheel_max_magnitude")
     return Extractors(clip=clip, kinds=kinds, flow=flow, sample_fps=frames["sample_fps"],
-                      min_frames=int(frames["min_frames"]), wheel_max_magnitude=wheel)
+                      min_frames=int(frames["min_frames"]), wheel_max_magnitude=wheel, frame=frame)
 
 
 def store_attrs(kind: str, ex: Extractors, T: int) -> dict[str, Any]:
@@ -203,6 +262,9 @@ def store_attrs(kind: str, ex: Extractors, T: int) -> dict[str, Any]:
         "clip": clip,
         "frames": {"sample_fps": ex.sample_fps, "min_frames": ex.min_frames},
     }
+    if kind == "rgb" and ex.frame is not None:  # the rgb features do not depend on CLIP then
+        clip = ex.frame.describe()
+        settings = {"kind": kind, "frame_encoder": clip, "frames": settings["frames"]}
     attrs: dict[str, Any] = {
         "kind": kind,
         "encoder": f"{clip['model']} ({clip['weights']})",
@@ -228,8 +290,12 @@ def trained_settings(records: dict[str, dict[str, Any]], use_flow: bool) -> dict
     """The encoder settings a checkpoint's features were made with (its stores' attributes), named like the
     `extract` keys."""
     rgb = records["rgb"]["settings"]
-    clip = rgb["clip"]
-    flat = {"clip.model": clip["model"], "clip.pretrained": clip["weights"],
+    clip = rgb.get("clip") or records["priors"]["settings"]["clip"]
+    frame = rgb.get("frame_encoder")
+    flat = {"frame_encoder.family": frame["family"] if frame else "open_clip"}
+    if frame:
+        flat |= {f"frame_encoder.{key}": frame[key] for key in ("model", "weights", "window", "stride")}
+    flat |= {"clip.model": clip["model"], "clip.pretrained": clip["weights"],
             "clip.precision": clip["precision"], "frames.sample_fps": rgb["frames"]["sample_fps"],
             "frames.min_frames": rgb["frames"]["min_frames"],
             "priors.name_template": records["priors"]["settings"]["name_template"],
@@ -255,7 +321,12 @@ def configured_settings(cfg: dict[str, Any], use_flow: bool) -> dict[str, Any]:
     model = str(clip["model"])
     hub = model.startswith(("hf-hub:", "local-dir:"))  # open_clip names the weights by the model there
     weights = model if hub else (clip["pretrained"] or f"random-init seed {int(clip['seed'])}")
-    flat = {"clip.model": model, "clip.pretrained": weights, "clip.precision": clip["precision"],
+    f = cfg["frame_encoder"]
+    flat = {"frame_encoder.family": f["family"]}
+    if f["family"] != "open_clip":
+        flat |= {"frame_encoder.model": f["model"], "frame_encoder.weights": _frame_weights(f),
+                 "frame_encoder.window": int(f["window"]), "frame_encoder.stride": int(f["stride"])}
+    flat |= {"clip.model": model, "clip.pretrained": weights, "clip.precision": clip["precision"],
             "frames.sample_fps": frames["sample_fps"], "frames.min_frames": int(frames["min_frames"]),
             "priors.name_template": cfg["priors"]["name_template"],
             "priors.joint_unit": cfg["priors"]["joint_unit"]}
@@ -274,6 +345,18 @@ def configured_settings(cfg: dict[str, Any], use_flow: bool) -> dict[str, Any]:
                      "flow.num_flow_updates": int(flow["num_flow_updates"]),
                      "flow.autocast": flow["autocast"]}
     return flat
+
+
+def _frame_weights(f: dict[str, Any]) -> str:
+    """How a video encoder records the weights `extract.frame_encoder.weights` names (nothing is loaded)."""
+    weights = f["weights"]
+    if not weights:
+        return f"random-init seed {int(f['seed'])}"
+    if weights == "DEFAULT" and not os.path.isfile(weights):
+        from grizal.encoders.video import default_weights_name
+
+        return default_weights_name(str(f["model"]))
+    return str(weights)
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -309,7 +392,8 @@ class CheckpointEncoders:
         lacking = [kind for kind in (*self.kinds, "priors") if "settings" not in records.get(kind, {})]
         if lacking:
             raise UserError(where, f"records no {lacking[0]} encoder settings; retrain it with this grizal")
-        if not records["rgb"]["settings"].get("clip"):
+        rgb = records["rgb"]["settings"]
+        if not (rgb.get("clip") or rgb.get("frame_encoder")):
             encoder = records["rgb"].get("encoder", "unknown encoder")
             raise UserError(where, f"trained on imported features ({encoder}): grizal localize cannot make "
                                    "features of a new video with that encoder")
@@ -328,7 +412,7 @@ class CheckpointEncoders:
     @functools.cached_property
     def extractors(self) -> Extractors:
         ex = extractors_from_stores(self.records["rgb"], self.records["flow"] if self.use_flow else None,
-                                    self.device, str(self.where))
+                                    self.device, str(self.where), self.records["priors"]["settings"]["clip"])
         for kind in self.kinds:
             self._check(kind, store_attrs(kind, ex, self.T)["settings"])
         return ex

@@ -71,6 +71,26 @@ def _model_probs(model: torch.nn.Module, videos: VideoTensors, priors: PriorTens
     return out
 
 
+def baseline_undefined(rgb_settings: dict[str, Any]) -> str | None:
+    """Why the training-free baseline cannot run on these frame features (None when it can): it compares frame
+    features with CLIP text embeddings, which needs the frames encoded by the same CLIP."""
+    frame = rgb_settings.get("frame_encoder")
+    if frame:
+        return (f"undefined: the frame features come from {frame['model']} (a video model), not CLIP, so they "
+                "cannot be compared with CLIP text embeddings")
+    return None
+
+
+def _unscored_like(metrics: dict[str, Any], reason: str) -> dict[str, Any]:
+    """A metrics entry with the figures of `metrics` (mAP per threshold, averages) all None (n/a)."""
+    out: dict[str, Any] = {"scored": False, "reason": reason}
+    for key, value in metrics.items():
+        if key in ("scored", "reason", "counts", "unscored_classes"):
+            continue
+        out[key] = {k: None for k in value} if isinstance(value, dict) else None
+    return out
+
+
 def baseline_probs(videos: VideoTensors, priors: PriorTensors) -> np.ndarray:
     """(V, C, T): per snippet, a softmax over classes of CLIP cosine similarity (frame vs class prompt)."""
     import torch
@@ -131,8 +151,10 @@ def evaluate_model(index: Index, split: Split, features_dir: Path, model_path: P
     scored = [c for c in classes if c in annotated]  # classes without ground truth are predicted, not scored
     unscored = [c for c in classes if c not in annotated]
     model_videos, model_priors = standardized(videos, priors, checkpoint["feature_stats"])
-    curves = {"grizal": model_probs(model, model_videos, model_priors, run_on),
-              "baseline": baseline_probs(videos, priors)}
+    no_baseline = baseline_undefined(feature_set.attrs("rgb").get("settings", {}))
+    curves = {"grizal": model_probs(model, model_videos, model_priors, run_on)}
+    if no_baseline is None:
+        curves["baseline"] = baseline_probs(videos, priors)
     reports, results, metrics = {}, {}, {}
     for name, probs in curves.items():
         results[name] = curves_to_results(probs, videos, classes, loc_cfg)
@@ -144,10 +166,13 @@ def evaluate_model(index: Index, split: Split, features_dir: Path, model_path: P
                              "counts": {"predictions": sum(len(r) for r in results[name].values())}}
         if unscored:
             metrics[name]["unscored_classes"] = unscored
+    if no_baseline is not None:
+        metrics["baseline"] = _unscored_like(metrics["grizal"], f"training-free baseline {no_baseline}")
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         write_predictions(out_dir / "predictions.json", results["grizal"])
-        write_predictions(out_dir / "baseline_predictions.json", results["baseline"])
+        # No baseline: an empty result file (a DVC output); metrics.json says why.
+        write_predictions(out_dir / "baseline_predictions.json", results.get("baseline", {}))
         atomic_write_json(metrics_path or out_dir / "metrics.json", metrics)
         if scored:
             write_per_class(out_dir / "per_class.md", reports["grizal"])
