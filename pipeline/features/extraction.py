@@ -82,7 +82,9 @@ def _extract(videos: dict[str, Path], writers: dict[str, FeatureStoreWriter], st
         tqdm.write(f"failed: {job.video_id} ({job.path}): {reason}", file=sys.stderr)
 
     with tqdm(total=len(jobs), unit="video", file=sys.stderr, mininterval=2, disable=not jobs) as bar:
-        run_extraction(jobs, ex, on_done, on_failed, on_progress=bar.update)
+        stats = run_extraction(jobs, ex, on_done, on_failed, on_progress=bar.update)
+    if jobs:
+        print(f"{where}: {stats.summary()}")
     reports: dict[str, CheckReport | None] = {}
     for kind, writer in writers.items():
         if shard.count > 1:
