@@ -175,9 +175,16 @@ def main() -> None:
     name = torch.cuda.get_device_name(device) if cuda else f"CPU, {torch.get_num_threads()} threads"
     figures: dict = {"device": device, "device_name": name, "torch": torch.__version__, "sizes": asdict(sizes),
                      "load_average_at_start": os.getloadavg()}
-    figures["limit"] = {"n": sizes.matmul,
-                        "bf16_gflops": round(matmul_gflops(sizes.matmul, torch.bfloat16, device, args.repeat), 1),
-                        "fp32_gflops": round(matmul_gflops(sizes.matmul, torch.float32, device, args.repeat), 1)}
+
+    def limit(before: dict | None = None) -> dict:
+        """Measured before and after the models; the better of the two counts (a loaded CPU reads low)."""
+        out = {"n": sizes.matmul}
+        for dtype, key in ((torch.bfloat16, "bf16_gflops"), (torch.float32, "fp32_gflops")):
+            measured = round(matmul_gflops(sizes.matmul, dtype, device, args.repeat), 1)
+            out[key] = max(measured, (before or {}).get(key, 0))
+        return out
+
+    figures["limit"] = limit()
     print(f"limit: {json.dumps(figures['limit'])}", flush=True)
     figures["clip"] = bench_clip(sizes, device, args.repeat)
     print(f"clip: {json.dumps(figures['clip'])}", flush=True)
@@ -187,6 +194,8 @@ def main() -> None:
         videos = render_demo_videos(Path(tmp), sizes)
         figures["engine"] = bench_engine(videos, sizes, device, args.decode_workers)
     print(f"engine: {json.dumps(figures['engine'])}", flush=True)
+    figures["limit"] = limit(figures["limit"])
+    print(f"limit, best of before and after: {json.dumps(figures['limit'])}", flush=True)
     figures["load_average_at_end"] = os.getloadavg()
     print(f"load average: {figures['load_average_at_start']} -> {figures['load_average_at_end']}\n")
     command = "python -m benchmarks.bench_gpu_extract" + (f" --device {device}" if device == "cpu" else "") + (
