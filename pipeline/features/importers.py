@@ -132,45 +132,45 @@ def _import_entries(entries: list[tuple[str, Any]], src: Path, out: Path, kind: 
              "encoder_weights": str(src), "weights_sha256": "unknown",
              "sample_fps": fps / stride if fps is not None else None, "dim": int(dim), "T": T,
              "settings": settings, "settings_sha256": settings_sha256(settings)}
-    writer = FeatureStoreWriter(out, attrs, rebuild=rebuild)
-    done = writer.complete_ids()
-    seen: list[str] = []
+    with FeatureStoreWriter(out, attrs, rebuild=rebuild) as writer:  # released even when it fails
+        done = writer.complete_ids()
+        seen: list[str] = []
 
-    def stamps(video_id: str, n: int, own: np.ndarray | None) -> tuple[np.ndarray, float, str]:
-        if timing["mode"] == "stride":
-            ts = (np.arange(n) * stride + window / 2) / fps
-            span = ((n - 1) * stride + max(window, stride)) / fps
-            return ts, durations.get(video_id, span), "index" if video_id in durations else "features"
-        if timing["mode"] != "source":
-            if video_id not in durations:
-                raise ValueError("not in the index (or no duration there)")
-            d = durations[video_id]
-            return (np.arange(n) + 0.5) * d / n, d, "index"
-        if own is None:
-            raise ValueError("no timestamps in the source: give --fps/--stride or --index")
-        own = np.asarray(own, dtype=np.float64).reshape(-1)
-        if own.shape[0] != n:
-            raise ValueError(f"{own.shape[0]} timestamps for {n} features")
-        return own, durations.get(video_id, float(own[-1])), "index" if video_id in durations else "features"
+        def stamps(video_id: str, n: int, own: np.ndarray | None) -> tuple[np.ndarray, float, str]:
+            if timing["mode"] == "stride":
+                ts = (np.arange(n) * stride + window / 2) / fps
+                span = ((n - 1) * stride + max(window, stride)) / fps
+                return ts, durations.get(video_id, span), "index" if video_id in durations else "features"
+            if timing["mode"] != "source":
+                if video_id not in durations:
+                    raise ValueError("not in the index (or no duration there)")
+                d = durations[video_id]
+                return (np.arange(n) + 0.5) * d / n, d, "index"
+            if own is None:
+                raise ValueError("no timestamps in the source: give --fps/--stride or --index")
+            own = np.asarray(own, dtype=np.float64).reshape(-1)
+            if own.shape[0] != n:
+                raise ValueError(f"{own.shape[0]} timestamps for {n} features")
+            return own, durations.get(video_id, float(own[-1])), "index" if video_id in durations else "features"
 
-    failed = 0
-    for video_id, node in tqdm(entries, unit="video", file=sys.stderr, mininterval=2):
-        seen.append(video_id)
-        if video_id in done:
-            continue
-        try:
-            features, own = _load(node, columns, transpose)
-            timestamps, duration, source = stamps(video_id, features.shape[0], own)
-            writer.write_video(video_id, features, timestamps, {"source": str(src), "duration": duration,
-                                                                "duration_source": source})
-        except ValueError as err:
-            failed += 1
-            writer.failures.add(video_id, str(src), str(err))
-    writer.set_expected(seen)
-    report = check_feature_store(out, seen)
-    print(report.summary())
-    if not report.ok(max_failure_fraction):
-        raise SystemExit(f"error: {out}: {failed} of {len(seen)} videos not imported; see {out}/failures.jsonl")
+        failed = 0
+        for video_id, node in tqdm(entries, unit="video", file=sys.stderr, mininterval=2):
+            seen.append(video_id)
+            if video_id in done:
+                continue
+            try:
+                features, own = _load(node, columns, transpose)
+                timestamps, duration, source = stamps(video_id, features.shape[0], own)
+                writer.write_video(video_id, features, timestamps, {"source": str(src), "duration": duration,
+                                                                    "duration_source": source})
+            except ValueError as err:
+                failed += 1
+                writer.failures.add(video_id, str(src), str(err))
+        writer.set_expected(seen)
+        report = check_feature_store(out, seen)
+        print(report.summary())
+        if not report.ok(max_failure_fraction):
+            raise SystemExit(f"error: {out}: {failed} of {len(seen)} videos not imported; see {out}/failures.jsonl")
 
 
 @exit_on_user_error
