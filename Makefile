@@ -31,3 +31,6 @@ bench: setup
 	$(PY) -m benchmarks.bench_model --vle-layers 2 --ofe-layers 1
 	$(PY) -m benchmarks.bench_metrics
 	$(PY) -m benchmarks.bench_cli
+	$(PY) -m benchmarks.bench_shards
+	$(PY) -m benchmarks.bench_joint_unit
+	$(PY) -m benchmarks.bench_gpu_extract --small
