@@ -7,7 +7,6 @@ import ast
 import os
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 from functools import cache
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from support.project_copy import copy_project
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("pipeline", "grizal")
@@ -149,12 +149,7 @@ def test_the_closure_follows_lazy_imports_and_module_tables():
 def project(tmp_path_factory):
     """A copy of the project's files (tracked and new, as git sees them), free of any bytecode."""
     dest = tmp_path_factory.mktemp("project")
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
-                           text=True, check=True).stdout.split()
-    for name in files:
-        if (ROOT / name).is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, dest / name)
+    copy_project(dest)
     env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
     env.update(DVC_NO_ANALYTICS="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     subprocess.run(["git", "init", "-q"], cwd=dest, env=env, check=True)

@@ -3,13 +3,13 @@ reruns only its stage and what depends on it; then an experiment compares with t
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from support.project_copy import copy_project
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -35,12 +35,7 @@ def _ran(output: str) -> set[str]:
 def project(tmp_path_factory):
     """A copy of the project (tracked and new files) with params shrunk to a seconds-long demo world."""
     dest = tmp_path_factory.mktemp("project")
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
-                           text=True, check=True).stdout.split()
-    for name in files:
-        if (ROOT / name).is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, dest / name)
+    copy_project(dest)
     (dest / "dvc.lock").unlink(missing_ok=True)
     params = yaml.safe_load((dest / "params.yaml").read_text())
     params["demo"].update(videos_per_class_train=1, videos_per_class_test=1, min_duration=8.0, max_duration=10.0)
