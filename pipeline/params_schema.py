@@ -663,7 +663,7 @@ EVALUATE = Section({
 })
 
 
-# --- results (pipeline/modelling/variants.py BUILT_IN, pipeline/results.py grid_jobs, run_grid) -------------
+# --- results (pipeline/modelling/variants.py BUILT_IN, pipeline/modelling/grid.py grid_jobs, run_grid) -------------
 
 VARIANTS = ("GRIZAL", "w/o images", "w/o texts", "w/o flow", "w/o Fourier", "w/o Fourier and OF", "supervised only",
             "self-supervised only", "k=1", "k=2", "k=3", "k=4", "k=8", "N=1", "N=3", "N=5", "N=7", "N=9")

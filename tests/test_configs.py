@@ -15,9 +15,9 @@ from grizal.model import ModelConfig
 from pipeline.common import BASE_KEY, RESOLVED_HEADER, UserError, load_params, merge_params
 from pipeline.features.settings import extract_config
 from pipeline.modelling.fit import TrainConfig
+from pipeline.modelling.grid import VARIANTS
 from pipeline.modelling.scoring import parse_tious, thresholds_from_params
 from pipeline.priors.config import build_config
-from pipeline.results import VARIANTS
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = [ROOT / "params.yaml", *sorted((ROOT / "configs").glob("*.yaml"))]

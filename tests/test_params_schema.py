@@ -368,8 +368,8 @@ def test_choices_match_the_code():
     from grizal.encoders.flow import AUTOCAST_DTYPES, DIS_PRESETS, FARNEBACK_DEFAULTS, FLOW_METHODS
     from pipeline import params_schema as schema
     from pipeline.data.build import DATASETS
+    from pipeline.modelling.grid import VARIANTS
     from pipeline.priors.config import IMAGE_BACKENDS, TEXT_BACKENDS
-    from pipeline.results import VARIANTS
 
     flow = schema.EXTRACT.fields["flow"].kind.fields
     assert set(flow["method"].kind.choices) == set(FLOW_METHODS)

@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 import pipeline.modelling.fit
 import pipeline.modelling.inference
 from pipeline.common import UserError
-from pipeline.results import app, grid_jobs, results_table, run_grid
+from pipeline.modelling.grid import grid_jobs, results_table, run_grid
+from pipeline.results import app
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,10 +9,10 @@ import shutil
 import pytest
 
 from pipeline.common import UserError
+from pipeline.modelling.grid import RUN_FORMAT, grid_jobs, run_grid, run_key
 from pipeline.modelling.variants import BUILT_IN, Variant, resolve_variants, variant_of
 from pipeline.params_schema import VARIANTS as SCHEMA_VARIANTS
 from pipeline.params_schema import validate_section
-from pipeline.results import RUN_FORMAT, grid_jobs, run_grid, run_key
 
 
 def test_the_schema_knows_every_built_in_variant():
@@ -76,7 +76,7 @@ def test_run_keys_of_shipped_variants_are_those_of_the_model_only_formula():
                 "tious": [0.5]}
     job = ("open", 0, "w/o images")
     variant = resolve_variants({"variants": ["w/o images"]})["w/o images"]
-    from pipeline.results import resolved_settings  # noqa: F401  (the grid resolves the variant's values)
+    from pipeline.modelling.grid import resolved_settings  # noqa: F401  (the grid resolves the variant's values)
 
     old_model = settings["model"] | {"use_images": False}
     old = hashlib.sha256(json.dumps({"format": RUN_FORMAT, "job": list(job), "split": _Split().to_json(),

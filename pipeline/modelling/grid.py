@@ -1,0 +1,328 @@
+"""The results grid: every (protocol, split, variant) run trained and evaluated over the cached feature stores,
+each run kept and reused, and the results table.
+
+Features are split-independent, so every (split, variant) pair reuses the cached stores: only the light layers
+are trained again. Each run writes ``<split>/<variant>/`` with ``model.pt``, ``metrics.json`` and, last,
+``run.json``. With ``results.workers`` > 1 the runs go to that many processes, each with an equal share of torch's
+threads (these small models use a second thread poorly: on 2 cores, two one-thread workers get through about
+1.2-1.3x more runs than one two-thread process).
+
+Every finished run is kept: ``run.json`` holds the run's key, a digest of everything that decides its numbers (its
+protocol, split and variant, the resolved model, loss, train, localization and tIoU settings, the split that the
+prepare settings give it, the index, the feature stores' settings and items, and the source of the code that trains
+and scores it). A rerun reuses each run whose key is unchanged and redoes the others; a run killed before its
+``run.json`` was written is redone.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import hashlib
+import json
+import multiprocessing
+import os
+import statistics
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from pipeline.common import UserError, atomic_write_json, section
+from pipeline.data.build import build_split
+from pipeline.data.splits import Split
+from pipeline.modelling.variants import BUILT_IN, REFERENCE, Variant, resolve_variants, slug_of, variant_of
+
+# torch, training and prediction load when a run starts (in run_grid/run_one), so `--help` answers at once.
+
+ROOT = Path(__file__).resolve().parents[2]
+RUN_RECORD = "run.json"
+# Bump when run_one changes what a run computes: this file's own source is not part of the run key (editing the
+# table must not retrain the grid), the modules below and everything they import from the project are.
+RUN_FORMAT = 1
+RUN_CODE = ("pipeline.data.build", "pipeline.modelling.fit", "pipeline.modelling.inference")
+Job = tuple[str, int | None, str]
+
+# The variants (the paper's ablations built in, others declared in results.variants): pipeline.modelling.variants.
+VARIANTS = BUILT_IN
+
+
+def grid_jobs(values: dict[str, Any], where: str | os.PathLike = "params.yaml") -> list[tuple[str, int | None, str]]:
+    """(protocol, split id, variant) for every run of the grid, in the table's order."""
+    cfg = section(values, "results", where)
+    resolve_variants(cfg, where)  # an unknown name or a bad override fails here
+    if values["prepare"].get("protocol", "closed") == "closed":  # e.g. Charades-STA: no open-set splits
+        return [("closed", None, v) for v in cfg["variants"]]
+    jobs: list[tuple[str, int | None, str]] = [("closed", None, "GRIZAL")] if cfg.get("closed_set", True) else []
+    return jobs + [("open", int(s), v) for s in cfg["splits"] for v in cfg["variants"]]
+
+
+def run_dir(out: Path, job: Job) -> Path:
+    _protocol, split_id, variant = job
+    return out / (f"split_{split_id}" if split_id is not None else "closed") / slug_of(variant)
+
+
+def _split(values: dict[str, Any], index, job: Job, where: str | os.PathLike = "params.yaml") -> Split:
+    protocol, split_id, _variant = job
+    prepare_cfg = {**values["prepare"], "protocol": protocol}
+    if split_id is not None:
+        prepare_cfg["split_id"] = split_id
+    return build_split(index, prepare_cfg, where, "results.splits" if split_id is not None else "prepare.split_id")
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _module_file(name: str) -> Path | None:
+    if name.split(".")[0] not in ("pipeline", "grizal"):
+        return None
+    base = ROOT.joinpath(*name.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def code_digest(modules: tuple[str, ...] = RUN_CODE) -> str:
+    """sha256 over the source of ``modules`` and of every project module they import, at any depth (imports
+    inside functions included): a code change that DVC reruns the stage for also retrains the runs."""
+    found: dict[str, Path] = {}
+    todo = list(modules)
+    while todo:
+        name = todo.pop()
+        path = _module_file(name)
+        if name in found or path is None:
+            continue
+        found[name] = path
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        todo += [".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 1)]  # parent packages
+        for node in ast.walk(ast.parse(path.read_bytes(), str(path))):
+            if isinstance(node, ast.Import):
+                todo += [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join([*parent, *([base] if base else [])])
+                todo += [base, *(f"{base}.{alias.name}" for alias in node.names)]
+    digest = hashlib.sha256()
+    for name in sorted(found):
+        digest.update(name.encode() + b"\0" + found[name].read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _item_attrs(folder: Path) -> dict[str, Any]:
+    """The attributes of every group in a store folder (a video's source fingerprint, a class's sources)."""
+    items = {}
+    for entry in sorted(folder.iterdir()) if folder.is_dir() else []:
+        try:
+            items[entry.name] = json.loads((entry / "zarr.json").read_bytes()).get("attributes", {})
+        except (OSError, ValueError):
+            items[entry.name] = None
+    return items
+
+
+def input_identity(index, features: Path) -> dict[str, Any]:
+    """What the runs read besides params: the index content, and per store its settings and the attributes of
+    every video or class in it (an edited video or a remade class changes those)."""
+    from pipeline.features.inputs import store_paths
+    from pipeline.features.store import CLASSES, VIDEOS, read_store_attrs
+
+    identity: dict[str, Any] = {"index": _digest(index.to_json())}
+    for kind, path in store_paths(features).items():
+        if not path.exists():
+            identity[kind] = None  # a run that needs it fails when it loads it
+            continue
+        items = _item_attrs(path / (CLASSES if kind == "priors" else VIDEOS))
+        identity[kind] = _digest([read_store_attrs(path), items])
+    return identity
+
+
+def resolved_settings(values: dict[str, Any], where: str | os.PathLike = "params.yaml") -> dict[str, Any]:
+    """The sections every run reads, with their defaults filled in (so a default written out changes nothing)."""
+    from dataclasses import fields
+
+    from grizal.localization import localization_config
+    from grizal.losses import loss_config
+    from grizal.model import ConfigError
+    from grizal.model.config import ModelConfig
+    from pipeline.modelling.fit import TrainConfig
+
+    try:
+        loss, localization = loss_config(values.get("loss", {})), localization_config(values["localization"])
+    except ConfigError as err:
+        raise UserError(where, str(err)) from None
+    # The model section is checked where each run builds its model (in its worker, when there are workers).
+    model = {f.name: f.default for f in fields(ModelConfig)} | copy.deepcopy(values["model"])
+    return {"model": model, "loss": loss, "localization": localization,
+            "train": asdict(TrainConfig.from_dict(section(values, "train", where), where)),
+            "tious": _scored_thresholds(values)}
+
+
+def _thresholds(values: dict[str, Any]):
+    """`evaluate.tious` (averaged into avg mAP) and `evaluate.report_tious` (the table's columns)."""
+    from pipeline.modelling.scoring import thresholds_from_params
+
+    return thresholds_from_params(section(values, "evaluate"))
+
+
+def _scored_thresholds(values: dict[str, Any]) -> dict[str, list[float]]:
+    """What a run's metrics depend on: the averaged thresholds and every threshold scored. Columns that are
+    already averaged change only the table, so they retrain nothing."""
+    thresholds = _thresholds(values)
+    return {"averaged": list(thresholds.averaged), "scored": sorted({*thresholds.averaged, *thresholds.reported})}
+
+
+def _check_model(model: dict[str, Any], variant: str, where: str | os.PathLike) -> None:
+    from grizal.model import ConfigError
+    from grizal.model.config import ModelConfig
+
+    try:
+        ModelConfig.from_dict(model)
+    except ConfigError as err:
+        raise UserError(where, f"results.variants.{variant}: {err}") from None
+
+
+def run_key(settings: dict[str, Any], inputs: dict[str, Any], code: str, job: Job, split: Split) -> str:
+    """The digest of everything that decides one run's numbers. The prepare section counts through the split it
+    gives the run (classes and videos) and the index: `prepare.split_id`, which only the train stage reads,
+    changes no run. ``settings`` are the variant's (its overrides merged in), ``inputs`` those of its features."""
+    return _digest({"format": RUN_FORMAT, "job": list(job), "split": split.to_json(), "inputs": inputs, "code": code,
+                    **settings})
+
+
+def finished_run(out: Path, job: Job, key: str) -> dict[str, Any] | None:
+    """The stored record of the run, when it finished with this key."""
+    try:
+        record = json.loads((run_dir(out, job) / RUN_RECORD).read_bytes())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and record.get("key") == key else None
+
+
+def run_one(values: dict[str, Any], index, features: Path, out: Path, job: Job, key: str,
+            threads: int | None = None, where: str | os.PathLike = "params.yaml") -> dict[str, Any]:
+    """Train and evaluate one (protocol, split, variant) run; writes its model.pt, metrics.json and, last,
+    run.json (the record with ``key`` that marks the run finished)."""
+    import torch
+
+    from pipeline.modelling.fit import TrainConfig, train
+    from pipeline.modelling.inference import evaluate_model
+
+    if threads:
+        torch.set_num_threads(threads)
+    protocol, split_id, variant = job
+    chosen = variant_of(section(values, "results", where), variant, where)
+    values, features = chosen.settings(values), chosen.features_dir(features)
+    folder = run_dir(out, job)
+    (folder / RUN_RECORD).unlink(missing_ok=True)  # from now on the folder holds an unfinished run
+    tious = _thresholds(values)
+    split = _split(values, index, job, where)
+    model_cfg = copy.deepcopy(values["model"])
+    train_cfg = TrainConfig.from_dict(section(values, "train", where), where)
+    started = time.time()
+    model_path = train(index, split, features, model_cfg, values.get("loss", {}), train_cfg, folder,
+                       progress=False, log=lambda _msg: None, where=where)
+    outcome = evaluate_model(index, split, features, model_path, values["localization"], tious, n_plots=0,
+                             where=where)
+    atomic_write_json(folder / "metrics.json", outcome["metrics"])
+    record = {"key": key, "protocol": protocol, "split": split_id, "seed": train_cfg.seed, "variant": variant,
+              "seconds": round(time.time() - started, 1),
+              "grizal": outcome["metrics"]["grizal"], "baseline": outcome["metrics"]["baseline"]}
+    atomic_write_json(folder / RUN_RECORD, record)  # last: a folder without it is redone
+    return record
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def run_grid(values: dict[str, Any], index, features: Path, out: Path, log=print,
+             where: str | os.PathLike = "params.yaml") -> dict[str, Any]:
+    """Every run of the grid, in the table's order: finished runs with an unchanged key are reused, the others
+    are trained and evaluated (in ``results.workers`` processes), each stored as soon as it finishes."""
+    jobs = grid_jobs(values, where)
+    from pipeline.modelling.scoring import threshold_key
+
+    tious = [threshold_key(t) for t in _thresholds(values).reported]  # the table's columns
+    workers = section(values, "results", where).get("workers", 1)
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise UserError(where, f"results.workers must be an integer >= 1, got {workers!r}")
+    variants = resolve_variants(section(values, "results", where), where)
+    variants.setdefault(REFERENCE, Variant(REFERENCE))
+    # A bad train/loss/localization section, or a variant's bad override, fails before any run starts.
+    settings = {name: resolved_settings(variant.settings(values), where) for name, variant in variants.items()}
+    for name, resolved in settings.items():
+        _check_model(resolved["model"], name, where)
+    inputs = {folder: input_identity(index, folder) for folder in {v.features_dir(features) for v in variants.values()}}
+    code = code_digest()
+    keys = {job: run_key(settings[job[2]], inputs[variants[job[2]].features_dir(features)], code, job,
+                         _split(values, index, job, where)) for job in jobs}
+
+    def report(run: dict[str, Any], how: str) -> None:
+        log(f"{run['protocol']} split={run['split']} {run['variant']}: average mAP {_fmt(run['grizal']['average_mAP'])}"
+            f" (baseline {_fmt(run['baseline']['average_mAP'])}), {how}")
+
+    runs: dict[Job, dict[str, Any]] = {}
+    for job in jobs:
+        record = finished_run(out, job, keys[job])
+        if record is not None:
+            runs[job] = record
+            report(record, "reused")
+    todo = [job for job in jobs if job not in runs]
+    if workers == 1 or len(todo) <= 1:
+        for job in todo:
+            runs[job] = run_one(values, index, features, out, job, keys[job], where=where)
+            report(runs[job], f"in {runs[job]['seconds']} s")
+    else:
+        import torch
+
+        workers = min(workers, len(todo))
+        threads = max(1, torch.get_num_threads() // workers)
+        # spawn, not fork: a forked child of a process whose thread pools are running can deadlock. Each worker
+        # writes its run's record when the run finishes, so a kill loses only the runs in flight.
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {job: pool.submit(run_one, values, index, features, out, job, keys[job], threads, where)
+                       for job in todo}
+            try:
+                for job, future in futures.items():
+                    runs[job] = future.result()
+                    report(runs[job], f"in {runs[job]['seconds']} s")
+            except BaseException:
+                pool.shutdown(cancel_futures=True)  # runs not started yet would only delay the error
+                raise
+    return {"tious": tious, "runs": [runs[job] for job in jobs]}
+
+
+def _stat(values: list[float | None]) -> str:
+    """Percent, mean ± std over splits; ``n/a`` when a run has no such figure (average tIoU without predictions)."""
+    if any(v is None for v in values):
+        return "n/a"
+    pct = [100 * v for v in values]
+    if len(pct) == 1:
+        return f"{pct[0]:.1f}"
+    return f"{statistics.mean(pct):.1f} ± {statistics.stdev(pct):.1f}"
+
+
+def results_table(grid: dict[str, Any]) -> str:
+    """Markdown: one row per method, mAP (%) at each tIoU, average mAP and average tIoU, mean ± std over splits."""
+    tious = grid["tious"]
+    header = ["setting", "method", *(f"mAP@{t}" for t in tious), "avg mAP", "avg tIoU", "splits"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---", "---"] + ["---:"] * (len(header) - 2)) + "|"]
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for run in grid["runs"]:
+        setting = "closed-set" if run["protocol"] == "closed" else "open-set (unseen)"
+        groups.setdefault((setting, run["variant"]), []).append(run["grizal"])
+        if run["variant"] == "GRIZAL":
+            groups.setdefault((setting, "training-free CLIP baseline"), []).append(run["baseline"])
+    order = ["GRIZAL", "training-free CLIP baseline",
+             *dict.fromkeys(run["variant"] for run in grid["runs"] if run["variant"] != "GRIZAL")]
+    for (setting, method), metrics in sorted(groups.items(), key=lambda kv: (kv[0][0], order.index(kv[0][1]))):
+        cells = [setting, method]
+        cells += [_stat([m["mAP"][t] for m in metrics]) for t in tious]
+        cells += [_stat([m["average_mAP"] for m in metrics]), _stat([m["average_tIoU"] for m in metrics]),
+                  str(len(metrics))]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
