@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 import yaml
+from support.params_edit import DELETE, set_dotted
 
 from pipeline.common import UserError, load_params
 from pipeline.params_schema import SCHEMAS, show, validate_params, validate_section
 
 ROOT = Path(__file__).resolve().parents[1]
 WHERE = "configs/bad.yaml"  # stands for the file passed with --params: errors must name it, not params.yaml
-DELETE = object()
 CONFIGS = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "configs").rglob("*.yaml"))
 
 
@@ -212,17 +212,6 @@ CASES = [
 ]
 
 
-def _set(params: dict[str, Any], dotted: str, value: Any) -> None:
-    *parents, last = dotted.split(".")
-    node = params
-    for part in parents:
-        node = node[part]
-    if value is DELETE:
-        del node[last]
-    else:
-        node[last] = value
-
-
 _LOADED: dict[str, dict[str, Any]] = {}
 
 
@@ -240,7 +229,7 @@ def test_the_table_covers_every_section():
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_a_bad_value_is_one_line_naming_the_file_key_value_and_expectation(case: Case):
     params = _params(case.base)
-    _set(params, case.path, case.value)
+    set_dotted(params, case.path, case.value)
     section = case.path.split(".")[0]
     with pytest.raises(UserError) as err:
         validate_section(params, section, WHERE)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from support.params_edit import grid_values
 from typer.testing import CliRunner
 
 import pipeline.modelling.fit
@@ -21,22 +22,8 @@ from pipeline.results import app
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _values(tiny_world, **results):
-    root = tiny_world["root"]
-    return {
-        "prepare": {"dataset": "demo", "annotations": str(root / "annotations.json"), "protocol": "open",
-                    "unseen_list": str(root / "unseen.txt")},
-        "model": dict(tiny_world["model"]),
-        "loss": {},
-        "train": {"epochs": 1, "batch_size": 8, "device": "cpu"},
-        "localization": {},
-        "evaluate": {"tious": [0.3, 0.5]},
-        "results": {"splits": [0], "variants": ["GRIZAL", "w/o Fourier"], "closed_set": True, **results},
-    }
-
-
 def test_grid_jobs_order_and_unknown_variant(tiny_world):
-    values = _values(tiny_world)
+    values = grid_values(tiny_world)
     assert grid_jobs(values) == [("closed", None, "GRIZAL"), ("open", 0, "GRIZAL"), ("open", 0, "w/o Fourier")]
     values["results"]["variants"] = ["GRIZAL", "w/o colour"]
     with pytest.raises(UserError, match="unknown variant 'w/o colour'"):
@@ -46,7 +33,7 @@ def test_grid_jobs_order_and_unknown_variant(tiny_world):
 @pytest.mark.slow
 def test_workers_give_the_same_runs_as_one_process(tiny_world, tmp_path):
     assert torch.get_num_threads() == 1  # one thread per worker either way, so the floats match exactly
-    values = _values(tiny_world, closed_set=False)
+    values = grid_values(tiny_world, closed_set=False)
     one = run_grid(values, tiny_world["index"], tiny_world["features"], tmp_path / "one", log=lambda _m: None)
     values["results"]["workers"] = 2
     two = run_grid(values, tiny_world["index"], tiny_world["features"], tmp_path / "two", log=lambda _m: None)
@@ -65,7 +52,7 @@ def test_workers_give_the_same_runs_as_one_process(tiny_world, tmp_path):
 
 
 def test_a_worker_error_reaches_the_parent_as_one_line(tiny_world, tmp_path):
-    values = _values(tiny_world, closed_set=False, workers=2)
+    values = grid_values(tiny_world, closed_set=False, workers=2)
     values["model"].update(width=30, heads=4)  # raised in the workers, when each builds its model
     with pytest.raises(UserError, match="params.yaml: .*divisible") as err:
         run_grid(values, tiny_world["index"], tiny_world["features"], tmp_path, log=lambda _m: None)
@@ -75,7 +62,7 @@ def test_a_worker_error_reaches_the_parent_as_one_line(tiny_world, tmp_path):
 @pytest.mark.parametrize("workers", [0, "2", True, 1.5])
 def test_bad_workers_setting(tiny_world, tmp_path, workers):
     with pytest.raises(UserError, match="results.workers must be an integer >= 1"):
-        run_grid(_values(tiny_world, workers=workers), tiny_world["index"], tiny_world["features"], tmp_path)
+        run_grid(grid_values(tiny_world, workers=workers), tiny_world["index"], tiny_world["features"], tmp_path)
 
 
 def _quiet(_message):
@@ -99,7 +86,7 @@ def finished_grid(tiny_world, tmp_path_factory):
     """Split 0 with GRIZAL and w/o Fourier, run once; each test works on a copy (the tiny world's test video has
     one class: too few for a closed-set run)."""
     out = tmp_path_factory.mktemp("grid") / "results"
-    values = _values(tiny_world, closed_set=False)
+    values = grid_values(tiny_world, closed_set=False)
     return out, run_grid(values, tiny_world["index"], tiny_world["features"], out, log=_quiet)
 
 
@@ -111,7 +98,7 @@ def test_a_rerun_reuses_every_finished_run(tiny_world, finished_grid, tmp_path, 
 
     monkeypatch.setattr(pipeline.modelling.fit, "train", no_training)
     logs = []
-    values = _values(tiny_world, closed_set=False)
+    values = grid_values(tiny_world, closed_set=False)
     values["train"]["seed"] = 0  # the default, written out
     values["localization"]["nms"] = "soft"  # likewise
     values["prepare"]["split_id"] = 1  # the train stage's split; each run sets its own
@@ -124,7 +111,7 @@ def test_a_rerun_reuses_every_finished_run(tiny_world, finished_grid, tmp_path, 
 def test_a_changed_setting_retrains_only_the_runs_it_changes(tiny_world, finished_grid, tmp_path, monkeypatch):
     out = shutil.copytree(finished_grid[0], tmp_path / "results")
     started = _trained_folders(monkeypatch, out)
-    values = _values(tiny_world, closed_set=False)
+    values = grid_values(tiny_world, closed_set=False)
     values["model"]["use_fourier"] = False  # what the w/o Fourier variant already ran with
     grid = run_grid(values, tiny_world["index"], tiny_world["features"], out, log=_quiet)
     assert started == ["split_0/grizal"]
@@ -139,7 +126,7 @@ def test_reported_columns_change_the_table_not_the_runs(tiny_world, finished_gri
         raise AssertionError("a finished run was trained again")
 
     monkeypatch.setattr(pipeline.modelling.fit, "train", no_training)
-    values = _values(tiny_world, closed_set=False)
+    values = grid_values(tiny_world, closed_set=False)
     values["evaluate"]["report_tious"] = [0.5]  # ActivityNet-style: average over all, show some
     grid = run_grid(values, tiny_world["index"], tiny_world["features"], out, log=_quiet)
     assert grid["tious"] == ["0.5"] and grid["runs"] == finished_grid[1]["runs"]
@@ -150,7 +137,7 @@ def test_reported_columns_change_the_table_not_the_runs(tiny_world, finished_gri
 
 
 def test_a_run_interrupted_before_its_record_is_redone(tiny_world, tmp_path, monkeypatch):
-    values = _values(tiny_world, closed_set=False)
+    values = grid_values(tiny_world, closed_set=False)
     out = tmp_path / "results"
     real_evaluate, calls = pipeline.modelling.inference.evaluate_model, []
 
@@ -177,7 +164,7 @@ def test_a_run_interrupted_before_its_record_is_redone(tiny_world, tmp_path, mon
 
 
 def test_a_run_without_predictions_is_zeros_and_na(tiny_world, tmp_path):
-    values = _values(tiny_world, closed_set=False, variants=["GRIZAL"])
+    values = grid_values(tiny_world, closed_set=False, variants=["GRIZAL"])
     values["localization"] = {"min_length": 1e6}  # no segment is that long: nothing is predicted
     values["train"]["seed"] = 3
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(values))

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
+from support.params_edit import DELETE, set_dotted
 from typer.testing import CliRunner
 
 from pipeline import demo_world, evaluate, extract, generate, prepare, results, train
@@ -22,7 +23,6 @@ from pipeline.apps import localize
 from pipeline.common import load_params
 
 ROOT = Path(__file__).resolve().parents[1]
-DELETE = object()
 
 
 def _args(stage: str, params: Path, tmp: Path) -> list[str]:
@@ -104,17 +104,6 @@ READS = {
 }
 
 
-def _set(params: dict[str, Any], dotted: str, value: Any) -> None:
-    *parents, last = dotted.split(".")
-    node = params
-    for part in parents:
-        node = node[part]
-    if value is DELETE:
-        del node[last]
-    else:
-        node[last] = value
-
-
 @pytest.fixture(scope="module")
 def shipped() -> dict[str, Any]:
     return load_params(ROOT / "params.yaml")
@@ -142,7 +131,7 @@ def test_every_section_a_stage_reads_has_a_case():
 def test_a_bad_value_stops_the_stage_at_its_door(case, shipped, tmp_path, monkeypatch):
     stage, path, value, key = case
     params = copy.deepcopy(shipped)
-    _set(params, path, value)
+    set_dotted(params, path, value)
     monkeypatch.chdir(tmp_path)  # relative paths of the params (cache/...) point at nothing
     file = tmp_path / "configs" / "mine.yaml"
     file.parent.mkdir()

@@ -7,6 +7,7 @@ import json
 import shutil
 
 import pytest
+from support.params_edit import grid_values
 
 from pipeline.common import UserError
 from pipeline.modelling.grid import RUN_FORMAT, grid_jobs, run_grid, run_key
@@ -87,17 +88,7 @@ def test_run_keys_of_shipped_variants_are_those_of_the_model_only_formula():
 
 
 def _values(tiny_world, variants):
-    root = tiny_world["root"]
-    return {
-        "prepare": {"dataset": "demo", "annotations": str(root / "annotations.json"), "protocol": "open",
-                    "unseen_list": str(root / "unseen.txt")},
-        "model": dict(tiny_world["model"]),
-        "loss": {},
-        "train": {"epochs": 1, "batch_size": 8, "device": "cpu"},
-        "localization": {},
-        "evaluate": {"tious": [0.3, 0.5]},
-        "results": {"splits": [0], "variants": variants, "closed_set": False},
-    }
+    return grid_values(tiny_world, variants=variants, closed_set=False)
 
 
 @pytest.mark.slow
