@@ -88,3 +88,18 @@ def draw_shape(draw: ImageDraw.ImageDraw, shape: str, cx: float, cy: float, size
         draw.rectangle([cx - w, cy - r, cx + w, cy + r], fill=color)
     else:
         raise ValueError(f"unknown shape {shape!r}")
+
+
+def draw_motion_trail(draw: ImageDraw.ImageDraw, shape: str, cx: float, cy: float, size: float,
+                      color: tuple[int, int, int], motion: str, ghosts: int = 4, spacing: float = 0.7,
+                      angle: float = 0.0) -> None:
+    """The static cue of a motion in a still: fading ghost copies of the shape behind it, opposite to its
+    direction of travel, as a long exposure of a moving object shows. ``draw`` must be an RGBA draw
+    (``ImageDraw.Draw(image, "RGBA")``); draw the shape itself on top afterwards. ``spacing`` is the gap between
+    ghosts in radii. Shared by the encoder's pretraining corpus and the offline image backend, so the cue a
+    prior image shows is the one the demo CLIP learnt to read."""
+    dx, dy = MOTIONS[motion]
+    for i in range(ghosts, 0, -1):
+        back = i * size * spacing
+        alpha = int(150 * (1 - i / (ghosts + 1)))
+        draw_shape(draw, shape, cx - dx * back, cy - dy * back, size, (*color, alpha), angle)
