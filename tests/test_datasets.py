@@ -14,7 +14,7 @@ from pipeline.data.activitynet import parse_activitynet_bmn, parse_activitynet_j
 from pipeline.data.build import build_split, prepare
 from pipeline.data.charades import parse_charades_sta
 from pipeline.data.index import Index, attach_videos
-from pipeline.data.splits import SPLIT_ROOT, closed_set, open_set, published_split, read_list
+from pipeline.data.splits import SPLIT_ROOT, closed_set, open_set, published_split, read_list, validation_split
 from pipeline.data.thumos import parse_thumos
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,6 +69,22 @@ def test_thumos_open_set_protocol(thumos):
     for vid in split.test_videos:
         assert thumos.videos[vid].subset == "test" and thumos.videos[vid].labels() & set(unseen)
     assert split.train_videos and split.test_videos
+
+
+def test_validation_split_reads_only_the_training_side(thumos):
+    seen, unseen = published_split("thumos14", "75_25", 3)
+    split = open_set(thumos, seen, unseen, "open_75_25", 3)
+    held = validation_split(split, thumos, seed=1)
+    assert len(held.unseen) == round(0.25 * len(seen)) and set(held.unseen) | set(held.seen) == set(seen)
+    assert not set(held.unseen) & set(held.seen)
+    assert set(held.train_videos) | set(held.test_videos) == set(split.train_videos)
+    for vid in held.train_videos:
+        assert not thumos.videos[vid].labels() & set(held.unseen)
+    for vid in held.test_videos:
+        assert thumos.videos[vid].labels() & set(held.unseen)
+    assert held.test_videos and held.train_videos
+    assert validation_split(split, thumos, seed=1) == held
+    assert validation_split(split, thumos, seed=2).unseen != held.unseen
 
 
 def test_closed_set_uses_everything(thumos):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,22 @@ def closed_set(index: Index, allow_empty: bool = False) -> Split:
     test = sorted(v for v, video in index.videos.items()
                   if video.subset == "test" and (video.segments or allow_empty))
     return Split("closed", None, classes, classes, train, test)
+
+
+def validation_split(split: Split, index: Index, fraction: float = 0.25, seed: int = 0) -> Split:
+    """A zero-shot split made of ``split``'s training side only, to choose settings without the test set: a seeded
+    ``fraction`` of its seen classes is held out as pseudo-unseen; training videos free of them train, training
+    videos that show them are scored."""
+    seen = sorted(split.seen)
+    if len(seen) < 2:
+        raise UserError(None, f"a validation split needs at least 2 seen classes, the split has {len(seen)}")
+    held = sorted(random.Random(seed).sample(seen, min(len(seen) - 1, max(1, round(len(seen) * fraction)))))
+    kept, held_set = sorted(set(seen) - set(held)), set(held)
+    train, test = [], []
+    for vid in split.train_videos:
+        labels = index.videos[vid].labels()
+        (test if labels & held_set else train).append(vid)
+    return Split(f"validation_{split.protocol}", split.split_id, kept, held, sorted(train), sorted(test))
 
 
 def _skipped_hint(index: Index) -> str:
