@@ -1,7 +1,9 @@
 """The offline image backend: a deterministic still picture of the described scene, no network, no model.
 
-For a demo-world class the picture shows the class's shape in the colour its sentence names, on a dark
-frame like the demo videos, with a fading trail behind it (opposite to the motion) as the motion cue. For
+For a demo-world class the picture shows what a generated image of the action would: the class's shape in the
+colour its sentence names, on a dark frame like the demo videos', with the static cue of its motion behind it
+(``demo_vocab.draw_motion_trail``, the cue the demo encoder's pretraining corpus uses), varied per image in
+position, size, trail and rotation, sometimes with a distractor shape of the world. For
 any other class it paints an abstract scene seeded by the sentence: a backdrop chosen from the setting the
 sentence names, a few objects and a posed stick figure, so images are real, varied and stable.
 """
@@ -13,15 +15,28 @@ import math
 import random
 import re
 
+import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from pipeline.data.demo_vocab import COLORS, MOTIONS, SHAPE_COLORS, draw_shape, parse_class
+from pipeline.data.demo_vocab import (
+    COLORS,
+    DISTRACTOR_COLORS,
+    DISTRACTOR_SHAPES,
+    MOTIONS,
+    SHAPE_COLORS,
+    draw_motion_trail,
+    draw_shape,
+    parse_class,
+)
 from pipeline.priors.config import GenerateConfig
 from pipeline.priors.faults import Usage
 
 SUPERSAMPLE = 2
-FRAME_BACKGROUND = (18, 20, 26)
-TRAIL_STEPS = 6
+# The demo videos' geometry (``data.demo``), in pixels of their frame: an actor's and a distractor's radius.
+DEMO_FRAME = 128
+ACTOR_RADIUS = (9.0, 14.0)
+DISTRACTOR_RADIUS = (6.0, 10.0)
+DISTRACTOR_PROB = 0.5
 
 # Backdrop (sky, ground) colours by a word of the setting the sentence describes.
 BACKDROPS = {
@@ -49,42 +64,70 @@ def _blend(a: tuple[int, int, int], b: tuple[int, int, int], t: float) -> tuple[
 
 
 def _named_color(sentence: str) -> str | None:
-    words = set(re.findall(r"[a-z]+", sentence.lower()))
-    return next((name for name in COLORS if name in words), None)
+    """The first colour word of the sentence (the actor's: sentences name it before anything else)."""
+    for word in re.findall(r"[a-z]+", sentence.lower()):
+        if word in COLORS:
+            return word
+    return None
+
+
+def _frame_background(rng: random.Random, size: int, side: int) -> Image.Image:
+    """A dark frame like the demo videos' (``data.demo._background``): a base colour, a vertical tint ramp and
+    pixel texture, drawn at the output size so the texture keeps its grain after the supersampled drawing."""
+    seed = rng.getrandbits(32)
+    noise = np.random.default_rng(seed)
+    base = noise.uniform(15, 45, size=3)
+    tint = noise.uniform(-12, 12, size=3)
+    ramp = np.linspace(0, 1, size)[:, None, None]
+    texture = noise.normal(0, 5, size=(size, size, 1))
+    pixels = np.clip(base + ramp * tint + texture, 0, 255).astype(np.uint8)
+    return Image.fromarray(pixels, "RGB").resize((side, side), Image.Resampling.NEAREST)
+
+
+def _trail_box(cx: float, cy: float, reach: float, motion: str, back: float) -> tuple[float, float, float, float]:
+    """The box (x0, y0, x1, y1) that holds a shape of extent ``reach`` at (cx, cy) and its trail ``back`` long."""
+    dx, dy = MOTIONS[motion]
+    tx, ty = cx - dx * back, cy - dy * back
+    return min(cx, tx) - reach, min(cy, ty) - reach, max(cx, tx) + reach, max(cy, ty) + reach
+
+
+def _overlaps(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
 def render_shape_scene(shape: str, motion: str, sentence: str, seed: int, size: int) -> Image.Image:
+    """The still a generated image of "<shape> <motion>" would show: the shape in its colour, its motion's static
+    cue (``demo_vocab.draw_motion_trail``) behind it, on a dark video-like frame, sometimes with a distractor."""
     rng = _rng("shape", shape, motion, sentence, seed)
     side = size * SUPERSAMPLE
-    image = Image.new("RGB", (side, side), FRAME_BACKGROUND)
-    draw = ImageDraw.Draw(image)
-    # Faint horizontal bands and speckles, like a compressed dark video frame.
-    for y in range(0, side, 4 * SUPERSAMPLE):
-        shade = _blend(FRAME_BACKGROUND, (34, 36, 44), rng.random() * 0.5)
-        draw.rectangle([0, y, side, y + 2 * SUPERSAMPLE], fill=shade)
-    for _ in range(side // 2):
-        x, y = rng.randrange(side), rng.randrange(side)
-        draw.point((x, y), fill=_blend(FRAME_BACKGROUND, (70, 72, 80), rng.random()))
+    scale = side / DEMO_FRAME
+    image = _frame_background(rng, size, side)
+    draw = ImageDraw.Draw(image, "RGBA")
 
-    color_name = _named_color(sentence) or SHAPE_COLORS.get(shape) or rng.choice(list(COLORS))
-    color = COLORS[color_name]
-    radius = side * rng.uniform(0.07, 0.11)
-    dx, dy = MOTIONS[motion]
-    spacing = radius * rng.uniform(0.45, 0.7)
-    trail = spacing * TRAIL_STEPS
+    color = COLORS[_named_color(sentence) or SHAPE_COLORS.get(shape) or rng.choice(list(COLORS))]
+    radius = rng.uniform(*ACTOR_RADIUS) * scale
+    ghosts = rng.randint(3, 6)
+    spacing = rng.uniform(0.55, 0.9)
+    angle = rng.uniform(-0.2, 0.2)
+    back = ghosts * spacing * radius
     # Place the shape so that it and its trail stay inside the frame.
-    margin = radius * 1.5
-    lo_x = margin + max(0.0, dx * trail)
-    hi_x = side - margin + min(0.0, dx * trail)
-    lo_y = margin + max(0.0, dy * trail)
-    hi_y = side - margin + min(0.0, dy * trail)
-    cx, cy = rng.uniform(lo_x, hi_x), rng.uniform(lo_y, hi_y)
-    angle = rng.uniform(-0.15, 0.15)
-    for step in range(TRAIL_STEPS, 0, -1):
-        fade = 0.25 + 0.6 * step / TRAIL_STEPS
-        ghost = _blend(color, FRAME_BACKGROUND, fade)
-        draw_shape(draw, shape, cx - dx * spacing * step, cy - dy * spacing * step, radius * (1 - 0.04 * step),
-                   ghost, angle)
+    reach = radius * 1.4
+    x0, y0, x1, y1 = _trail_box(0.0, 0.0, reach, motion, back)
+    cx = rng.uniform(-x0 + 2, side - x1 - 2)
+    cy = rng.uniform(-y0 + 2, side - y1 - 2)
+    actor_box = _trail_box(cx, cy, reach, motion, back)
+
+    if rng.random() < DISTRACTOR_PROB:
+        d_shape = rng.choice(DISTRACTOR_SHAPES)
+        d_color = COLORS[rng.choice(DISTRACTOR_COLORS)]
+        d_radius = rng.uniform(*DISTRACTOR_RADIUS) * scale
+        for _ in range(20):  # somewhere clear of the actor and its trail, as a still's bystander
+            px, py = (rng.uniform(d_radius * 1.5, side - d_radius * 1.5) for _ in range(2))
+            if not _overlaps(_trail_box(px, py, d_radius * 1.6, motion, 0.0), actor_box):
+                draw_shape(draw, d_shape, px, py, d_radius, d_color)
+                break
+
+    draw_motion_trail(draw, shape, cx, cy, radius, color, motion, ghosts=ghosts, spacing=spacing, angle=angle)
     draw_shape(draw, shape, cx, cy, radius, color, angle)
     image = image.filter(ImageFilter.GaussianBlur(SUPERSAMPLE * 0.4))
     return image.resize((size, size), Image.Resampling.LANCZOS)
