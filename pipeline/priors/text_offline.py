@@ -1,7 +1,9 @@
-"""The offline text backend: varied, deterministic descriptions from templates, no network and no model.
+"""The offline text backend: varied, deterministic descriptions, no network and no model.
 
-Demo-world classes ("circle rises") get sentences about the shape and its motion whose key words recur
-across classes, so a model can compose an unseen "triangle rises" from "triangle slides left" and
+Demo-world classes ("circle rises") get what an LLM writes when asked for short descriptions of a video of
+the action: the colour, the shape and the direction of motion early in the sentence in varied wording, then
+sometimes the pace, the trail, the dark frame or the still moments around the motion. The words of a motion
+recur across shapes, so a model can compose an unseen "triangle rises" from "triangle slides left" and
 "circle rises". Any other class gets natural sentences about a person doing the action in varied settings.
 """
 
@@ -14,38 +16,56 @@ from pipeline.data.demo_vocab import SHAPE_COLORS, parse_class
 from pipeline.priors.config import GenerateConfig
 from pipeline.priors.faults import Usage
 
-SHAPE_PHRASES = {
-    "circle": ("circle", "round circle", "filled circle", "solid circle"),
-    "square": ("square", "square block", "filled square", "solid square"),
-    "triangle": ("triangle", "pointed triangle", "filled triangle", "solid triangle"),
-    "cross": ("cross", "plus-shaped cross", "filled cross", "solid cross"),
+# The demo-world sentences are put together the way an LLM words "k short descriptions of what a video of
+# 'circle rises' shows": colour, shape and direction of motion come first (the demo CLIP reads 32 tokens), then
+# sometimes how it moves, the trail the motion leaves, the dark frame, the still moments around the motion.
+SHAPE_ADJECTIVES = ("", "", "small", "bright", "solid", "flat", "single", "plain")
+MOTION_VERBS = {  # (present tense, -ing form); every phrase holds a direction word of MOTION_WORDS
+    "rises": (("rises", "rising"), ("moves upward", "moving upward"), ("drifts up", "drifting up"),
+              ("glides upward", "gliding upward"), ("travels up the frame", "travelling up the frame"),
+              ("climbs up toward the top", "climbing up toward the top"), ("floats upward", "floating upward")),
+    "falls": (("falls", "falling"), ("moves downward", "moving downward"), ("drops down", "dropping down"),
+              ("sinks down toward the bottom", "sinking down toward the bottom"), ("descends", "descending"),
+              ("slides down the frame", "sliding down the frame"), ("glides downward", "gliding downward")),
+    "slides left": (("slides left", "sliding left"), ("moves to the left", "moving to the left"),
+                    ("glides leftward", "gliding leftward"), ("heads left across the frame", "heading left across "
+                                                                                             "the frame"),
+                    ("drifts left toward the edge", "drifting left toward the edge"),
+                    ("slides leftward across the frame", "sliding leftward across the frame")),
+    "slides right": (("slides right", "sliding right"), ("moves to the right", "moving to the right"),
+                     ("glides rightward", "gliding rightward"), ("heads right across the frame", "heading right "
+                                                                                                 "across the frame"),
+                     ("drifts right toward the edge", "drifting right toward the edge"),
+                     ("slides rightward across the frame", "sliding rightward across the frame")),
 }
-MOTION_PHRASES = {
-    "rises": ("rises", "moves upward", "climbs up toward the top edge", "drifts upward", "rises slowly upward"),
-    "falls": ("falls", "moves downward", "drops down toward the bottom edge", "sinks downward",
-              "falls steadily downward"),
-    "slides left": ("slides left", "moves to the left", "glides toward the left edge", "drifts leftward",
-                    "slides steadily to the left"),
-    "slides right": ("slides right", "moves to the right", "glides toward the right edge", "drifts rightward",
-                     "slides steadily to the right"),
+MOTION_WORDS = {
+    "rises": ("rises", "rising", "up", "upward"),
+    "falls": ("falls", "falling", "down", "downward", "descends", "descending"),
+    "slides left": ("left", "leftward"),
+    "slides right": ("right", "rightward"),
 }
-SHAPE_SETTINGS = (
-    "across a dark, slightly grainy frame",
-    "over a dim grey background",
-    "in a dark video frame",
-    "among a few motionless distractor shapes",
-    "on a plain dark canvas",
-    "while the rest of the dark scene stays still",
+DESTINATIONS = {"rises": "near the top", "falls": "near the bottom", "slides left": "on the left side",
+                "slides right": "on the right side"}
+PACES = ("slowly", "steadily", "smoothly", "at an even pace", "in a straight line", "at a moderate speed", "")
+TRAILS = ("leaving a faint, fading trail behind it", "with a soft motion blur trailing behind",
+          "trailing a few faded copies of itself", "with a blurred streak marking its path")
+BACKDROPS = ("a dark background", "a dim, grainy backdrop", "a plain dark screen", "a dark, empty scene")
+DEMO_FORMS = (
+    "{A} {np} {vp} {pace}, {trail}.",
+    "Against {backdrop}, {a} {np} {vp} {pace}.",
+    "The video shows {a} {np} {ving} {pace} on {backdrop}.",
+    "{A} {np} sits still, then {vp} {pace} and stops.",
+    "{A} {np} {vp} {pace} while the rest of the dark scene stays still.",
+    "We see {a} {np} {ving} {pace}, {trail}.",
+    "In this clip, {a} {np} {vp} and comes to rest {destination} of the frame.",
+    "A short clip of {a} {np} {ving} {pace}, {trail}.",
+    "{A} {np} {vp} {pace}; a faint blur behind it shows the way it came.",
+    "Footage of {a} {np} that {vp}, pausing briefly before and after it moves.",
+    "Only one thing moves: {a} {np} {vp} {pace} against {backdrop}.",
+    "After a brief pause, {a} {np} {vp} {pace} and then holds still {destination}.",
 )
-SHAPE_TEMPLATES = (
-    "A {color} {shape} {motion} {setting}, leaving a faint fading trail behind it as it travels.",
-    "The clip shows a {color} {shape} that {motion} in one smooth and steady movement {setting}.",
-    "In this scene a {color} {shape} {motion}, starting near the middle of the picture and ending well away "
-    "from where it began.",
-    "We watch a {color} {shape} as it {motion} at an even pace {setting}.",
-    "A single {color} {shape} {motion} {setting}; its path is straight and the motion lasts a few seconds.",
-    "Against the dark backdrop, a {color} {shape} {motion} while the other shapes around it do not move.",
-)
+MAX_DEMO_WORDS = 24  # the demo CLIP reads 32 BPE tokens
+
 
 PEOPLE = ("a young man", "a woman", "an athlete", "a teenage girl", "a middle-aged man", "a skilled performer",
           "an older woman", "a boy")
@@ -78,16 +98,28 @@ def _capitalize(text: str) -> str:
 
 def shape_sentences(shape: str, motion: str, k: int, rng: random.Random) -> list[str]:
     color = SHAPE_COLORS[shape]  # the demo world's actors have their shape's colour
-    templates = _spread(SHAPE_TEMPLATES, k, rng)
-    sentences = []
-    for i, template in enumerate(templates):
-        sentences.append(template.format(
-            color=color,
-            shape=SHAPE_PHRASES[shape][i % len(SHAPE_PHRASES[shape])] if i else shape,
-            motion=rng.choice(MOTION_PHRASES[motion]),
-            setting=rng.choice(SHAPE_SETTINGS),
-        ))
-    return sentences
+    forms = _spread(DEMO_FORMS, k, rng)
+    verbs = _spread(MOTION_VERBS[motion], k, rng)
+    return [_shape_sentence(form, color, shape, verb, motion, rng) for form, verb in zip(forms, verbs, strict=True)]
+
+
+def _shape_sentence(form: str, color: str, shape: str, verb: tuple[str, str], motion: str,
+                    rng: random.Random) -> str:
+    """One sentence of ``form``; its free details are drawn again while it is longer than MAX_DEMO_WORDS, and
+    left out at last."""
+    present, gerund = verb
+    for attempt in range(6):
+        last = attempt == 5
+        adjective = "" if last else rng.choice(SHAPE_ADJECTIVES)
+        text = form.format(
+            a="a", A="A", np=" ".join(w for w in (adjective, color, shape) if w), vp=present, ving=gerund,
+            pace="" if last else rng.choice(PACES), trail=TRAILS[1] if last else rng.choice(TRAILS),
+            backdrop=BACKDROPS[0] if last else rng.choice(BACKDROPS), destination=DESTINATIONS[motion],
+        )
+        text = " ".join(text.split()).replace(" ,", ",").replace(" ;", ";").replace(" .", ".")
+        if len(text.split()) <= MAX_DEMO_WORDS:
+            break
+    return text
 
 
 def action_sentences(action: str, k: int, rng: random.Random, max_words: int = 60) -> list[str]:
