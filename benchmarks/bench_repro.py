@@ -1,0 +1,197 @@
+"""The whole pipeline, timed stage by stage, from a fresh copy of the project: what `make repro` costs here.
+
+    python -m benchmarks.bench_repro                                    # every stage of dvc.yaml
+    python -m benchmarks.bench_repro --stages demo_world prepare generate --params-set demo.videos_per_class_train=1
+
+The project's files as git sees them (tracked and new, not ignored, with the working tree's edits) are copied
+into a fresh folder (a temporary one, removed afterwards, or ``--workdir``, kept), made a git repository with one
+commit, and every stage runs with ``dvc repro --single-item <stage>`` in the DAG's order (``dvc dag``), so each
+stage's wall time is its own. ``--stages`` limits the run to those stages and the ones they depend on;
+``--params-set key=value`` (a dotted key, a YAML value) edits the copy's params.yaml. The table ends with the
+machine's own limit, a square matmul in bf16 and fp32 (GFLOP/s, the best of before and after the stages), so
+figures from different machines can be compared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from tests.support.params_edit import set_dotted
+from tests.support.project_copy import copy_project
+
+GIT_IDENTITY = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@localhost",
+                "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@localhost"}
+
+
+def matmul_gflops(dtype_name: str, size: int = 1024, seconds: float = 1.0) -> float:
+    """This machine's square matmul rate in GFLOP/s (best of repeated multiplies for ``seconds``)."""
+    import torch
+
+    dtype = getattr(torch, dtype_name)
+    a, b = torch.randn(size, size).to(dtype), torch.randn(size, size).to(dtype)
+    a @ b
+    best, deadline = float("inf"), time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best / 1e9
+
+
+def machine_limit() -> dict[str, float]:
+    return {"bf16_gflops": matmul_gflops("bfloat16"), "fp32_gflops": matmul_gflops("float32")}
+
+
+def bench_env() -> dict[str, str]:
+    """The venv's python and dvc first on PATH (dvc.yaml's ``python -m`` runs the same interpreter)."""
+    venv_bin = str(Path(sys.executable).parent)
+    return {**os.environ, **GIT_IDENTITY, "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}",
+            "DVC_NO_ANALYTICS": "1"}
+
+
+def prepare_copy(dest: Path, overrides: list[str], env: dict[str, str]) -> None:
+    copy_project(dest)
+    (dest / "dvc.lock").unlink(missing_ok=True)  # a clean run: nothing recorded, nothing skipped
+    if overrides:
+        params = yaml.safe_load((dest / "params.yaml").read_text())
+        for item in overrides:
+            key, value = parse_override(item)
+            try:
+                set_dotted(params, key, value)
+            except (KeyError, TypeError):
+                raise SystemExit(f"error: --params-set {item}: params.yaml has no section for {key!r}") from None
+        (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for args in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-q", "-m", "bench_repro copy"]):
+        subprocess.run(args, cwd=dest, env=env, check=True, capture_output=True)
+    if not (dest / ".dvc").is_dir():
+        subprocess.run([dvc_bin(), "init", "-q"], cwd=dest, env=env, check=True, capture_output=True)
+
+
+def parse_override(item: str) -> tuple[str, object]:
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise SystemExit(f"error: --params-set {item}: expected key=value (a dotted key, a YAML value)")
+    return key, yaml.safe_load(value)
+
+
+def dvc_bin() -> str:
+    return str(Path(sys.executable).parent / "dvc")
+
+
+def stage_edges(dest: Path, env: dict[str, str]) -> list[tuple[str, str]]:
+    """(stage, a stage that reads its outputs) pairs, from ``dvc dag --dot``."""
+    dot = subprocess.run([dvc_bin(), "dag", "--dot"], cwd=dest, env=env, check=True, capture_output=True,
+                         text=True).stdout
+    return re.findall(r'"?([\w.-]+)"?\s*->\s*"?([\w.-]+)"?', dot)
+
+
+def stage_order(dest: Path, edges: list[tuple[str, str]]) -> list[str]:
+    """The stages in dependency order, ties kept in dvc.yaml's order."""
+    declared = list(yaml.safe_load((dest / "dvc.yaml").read_text())["stages"])
+    upstream: dict[str, set[str]] = {name: set() for name in declared}
+    for a, b in edges:
+        upstream.setdefault(b, set()).add(a)
+        upstream.setdefault(a, set())
+    order: list[str] = []
+    while len(order) < len(upstream):
+        ready = [s for s in declared + sorted(set(upstream) - set(declared))
+                 if s not in order and upstream[s] <= set(order)]
+        if not ready:
+            raise SystemExit(f"error: {dest / 'dvc.yaml'}: the stage graph has a cycle")
+        order.append(ready[0])
+    return order
+
+
+def with_ancestors(order: list[str], wanted: list[str], edges: list[tuple[str, str]]) -> list[str]:
+    unknown = [s for s in wanted if s not in order]
+    if unknown:
+        raise SystemExit(f"error: --stages: no stage {', '.join(unknown)} in dvc.yaml (stages: {', '.join(order)})")
+    needed = set(wanted)
+    grew = True
+    while grew:
+        before = len(needed)
+        needed |= {a for a, b in edges if b in needed}
+        grew = len(needed) > before
+    return [s for s in order if s in needed]
+
+
+def run_stage(stage: str, dest: Path, env: dict[str, str], log: Path) -> float:
+    start = time.perf_counter()
+    with log.open("a") as out:
+        out.write(f"\n=== dvc repro --single-item {stage}\n")
+        out.flush()
+        result = subprocess.run([dvc_bin(), "repro", "--single-item", stage], cwd=dest, env=env, stdout=out,
+                                stderr=subprocess.STDOUT)
+    seconds = time.perf_counter() - start
+    if result.returncode != 0:
+        tail = "\n".join(log.read_text().splitlines()[-30:])
+        raise SystemExit(f"{tail}\nerror: stage {stage} failed (exit {result.returncode}); full log: {log}")
+    return seconds
+
+
+def table(times: dict[str, float], limit: dict[str, float]) -> str:
+    rows = ["| stage | seconds |", "| --- | ---: |"]
+    rows += [f"| {stage} | {seconds:.1f} |" for stage, seconds in times.items()]
+    rows.append(f"| **total** | **{sum(times.values()):.1f}** |")
+    threads = os.environ.get("OMP_NUM_THREADS", "unset")
+    rows.append(f"\nmachine: {os.cpu_count()} cores (OMP_NUM_THREADS={threads}); square matmul "
+                f"bf16 {limit['bf16_gflops']:.1f} GFLOP/s, fp32 {limit['fp32_gflops']:.1f} GFLOP/s")
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workdir", type=Path, help="copy the project here (an empty or new folder; kept)")
+    parser.add_argument("--stages", nargs="+", help="only these stages (and the stages they depend on)")
+    parser.add_argument("--params-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="edit the copy's params.yaml, e.g. demo.videos_per_class_train=1 (repeatable)")
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    args = parser.parse_args(argv)
+
+    if args.workdir is not None:
+        if args.workdir.exists() and any(args.workdir.iterdir()):
+            raise SystemExit(f"error: {args.workdir}: --workdir must be empty or new")
+        args.workdir.mkdir(parents=True, exist_ok=True)
+        dest, cleanup = args.workdir.resolve(), False
+    else:
+        dest, cleanup = Path(tempfile.mkdtemp(prefix="grizal-bench-repro-")), True
+    env = bench_env()
+    try:
+        limit_before = machine_limit()
+        prepare_copy(dest, args.params_set, env)
+        edges = stage_edges(dest, env)
+        order = stage_order(dest, edges)
+        if args.stages:
+            order = with_ancestors(order, args.stages, edges)
+        log = dest / "bench_repro.log"
+        print(f"copy: {dest}; stages: {' '.join(order)}; log: {log}", flush=True)
+        times: dict[str, float] = {}
+        for stage in order:
+            times[stage] = run_stage(stage, dest, env, log)
+            print(f"  {stage}: {times[stage]:.1f} s", flush=True)
+        limit_after = machine_limit()
+        limit = {key: max(limit_before[key], limit_after[key]) for key in limit_before}
+        print(table(times, limit))
+        if args.json is not None:
+            args.json.write_text(json.dumps({"stages": times, "total_s": sum(times.values()), "limit": limit,
+                                             "params_set": args.params_set, "cpu_count": os.cpu_count()},
+                                            indent=2))
+    finally:
+        if cleanup:
+            shutil.rmtree(dest, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
