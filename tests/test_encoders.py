@@ -25,6 +25,7 @@ from grizal.encoders import (
     flow_to_color,
     load_clip,
     load_flow,
+    register_offline_configs,
     resolve_device,
 )
 from grizal.encoders.clip import seeded_init
@@ -79,6 +80,20 @@ def test_token_outputs_agree_with_pooled_embeddings(tiny):
     image_tokens = tiny.image_tokens(pixels)
     assert image_tokens.shape == (3, 1 + 8 * 8, 128)  # class token + 64 patches of 16x16 at 128 px
     torch.testing.assert_close(image_tokens[:, 0], tiny.encode_images(pixels), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_resnet_image_tokens_are_the_attention_pool_at_every_position(precision):
+    register_offline_configs()
+    register_offline_configs()  # idempotent
+    assert {"grizal-tiny", "grizal-demo"} <= set(open_clip.list_models())
+    demo = load_clip(ClipSpec(model="grizal-demo", seed=0, precision=precision))
+    pixels = torch.stack([demo.preprocess(picture(seed=s)) for s in range(3)])
+    tokens = demo.image_tokens(pixels)
+    assert pixels.shape[-1] == 64 and tokens.shape == (3, 1 + 2 * 2, 128)  # mean query + a 2x2 map at 64 px
+    assert tokens.dtype == torch.float32 and torch.isfinite(tokens).all()
+    torch.testing.assert_close(tokens[:, 0], demo.encode_images(pixels), rtol=0, atol=0)
+    assert not torch.allclose(tokens[:, 1], tokens[:, 2])  # each position's query attends differently
 
 
 def test_local_checkpoints(tmp_path, tiny):

@@ -17,13 +17,14 @@ from typing import Any
 import numpy as np
 import open_clip
 import torch
+from open_clip.modified_resnet import ModifiedResNet
 from open_clip.transformer import VisionTransformer
 from PIL import Image
 from torchvision.transforms import Compose, Normalize
 
 from grizal import devices
 
-TINY_CONFIG = Path(__file__).with_name("grizal-tiny.json")
+OFFLINE_CONFIGS = Path(__file__).parent  # grizal-tiny.json (random weights), grizal-demo.json (the pretrain stage's)
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
 
@@ -33,9 +34,12 @@ class EncoderConfigError(ValueError):
 
 
 def register_offline_configs() -> None:
-    """Make the shipped `grizal-tiny` config known to open_clip (idempotent)."""
-    if "grizal-tiny" not in open_clip.list_models():
-        open_clip.add_model_config(TINY_CONFIG)
+    """Make every open_clip config shipped beside this module (`grizal-tiny`, `grizal-demo`) known to open_clip
+    (idempotent)."""
+    known = set(open_clip.list_models())
+    for path in sorted(OFFLINE_CONFIGS.glob("*.json")):
+        if path.stem not in known:
+            open_clip.add_model_config(path)
 
 
 @dataclass(frozen=True)
@@ -252,17 +256,39 @@ class ClipEncoder:
 
     @torch.inference_mode()
     def image_tokens(self, batch: torch.Tensor) -> torch.Tensor:
-        """(B, 3, S, S) preprocessed images -> (B, 1 + P, E): pooled class token then patch tokens, after
-        ln_post, projected into the joint space."""
+        """(B, 3, S, S) preprocessed images -> (B, 1 + P, E) in the joint space, token 0 the pooled embedding
+        (`encode_images`'s). A ViT: the class token then the patch tokens, after ln_post, projected. A
+        ModifiedResNet: the attention pool's outputs at its mean query then at every position of the last
+        feature map (H*W)."""
         visual = self.model.visual
+        if isinstance(visual, ModifiedResNet):
+            return resnet_image_tokens(visual, self.to_device(batch)).float().cpu()
         if not isinstance(visual, VisionTransformer) or visual.attn_pool is not None or visual.proj is None:
-            raise EncoderConfigError(f"'{self.spec.model}': image tokens need an open_clip ViT image tower")
+            raise EncoderConfigError(f"'{self.spec.model}': image tokens need an open_clip ViT or ModifiedResNet "
+                                     "image tower")
         visual.output_tokens = True
         try:
             pooled, patches = visual(self.to_device(batch))
         finally:
             visual.output_tokens = False
         return torch.cat([pooled[:, None], patches @ visual.proj], dim=1).float().cpu()
+
+
+def resnet_image_tokens(visual: ModifiedResNet, x: torch.Tensor) -> torch.Tensor:
+    """(B, 3, S, S) -> (B, 1 + H*W, E): open_clip's `AttentionPool2d` run with every position as a query
+    (it keeps only the first, the mean of the feature map), so token 0 is the tower's pooled output."""
+    x = visual.stem(x)
+    x = visual.layer4(visual.layer3(visual.layer2(visual.layer1(x))))
+    pool = visual.attnpool
+    x = x.flatten(start_dim=2).permute(2, 0, 1)  # (HW, B, C)
+    x = torch.cat([x.mean(dim=0, keepdim=True), x], dim=0) + pool.positional_embedding[:, None, :].to(x.dtype)
+    x, _ = torch.nn.functional.multi_head_attention_forward(
+        query=x, key=x, value=x, embed_dim_to_check=x.shape[-1], num_heads=pool.num_heads,
+        q_proj_weight=pool.q_proj.weight, k_proj_weight=pool.k_proj.weight, v_proj_weight=pool.v_proj.weight,
+        in_proj_weight=None, in_proj_bias=torch.cat([pool.q_proj.bias, pool.k_proj.bias, pool.v_proj.bias]),
+        bias_k=None, bias_v=None, add_zero_attn=False, dropout_p=0.0, out_proj_weight=pool.c_proj.weight,
+        out_proj_bias=pool.c_proj.bias, use_separate_proj_weight=True, training=False, need_weights=False)
+    return x.permute(1, 0, 2)
 
 
 def load_clip(spec: ClipSpec) -> ClipEncoder:
