@@ -363,6 +363,36 @@ DEMO = Section({
 }, checks=(_demo_durations,))
 
 
+# --- pretrain (pipeline/pretraining/loop.py PretrainConfig, corpus.py CorpusConfig) --------------------------
+
+
+def _pretrain_rules(values: dict[str, Any], key: str, params: dict[str, Any]) -> None:
+    low, high = values.get("min_radius", 7.0), values.get("max_radius", 14.0)
+    if high < low:
+        raise Invalid(f"{key}.max_radius", f"expected a number >= {key}.min_radius ({low:g}), got {show(high)}")
+    counts = values.get("distractor_counts")
+    if counts is not None and not math.isclose(sum(counts), 1.0, abs_tol=1e-6):
+        raise Invalid(f"{key}.distractor_counts", f"expected probabilities of 0, 1, 2, ... distractors that sum "
+                                                  f"to 1, got {show(counts)} (sum {sum(counts):g})")
+
+
+PRETRAIN = Section({
+    "seed": Field(Int(min=0, max=2**32 - 1), 0),
+    "steps": Field(Int(min=1), 1200),
+    "batch_size": Field(Int(min=2), 64),  # contrastive: each caption needs other stills as negatives
+    "lr": Field(Number(min=0, min_open=True), 1e-3),
+    "warmup": Field(Int(min=0), 50),
+    "weight_decay": Field(Number(min=0), 0.1),
+    "n_stills": Field(Int(min=2), 30000),
+    "min_radius": Field(Number(min=2, max=40), 7.0),  # px at the demo world's 128 px frame
+    "max_radius": Field(Number(min=2, max=40), 14.0),
+    "distractor_counts": Field(ListOf(Number(min=0, max=1), min_len=1), [0.0, 0.5, 0.5]),
+    "trail_prob": Field(Number(min=0, max=1), 0.5),
+    "long_caption_prob": Field(Number(min=0, max=1), 0.3),
+    "eval_stills": Field(Int(min=1), 480),
+}, checks=(_pretrain_rules,))
+
+
 # --- prepare (pipeline/data/build.py) -----------------------------------------------------------------------
 
 DATASETS = ("demo", "thumos14", "activitynet", "charades", "custom")
@@ -593,6 +623,7 @@ MODEL = Section({
     "use_texts": Field(Bool(), True),
     "use_name": Field(Bool(), False),
     "pool_flow": Field(Bool(), False),
+    "image_tokens": Field(Choice(("patches", "pooled")), "patches"),  # every patch token, or one pooled per image
 }, checks=(_model_heads,))
 
 
@@ -625,6 +656,7 @@ TRAIN = Section({
     "grad_clip": Field(Maybe(Number(min=0)), 1.0),  # 0 or null: no clipping
     "seed": Field(Int(min=0, max=2**32 - 1), 0),  # numpy's seed range
     "device": Field(DEVICE, "auto"),
+    "T": Field(Maybe(Int(min=1)), None),  # snippets per video the model reads; null: the stores' extract.T
 })
 
 
@@ -716,6 +748,8 @@ def _results_splits(values: dict[str, Any], key: str, params: dict[str, Any]) ->
 
 RESULTS = Section({
     "splits": Field(ListOf(Int(min=0), unique=lambda s: s)),  # the open-set split ids, read when protocol is open
+    "seeds": Field(ListOf(Int(min=0, max=2**32 - 1), min_len=1, unique=lambda s: s)),  # GRIZAL's; absent: train.seed
+    "ablation_seeds": Field(ListOf(Int(min=0, max=2**32 - 1), min_len=1, unique=lambda s: s)),  # absent: seeds[0]
     "variants": Field(VariantsKind(), REQUIRED),
     "closed_set": Field(Bool(), True),
     "workers": Field(Int(min=1), 1),
@@ -724,6 +758,7 @@ RESULTS = Section({
 
 SCHEMAS: dict[str, Section] = {
     "demo": DEMO,
+    "pretrain": PRETRAIN,
     "prepare": PREPARE,
     "generate": GENERATE,
     "extract": EXTRACT,

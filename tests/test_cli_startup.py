@@ -20,7 +20,7 @@ import pipeline.apps.cli
 
 REPO = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "torchvision", "open_clip", "cv2", "transformers", "diffusers")
-STAGES = ("demo_world", "prepare", "generate", "extract", "train", "evaluate", "results", "score",
+STAGES = ("demo_world", "pretrain", "prepare", "generate", "extract", "train", "evaluate", "results", "score",
           "exp_table")
 GRIZAL = "from pipeline.apps.cli import main; sys.argv[0] = 'grizal'; main()"
 

@@ -45,6 +45,7 @@ def project(tmp_path_factory):
     params["train"].update(epochs=1, batch_size=64)
     params["results"].update(splits=[0], variants=["GRIZAL"], closed_set=False)
     params["generate"]["image_size"] = 64
+    params["pretrain"].update(steps=3, batch_size=16, n_stills=128, eval_stills=8)
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
@@ -56,8 +57,8 @@ def project(tmp_path_factory):
 def test_repro_then_nothing_then_only_what_a_param_touches(project):
     dest, env = project
     first = _run(["dvc", "repro"], dest, env)
-    assert _ran(first) == {"demo_world", "prepare", "generate", "extract_rgb", "extract_flow", "extract_priors",
-                           "train", "evaluate", "results"}
+    assert _ran(first) == {"demo_world", "pretrain", "prepare", "generate", "extract_rgb", "extract_flow",
+                           "extract_priors", "train", "evaluate", "results"}
     assert (dest / "metrics/evaluate.json").is_file() and (dest / "cache/results/results.md").is_file()
     assert "up to date" in _run(["dvc", "status"], dest, env).lower()
 

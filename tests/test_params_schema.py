@@ -54,6 +54,14 @@ CASES = [
     C("demo.max_duration", 20, "expected a number >= demo.min_duration (24)"),
     C("demo.vidoes_per_class_train", 2, "unknown key (did you mean 'videos_per_class_train'?)"),
     C("demo.colour", "red", "unknown key (known: seed, videos_per_class_train"),
+    # pretrain (PretrainConfig, CorpusConfig)
+    C("pretrain.steps", 0, "expected an integer >= 1"),
+    C("pretrain.batch_size", 1, "expected an integer >= 2"),
+    C("pretrain.lr", 0, "expected a number > 0"),
+    C("pretrain.max_radius", 5.0, "expected a number >= pretrain.min_radius (7)"),
+    C("pretrain.distractor_counts", [0.5, 0.6], "expected probabilities of 0, 1, 2, ... distractors that sum to 1"),
+    C("pretrain.trail_prob", 2, "expected a number in [0, 1]"),
+    C("pretrain.stils", 3, "unknown key (did you mean 'n_stills'?)"),
     # prepare (its data set's keys)
     C("prepare.split_id", "zero", "expected an integer >= 0"),
     C("prepare.split_id", -1, "expected an integer >= 0"),
@@ -247,7 +255,8 @@ def test_a_bad_value_is_one_line_naming_the_file_key_value_and_expectation(case:
 def test_a_missing_section_is_named(name):
     params = _params("params.yaml")
     del params[name]
-    with pytest.raises(UserError, match=rf"^{WHERE}: missing section '{name}'$"):
+    # a section whose name is close to another's gets that one suggested (pretrain: did you mean 'prepare'?)
+    with pytest.raises(UserError, match=rf"^{WHERE}: missing section '{name}'( \(did you mean '\w+'\?\))?$"):
         validate_section(params, name, WHERE)
 
 
