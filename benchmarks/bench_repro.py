@@ -30,6 +30,17 @@ import yaml
 from tests.support.params_edit import set_dotted
 from tests.support.project_copy import copy_project
 
+
+class BenchError(Exception):
+    """Bad input: printed as one ``error:`` line, exit status 2."""
+
+
+class StageFailed(Exception):
+    def __init__(self, stage: str, code: int, log: Path):
+        super().__init__(stage)
+        self.stage, self.code, self.log = stage, code, log
+
+
 GIT_IDENTITY = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@localhost",
                 "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@localhost"}
 
@@ -70,7 +81,7 @@ def prepare_copy(dest: Path, overrides: list[str], env: dict[str, str]) -> None:
             try:
                 set_dotted(params, key, value)
             except (KeyError, TypeError):
-                raise SystemExit(f"error: --params-set {item}: params.yaml has no section for {key!r}") from None
+                raise BenchError(f"--params-set {item}: params.yaml has no section for {key!r}") from None
         (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     for args in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-q", "-m", "bench_repro copy"]):
         subprocess.run(args, cwd=dest, env=env, check=True, capture_output=True)
@@ -81,7 +92,7 @@ def prepare_copy(dest: Path, overrides: list[str], env: dict[str, str]) -> None:
 def parse_override(item: str) -> tuple[str, object]:
     key, sep, value = item.partition("=")
     if not sep or not key:
-        raise SystemExit(f"error: --params-set {item}: expected key=value (a dotted key, a YAML value)")
+        raise BenchError(f"--params-set {item}: expected key=value (a dotted key, a YAML value)")
     return key, yaml.safe_load(value)
 
 
@@ -108,7 +119,7 @@ def stage_order(dest: Path, edges: list[tuple[str, str]]) -> list[str]:
         ready = [s for s in declared + sorted(set(upstream) - set(declared))
                  if s not in order and upstream[s] <= set(order)]
         if not ready:
-            raise SystemExit(f"error: {dest / 'dvc.yaml'}: the stage graph has a cycle")
+            raise BenchError(f"{dest / 'dvc.yaml'}: the stage graph has a cycle")
         order.append(ready[0])
     return order
 
@@ -116,7 +127,7 @@ def stage_order(dest: Path, edges: list[tuple[str, str]]) -> list[str]:
 def with_ancestors(order: list[str], wanted: list[str], edges: list[tuple[str, str]]) -> list[str]:
     unknown = [s for s in wanted if s not in order]
     if unknown:
-        raise SystemExit(f"error: --stages: no stage {', '.join(unknown)} in dvc.yaml (stages: {', '.join(order)})")
+        raise BenchError(f"--stages: no stage {', '.join(unknown)} in dvc.yaml (stages: {', '.join(order)})")
     needed = set(wanted)
     grew = True
     while grew:
@@ -135,8 +146,7 @@ def run_stage(stage: str, dest: Path, env: dict[str, str], log: Path) -> float:
                                 stderr=subprocess.STDOUT)
     seconds = time.perf_counter() - start
     if result.returncode != 0:
-        tail = "\n".join(log.read_text().splitlines()[-30:])
-        raise SystemExit(f"{tail}\nerror: stage {stage} failed (exit {result.returncode}); full log: {log}")
+        raise StageFailed(stage, result.returncode, log)
     return seconds
 
 
@@ -159,37 +169,48 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
 
+    if args.workdir is not None and args.workdir.exists() and any(args.workdir.iterdir()):
+        print(f"error: {args.workdir}: --workdir must be empty or new", file=sys.stderr)
+        return 2
     if args.workdir is not None:
-        if args.workdir.exists() and any(args.workdir.iterdir()):
-            raise SystemExit(f"error: {args.workdir}: --workdir must be empty or new")
         args.workdir.mkdir(parents=True, exist_ok=True)
-        dest, cleanup = args.workdir.resolve(), False
-    else:
-        dest, cleanup = Path(tempfile.mkdtemp(prefix="grizal-bench-repro-")), True
-    env = bench_env()
+    dest = args.workdir.resolve() if args.workdir else Path(tempfile.mkdtemp(prefix="grizal-bench-repro-"))
+    keep = args.workdir is not None
     try:
-        limit_before = machine_limit()
-        prepare_copy(dest, args.params_set, env)
-        edges = stage_edges(dest, env)
-        order = stage_order(dest, edges)
-        if args.stages:
-            order = with_ancestors(order, args.stages, edges)
-        log = dest / "bench_repro.log"
-        print(f"copy: {dest}; stages: {' '.join(order)}; log: {log}", flush=True)
-        times: dict[str, float] = {}
-        for stage in order:
-            times[stage] = run_stage(stage, dest, env, log)
-            print(f"  {stage}: {times[stage]:.1f} s", flush=True)
-        limit_after = machine_limit()
-        limit = {key: max(limit_before[key], limit_after[key]) for key in limit_before}
-        print(table(times, limit))
-        if args.json is not None:
-            args.json.write_text(json.dumps({"stages": times, "total_s": sum(times.values()), "limit": limit,
-                                             "params_set": args.params_set, "cpu_count": os.cpu_count()},
-                                            indent=2))
+        return run(args, dest, bench_env())
+    except BenchError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except StageFailed as failed:
+        keep = True  # for its log
+        print("\n".join(failed.log.read_text().splitlines()[-30:]), file=sys.stderr)
+        print(f"error: stage {failed.stage} failed (exit {failed.code}); log and copy kept: {failed.log}",
+              file=sys.stderr)
+        return 1
     finally:
-        if cleanup:
+        if not keep:
             shutil.rmtree(dest, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, dest: Path, env: dict[str, str]) -> int:
+    limit_before = machine_limit()
+    prepare_copy(dest, args.params_set, env)
+    edges = stage_edges(dest, env)
+    order = stage_order(dest, edges)
+    if args.stages:
+        order = with_ancestors(order, args.stages, edges)
+    log = dest / "bench_repro.log"
+    print(f"copy: {dest}; stages: {' '.join(order)}; log: {log}", flush=True)
+    times: dict[str, float] = {}
+    for stage in order:
+        times[stage] = run_stage(stage, dest, env, log)
+        print(f"  {stage}: {times[stage]:.1f} s", flush=True)
+    limit_after = machine_limit()
+    limit = {key: max(limit_before[key], limit_after[key]) for key in limit_before}
+    print(table(times, limit))
+    if args.json is not None:
+        args.json.write_text(json.dumps({"stages": times, "total_s": sum(times.values()), "limit": limit,
+                                         "params_set": args.params_set, "cpu_count": os.cpu_count()}, indent=2))
     return 0
 
 
