@@ -18,6 +18,7 @@ import re
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from pipeline.data.demo import _background as world_background
 from pipeline.data.demo_vocab import (
     COLORS,
     DISTRACTOR_COLORS,
@@ -72,15 +73,9 @@ def _named_color(sentence: str) -> str | None:
 
 
 def _frame_background(rng: random.Random, size: int, side: int) -> Image.Image:
-    """A dark frame like the demo videos' (``data.demo._background``): a base colour, a vertical tint ramp and
-    pixel texture, drawn at the output size so the texture keeps its grain after the supersampled drawing."""
-    seed = rng.getrandbits(32)
-    noise = np.random.default_rng(seed)
-    base = noise.uniform(15, 45, size=3)
-    tint = noise.uniform(-12, 12, size=3)
-    ramp = np.linspace(0, 1, size)[:, None, None]
-    texture = noise.normal(0, 5, size=(size, size, 1))
-    pixels = np.clip(base + ramp * tint + texture, 0, 255).astype(np.uint8)
+    """A dark frame of the demo videos' kind (the world's own background recipe, ``data.demo._background``), drawn
+    at the output size so its grain survives the supersampled drawing."""
+    pixels = world_background(np.random.default_rng(rng.getrandbits(32)), size).astype(np.uint8)
     return Image.fromarray(pixels, "RGB").resize((side, side), Image.Resampling.NEAREST)
 
 
@@ -106,8 +101,8 @@ def render_shape_scene(shape: str, motion: str, sentence: str, seed: int, size: 
 
     color = COLORS[_named_color(sentence) or SHAPE_COLORS.get(shape) or rng.choice(list(COLORS))]
     radius = rng.uniform(*ACTOR_RADIUS) * scale
-    ghosts = rng.randint(3, 6)
-    spacing = rng.uniform(0.55, 0.9)
+    ghosts = rng.randint(3, 5)  # around draw_motion_trail's defaults (4, 0.7), the encoder's pretraining cue
+    spacing = rng.uniform(0.55, 0.85)
     angle = rng.uniform(-0.2, 0.2)
     back = ghosts * spacing * radius
     # Place the shape so that it and its trail stay inside the frame.
