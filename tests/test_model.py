@@ -253,6 +253,22 @@ def test_prior_switches_choose_which_tokens_are_read(switches, images_matter, te
     assert hasattr(model.vle, "pair_embedding") is (images_matter or texts_matter)
 
 
+def test_pooled_image_tokens_read_each_image_s_first_token_only():
+    model = tiny(image_tokens="pooled")
+    priors = make_priors(2)
+    rgb, flow = make_inputs(2, 6)
+
+    def edit_patches(edited):
+        edited["joint"][..., TEXT_LEN + 1:, :] = _shift(edited["joint"][..., TEXT_LEN + 1:, :])
+
+    def edit_pooled(edited):
+        edited["joint"][..., TEXT_LEN, :] = _shift(edited["joint"][..., TEXT_LEN, :])
+
+    assert not _changes(model, rgb, flow, priors, edit_patches)
+    assert _changes(model, rgb, flow, priors, edit_pooled)
+    assert _changes(tiny(), rgb, flow, priors, edit_patches)  # patches (the default): every image token counts
+
+
 def test_k_reads_the_first_k_stored_pairs():
     model = tiny(k=2)
     rgb, flow = make_inputs(2, 6)
@@ -288,6 +304,7 @@ def test_layers_and_width_follow_the_config():
         ({"k": 0}, "model.k must be at least 1"),
         ({"dropout": 1.0}, "model.dropout"),
         ({"ft_layers": 0}, "model.ft_layers"),
+        ({"image_tokens": "mean"}, "model.image_tokens must be one of patches, pooled"),
     ],
 )
 def test_bad_config_is_a_clear_error(config, message):

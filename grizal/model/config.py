@@ -7,6 +7,8 @@ from typing import Any
 
 from grizal.errors import ConfigError
 
+IMAGE_TOKENS = ("patches", "pooled")  # model.image_tokens
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -19,6 +21,9 @@ class ModelConfig:
     class-name tokens join the sentences and images), `k` (how many of the stored prior pairs are read; the
     first k). `pool_flow`: the video side of the InfoNCE loss pools Z_rgb + Z_optical instead of Z_rgb alone,
     so the contrast between classes also teaches what each class's motion looks like in the flow.
+    `image_tokens`: how a generated image enters the VLE: `patches`, every stored token of the image (its pooled
+    class token and each patch token: the paper's form), or `pooled`, its pooled class token alone (one token
+    per image, a fraction of the VLE's work).
     """
 
     rgb_dim: int = 512
@@ -38,6 +43,7 @@ class ModelConfig:
     use_texts: bool = True
     use_name: bool = False
     pool_flow: bool = False
+    image_tokens: str = "patches"
 
     @classmethod
     def from_dict(cls, config: dict[str, Any] | None) -> ModelConfig:
@@ -49,7 +55,10 @@ class ModelConfig:
         values = {}
         for name, value in config.items():
             kind = type(known[name].default)
-            if kind is bool:
+            if kind is str:
+                if value not in IMAGE_TOKENS:
+                    raise ConfigError(f"model.{name} must be one of {', '.join(IMAGE_TOKENS)}, got {value!r}")
+            elif kind is bool:
                 if not isinstance(value, bool):
                     raise ConfigError(f"model.{name} must be true or false, got {value!r}")
             elif kind is int:

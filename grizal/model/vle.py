@@ -4,7 +4,8 @@ The VLE sequence is built from parts, so every ablation runs the same code path:
 
 - the prior pairs: the first k stored pairs, each `(S, E)` (sentence tokens then image tokens, padded to the
   longest), concatenated along the sequence axis to k*S tokens; image tokens are masked out when
-  `use_images` is off, sentence tokens when `use_texts` is off;
+  `use_images` is off, sentence tokens when `use_texts` is off, and each image's patch tokens (all but its first,
+  pooled class token) when `image_tokens` is `pooled`;
 - the class-name tokens `(Sn, E)`, present when `use_name` is on or `use_texts` is off (then they stand in for
   the sentences).
 
@@ -33,6 +34,7 @@ class VisionLanguageEncoder(nn.Module):
         self.k = config.k
         self.use_texts = config.use_texts
         self.use_images = config.use_images
+        self.pooled_images = config.image_tokens == "pooled"
         self.use_name = config.use_name or not config.use_texts
         kinds = [kind for kind, used in (("text", config.use_texts), ("image", config.use_images),
                                          ("name", self.use_name)) if used]
@@ -64,13 +66,15 @@ class VisionLanguageEncoder(nn.Module):
         if self.use_images:
             allowed = allowed | is_image
         mask = joint_mask.bool() & allowed
+        # a token's position counts only the slots of its own kind before it: the sentence padding between
+        # the text and image tokens of a pair must not shift the image tokens
+        index = torch.where(is_image, is_image.long().cumsum(-1), (~is_image).long().cumsum(-1)) - 1
+        if self.pooled_images:  # an image's first stored token is its pooled class token; its patches stay out
+            mask = mask & (~is_image | (index == 0))
         zero = joint.new_zeros(dim)
         text = self.kind_embedding["text"] if self.use_texts else zero
         image = self.kind_embedding["image"] if self.use_images else zero
         kind = torch.where(is_image[..., None], image, text)
-        # a token's position counts only the slots of its own kind before it: the sentence padding between
-        # the text and image tokens of a pair must not shift the image tokens
-        index = torch.where(is_image, is_image.long().cumsum(-1), (~is_image).long().cumsum(-1)) - 1
         position = sinusoidal_positions(length, dim, joint.device, joint.dtype)[index]
         tokens = joint + position + self.pair_embedding[None, :, None, :] + kind
         return tokens.reshape(batch, k * length, dim), mask.reshape(batch, k * length)

@@ -49,6 +49,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     seed: int = 0
     device: str = "auto"
+    T: int | None = None  # snippets per video the model reads; None: the stores' extract.T
 
     @classmethod
     def from_dict(cls, cfg: dict[str, Any], where: str | os.PathLike | None = "params.yaml") -> TrainConfig:
@@ -63,6 +64,8 @@ class TrainConfig:
         out = cls(**cfg)
         if out.epochs < 1 or out.batch_size < 1 or out.lr <= 0:
             raise UserError(where, "train: epochs >= 1, batch_size >= 1 and lr > 0 are required")
+        if out.T is not None and (isinstance(out.T, bool) or not isinstance(out.T, int) or out.T < 1):
+            raise UserError(where, f"train.T: expected null or an integer >= 1, got {out.T!r}")
         if out.hard_negatives < 0 or out.hard_negative_pool < 1 or out.negatives_per_positive < 0:
             raise UserError(where, "train: negatives_per_positive >= 0, hard_negatives >= 0 and "
                                    "hard_negative_pool >= 1 are required")
@@ -198,7 +201,7 @@ def train(index: Index, split: Split, features_dir: Path, model_cfg: dict[str, A
     classes = list(split.seen)
     durations = {vid: index.videos[vid].duration for vid in ids}
     feature_set = FeatureSet.open(features_dir)
-    T = feature_set.T
+    T = cfg.T or feature_set.T  # the model is length-free: it may read the stored videos resampled shorter
     videos = feature_set.videos(ids, durations, T, use_flow)
     priors = feature_set.priors(classes)
     targets = snippet_targets(index, ids, classes, videos.times)
