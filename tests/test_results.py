@@ -24,10 +24,54 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_grid_jobs_order_and_unknown_variant(tiny_world):
     values = grid_values(tiny_world)
-    assert grid_jobs(values) == [("closed", None, "GRIZAL"), ("open", 0, "GRIZAL"), ("open", 0, "w/o Fourier")]
+    assert grid_jobs(values) == [("closed", None, "GRIZAL", 0), ("open", 0, "GRIZAL", 0), ("open", 0, "w/o Fourier", 0)]
     values["results"]["variants"] = ["GRIZAL", "w/o colour"]
     with pytest.raises(UserError, match="unknown variant 'w/o colour'"):
         grid_jobs(values)
+
+
+def test_grizal_runs_every_seed_and_ablations_their_own(tiny_world):
+    values = grid_values(tiny_world, seeds=[0, 1], ablation_seeds=[2])
+    assert grid_jobs(values) == [("closed", None, "GRIZAL", 0), ("closed", None, "GRIZAL", 1),
+                                 ("open", 0, "GRIZAL", 0), ("open", 0, "GRIZAL", 1), ("open", 0, "w/o Fourier", 2)]
+    del values["results"]["ablation_seeds"]  # ablations: the first of the seeds
+    assert [job[3] for job in grid_jobs(values)] == [0, 1, 0, 1, 0]
+    del values["results"]["seeds"]
+    values["train"]["seed"] = 5  # without results.seeds: the train stage's seed
+    assert [job[3] for job in grid_jobs(values)] == [5, 5, 5]
+    values["results"]["seeds"] = [1, 1]
+    with pytest.raises(UserError, match="results.seeds: expected a non-empty list of distinct integers"):
+        grid_jobs(values)
+
+
+def _run(protocol, split, variant, seed, average, baseline=0.0):
+    metrics = {"mAP": {"0.5": average}, "average_mAP": average, "average_tIoU": 0.5}
+    return {"protocol": protocol, "split": split, "variant": variant, "seed": seed, "grizal": metrics,
+            "baseline": {**metrics, "mAP": {"0.5": baseline}, "average_mAP": baseline}}
+
+
+def test_the_table_is_mean_and_sample_std_over_splits_and_seeds_and_the_baseline_once_per_split():
+    grid = {"tious": ["0.5"], "runs": [
+        _run("open", 0, "GRIZAL", 0, 0.1, baseline=0.2), _run("open", 0, "GRIZAL", 1, 0.3, baseline=0.2),
+        _run("open", 1, "GRIZAL", 0, 0.5, baseline=0.4), _run("open", 1, "GRIZAL", 1, 0.7, baseline=0.4),
+        _run("open", 0, "w/o Fourier", 0, 0.2), _run("open", 1, "w/o Fourier", 0, 0.4)]}
+    rows = {row.split(" | ")[1]: row.strip(" |").split(" | ") for row in results_table(grid).splitlines()[2:]}
+    assert (rows["GRIZAL"][3], rows["GRIZAL"][5]) == ("40.0 ± 25.8", "4")  # avg mAP over 4 runs (sample std), runs
+    baseline = rows["training-free CLIP baseline"]
+    assert (baseline[3], baseline[5]) == ("30.0 ± 14.1", "2")  # once per split: it has no seed
+    assert (rows["w/o Fourier"][3], rows["w/o Fourier"][5]) == ("30.0 ± 14.1", "2")
+
+
+@pytest.mark.slow
+def test_a_second_seed_is_a_new_run_and_the_first_is_reused(tiny_world, finished_grid, tmp_path, monkeypatch):
+    out = shutil.copytree(finished_grid[0], tmp_path / "results")
+    started = _trained_folders(monkeypatch, out)
+    values = grid_values(tiny_world, closed_set=False, seeds=[0, 1], ablation_seeds=[0])
+    grid = run_grid(values, tiny_world["index"], tiny_world["features"], out, log=_quiet)
+    assert started == ["split_0/grizal/seed_1"]
+    assert [(r["variant"], r["seed"]) for r in grid["runs"]] == [("GRIZAL", 0), ("GRIZAL", 1), ("w/o Fourier", 0)]
+    assert grid["runs"][0] == finished_grid[1]["runs"][0] and grid["runs"][2] == finished_grid[1]["runs"][1]
+    assert grid["runs"][1]["key"] != grid["runs"][0]["key"]
 
 
 @pytest.mark.slow
@@ -41,9 +85,9 @@ def test_workers_give_the_same_runs_as_one_process(tiny_world, tmp_path):
     for a, b in zip(one["runs"], two["runs"], strict=True):
         assert a["grizal"] == b["grizal"] and a["baseline"] == b["baseline"]
     for variant in ("grizal", "w_o_fourier"):
-        metrics = json.loads((tmp_path / "two" / "split_0" / variant / "metrics.json").read_text())
+        metrics = json.loads((tmp_path / "two" / "split_0" / variant / "seed_0" / "metrics.json").read_text())
         assert metrics["grizal"] == two["runs"][0 if variant == "grizal" else 1]["grizal"]
-        record = json.loads((tmp_path / "two" / "split_0" / variant / "run.json").read_text())
+        record = json.loads((tmp_path / "two" / "split_0" / variant / "seed_0" / "run.json").read_text())
         assert record == two["runs"][0 if variant == "grizal" else 1]  # stored by the worker that ran it
     assert results_table(one) == results_table(two)
     logs = []
@@ -104,7 +148,7 @@ def test_a_rerun_reuses_every_finished_run(tiny_world, finished_grid, tmp_path, 
     values["prepare"]["split_id"] = 1  # the train stage's split; each run sets its own
     again = run_grid(values, tiny_world["index"], tiny_world["features"], out, log=logs.append)
     assert again == finished_grid[1]
-    assert [line.split(":")[0] for line in logs] == ["open split=0 GRIZAL", "open split=0 w/o Fourier"]
+    assert [line.split(":")[0] for line in logs] == ["open split=0 GRIZAL seed=0", "open split=0 w/o Fourier seed=0"]
     assert all(line.endswith("reused") for line in logs)
 
 
@@ -114,7 +158,7 @@ def test_a_changed_setting_retrains_only_the_runs_it_changes(tiny_world, finishe
     values = grid_values(tiny_world, closed_set=False)
     values["model"]["use_fourier"] = False  # what the w/o Fourier variant already ran with
     grid = run_grid(values, tiny_world["index"], tiny_world["features"], out, log=_quiet)
-    assert started == ["split_0/grizal"]
+    assert started == ["split_0/grizal/seed_0"]
     assert grid["runs"][1] == finished_grid[1]["runs"][1]
     assert grid["runs"][0]["key"] != finished_grid[1]["runs"][0]["key"]
 
@@ -131,7 +175,7 @@ def test_reported_columns_change_the_table_not_the_runs(tiny_world, finished_gri
     grid = run_grid(values, tiny_world["index"], tiny_world["features"], out, log=_quiet)
     assert grid["tious"] == ["0.5"] and grid["runs"] == finished_grid[1]["runs"]
     header, _, first = results_table(grid).splitlines()[:3]
-    assert header == "| setting | method | mAP@0.5 | avg mAP | avg tIoU | splits |"
+    assert header == "| setting | method | mAP@0.5 | avg mAP | avg tIoU | runs |"
     average = finished_grid[1]["runs"][0]["grizal"]["average_mAP"]  # still the mean over 0.3 and 0.5
     assert first.split(" | ")[3] == f"{100 * average:.1f}"
 
@@ -150,15 +194,15 @@ def test_a_run_interrupted_before_its_record_is_redone(tiny_world, tmp_path, mon
     monkeypatch.setattr(pipeline.modelling.inference, "evaluate_model", killed_in_second_run)
     with pytest.raises(KeyboardInterrupt):
         run_grid(values, tiny_world["index"], tiny_world["features"], out, log=_quiet)
-    assert (out / "split_0" / "grizal" / "run.json").is_file()
-    assert (out / "split_0" / "w_o_fourier" / "model.pt").is_file()
-    assert not (out / "split_0" / "w_o_fourier" / "run.json").exists()
+    assert (out / "split_0" / "grizal" / "seed_0" / "run.json").is_file()
+    assert (out / "split_0" / "w_o_fourier" / "seed_0" / "model.pt").is_file()
+    assert not (out / "split_0" / "w_o_fourier" / "seed_0" / "run.json").exists()
 
     monkeypatch.setattr(pipeline.modelling.inference, "evaluate_model", real_evaluate)
     started = _trained_folders(monkeypatch, out)
     logs = []
     grid = run_grid(values, tiny_world["index"], tiny_world["features"], out, log=logs.append)
-    assert started == ["split_0/w_o_fourier"]
+    assert started == ["split_0/w_o_fourier/seed_0"]
     assert logs[0].endswith("reused") and not logs[1].endswith("reused")
     assert [run["variant"] for run in grid["runs"]] == ["GRIZAL", "w/o Fourier"]
 

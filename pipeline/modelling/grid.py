@@ -1,14 +1,16 @@
-"""The results grid: every (protocol, split, variant) run trained and evaluated over the cached feature stores,
+"""The results grid: every (protocol, split, variant, seed) run trained and evaluated over the cached feature stores,
 each run kept and reused, and the results table.
 
-Features are split-independent, so every (split, variant) pair reuses the cached stores: only the light layers
-are trained again. Each run writes ``<split>/<variant>/`` with ``model.pt``, ``metrics.json`` and, last,
-``run.json``. With ``results.workers`` > 1 the runs go to that many processes, each with an equal share of torch's
-threads (these small models use a second thread poorly: on 2 cores, two one-thread workers get through about
-1.2-1.3x more runs than one two-thread process).
+Features are split-independent, so every (split, variant, seed) run reuses the cached stores: only the light layers
+are trained again. GRIZAL (and the closed-set run) is trained with every seed of ``results.seeds``, the other
+variants with those of ``results.ablation_seeds`` (by default the first of ``results.seeds``); ``train.seed`` is the
+seed when ``results.seeds`` is not given. Each run writes ``<split>/<variant>/seed_<n>/`` with ``model.pt``,
+``metrics.json`` and, last, ``run.json``. With ``results.workers`` > 1 the runs go to that many processes, each with
+an equal share of torch's threads (these small models use a second thread poorly: on 2 cores, two one-thread workers
+get through about 1.2-1.3x more runs than one two-thread process).
 
 Every finished run is kept: ``run.json`` holds the run's key, a digest of everything that decides its numbers (its
-protocol, split and variant, the resolved model, loss, train, localization and tIoU settings, the split that the
+protocol, split, variant and seed, the resolved model, loss, train, localization and tIoU settings, the split that the
 prepare settings give it, the index, the feature stores' settings and items, and the source of the code that trains
 and scores it). A rerun reuses each run whose key is unchanged and redoes the others; a run killed before its
 ``run.json`` was written is redone.
@@ -40,31 +42,59 @@ ROOT = Path(__file__).resolve().parents[2]
 RUN_RECORD = "run.json"
 # Bump when run_one changes what a run computes: this file's own source is not part of the run key (editing the
 # table must not retrain the grid), the modules below and everything they import from the project are.
-RUN_FORMAT = 1
+RUN_FORMAT = 2
 RUN_CODE = ("pipeline.data.build", "pipeline.modelling.fit", "pipeline.modelling.inference")
-Job = tuple[str, int | None, str]
+Job = tuple[str, int | None, str, int]  # (protocol, split id or None, variant, train seed)
 
 # The variants (the paper's ablations built in, others declared in results.variants): pipeline.modelling.variants.
 VARIANTS = BUILT_IN
 
 
-def grid_jobs(values: dict[str, Any], where: str | os.PathLike = "params.yaml") -> list[tuple[str, int | None, str]]:
-    """(protocol, split id, variant) for every run of the grid, in the table's order."""
+def grid_seeds(values: dict[str, Any], where: str | os.PathLike = "params.yaml") -> tuple[list[int], list[int]]:
+    """The train seeds of GRIZAL's runs (``results.seeds``, else ``[train.seed]``) and of the other variants'
+    (``results.ablation_seeds``, else the first of GRIZAL's)."""
+    cfg = section(values, "results", where)
+    seeds = cfg.get("seeds")
+    if seeds is None:
+        seeds = [(values.get("train") or {}).get("seed", 0)]
+    ablation = cfg.get("ablation_seeds")
+    ablation = seeds[:1] if ablation is None else ablation
+    for key, given in (("seeds", seeds), ("ablation_seeds", ablation)):
+        if (not isinstance(given, list) or not given or len(set(given)) != len(given)
+                or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in given)):
+            raise UserError(where, f"results.{key}: expected a non-empty list of distinct integers >= 0, got {given!r}")
+    return list(seeds), list(ablation)
+
+
+def grid_jobs(values: dict[str, Any], where: str | os.PathLike = "params.yaml") -> list[Job]:
+    """(protocol, split id, variant, seed) for every run of the grid, in the table's order."""
     cfg = section(values, "results", where)
     resolve_variants(cfg, where)  # an unknown name or a bad override fails here
+    seeds, ablation_seeds = grid_seeds(values, where)
+
+    def seeded(protocol: str, split_id: int | None, variant: str) -> list[Job]:
+        return [(protocol, split_id, variant, seed) for seed in (seeds if variant == REFERENCE else ablation_seeds)]
+
     if values["prepare"].get("protocol", "closed") == "closed":  # e.g. Charades-STA: no open-set splits
-        return [("closed", None, v) for v in cfg["variants"]]
-    jobs: list[tuple[str, int | None, str]] = [("closed", None, "GRIZAL")] if cfg.get("closed_set", True) else []
-    return jobs + [("open", int(s), v) for s in cfg["splits"] for v in cfg["variants"]]
+        return [job for v in cfg["variants"] for job in seeded("closed", None, v)]
+    jobs = seeded("closed", None, REFERENCE) if cfg.get("closed_set", True) else []
+    return jobs + [job for s in cfg["splits"] for v in cfg["variants"] for job in seeded("open", int(s), v)]
 
 
 def run_dir(out: Path, job: Job) -> Path:
-    _protocol, split_id, variant = job
-    return out / (f"split_{split_id}" if split_id is not None else "closed") / slug_of(variant)
+    _protocol, split_id, variant, seed = job
+    return out / (f"split_{split_id}" if split_id is not None else "closed") / slug_of(variant) / f"seed_{seed}"
+
+
+def seeded_values(values: dict[str, Any], job: Job) -> dict[str, Any]:
+    """``values`` with the job's train seed (a copy)."""
+    out = copy.deepcopy(values)
+    out["train"] = {**(out.get("train") or {}), "seed": job[3]}
+    return out
 
 
 def _split(values: dict[str, Any], index, job: Job, where: str | os.PathLike = "params.yaml") -> Split:
-    protocol, split_id, _variant = job
+    protocol, split_id, _variant, _seed = job
     prepare_cfg = {**values["prepare"], "protocol": protocol}
     if split_id is not None:
         prepare_cfg["split_id"] = split_id
@@ -204,7 +234,7 @@ def finished_run(out: Path, job: Job, key: str) -> dict[str, Any] | None:
 
 def run_one(values: dict[str, Any], index, features: Path, out: Path, job: Job, key: str,
             threads: int | None = None, where: str | os.PathLike = "params.yaml") -> dict[str, Any]:
-    """Train and evaluate one (protocol, split, variant) run; writes its model.pt, metrics.json and, last,
+    """Train and evaluate one (protocol, split, variant, seed) run; writes its model.pt, metrics.json and, last,
     run.json (the record with ``key`` that marks the run finished)."""
     import torch
 
@@ -213,9 +243,9 @@ def run_one(values: dict[str, Any], index, features: Path, out: Path, job: Job, 
 
     if threads:
         torch.set_num_threads(threads)
-    protocol, split_id, variant = job
+    protocol, split_id, variant, _seed = job
     chosen = variant_of(section(values, "results", where), variant, where)
-    values, features = chosen.settings(values), chosen.features_dir(features)
+    values, features = seeded_values(chosen.settings(values), job), chosen.features_dir(features)
     folder = run_dir(out, job)
     (folder / RUN_RECORD).unlink(missing_ok=True)  # from now on the folder holds an unfinished run
     tious = _thresholds(values)
@@ -233,6 +263,10 @@ def run_one(values: dict[str, Any], index, features: Path, out: Path, job: Job, 
               "grizal": outcome["metrics"]["grizal"], "baseline": outcome["metrics"]["baseline"]}
     atomic_write_json(folder / RUN_RECORD, record)  # last: a folder without it is redone
     return record
+
+
+def _with_seed(settings: dict[str, Any], seed: int) -> dict[str, Any]:
+    return {**settings, "train": {**settings["train"], "seed": seed}}
 
 
 def _fmt(value: float | None) -> str:
@@ -258,11 +292,12 @@ def run_grid(values: dict[str, Any], index, features: Path, out: Path, log=print
         _check_model(resolved["model"], name, where)
     inputs = {folder: input_identity(index, folder) for folder in {v.features_dir(features) for v in variants.values()}}
     code = code_digest()
-    keys = {job: run_key(settings[job[2]], inputs[variants[job[2]].features_dir(features)], code, job,
-                         _split(values, index, job, where)) for job in jobs}
+    keys = {job: run_key(_with_seed(settings[job[2]], job[3]), inputs[variants[job[2]].features_dir(features)], code,
+                         job, _split(values, index, job, where)) for job in jobs}
 
     def report(run: dict[str, Any], how: str) -> None:
-        log(f"{run['protocol']} split={run['split']} {run['variant']}: average mAP {_fmt(run['grizal']['average_mAP'])}"
+        log(f"{run['protocol']} split={run['split']} {run['variant']} seed={run['seed']}: average mAP "
+            f"{_fmt(run['grizal']['average_mAP'])}"
             f" (baseline {_fmt(run['baseline']['average_mAP'])}), {how}")
 
     runs: dict[Job, dict[str, Any]] = {}
@@ -297,7 +332,8 @@ def run_grid(values: dict[str, Any], index, features: Path, out: Path, log=print
 
 
 def _stat(values: list[float | None]) -> str:
-    """Percent, mean ± std over splits; ``n/a`` when a run has no such figure (average tIoU without predictions)."""
+    """Percent, mean ± sample std over the runs; ``n/a`` when a run has no such figure (average tIoU without
+    predictions)."""
     if any(v is None for v in values):
         return "n/a"
     pct = [100 * v for v in values]
@@ -307,15 +343,19 @@ def _stat(values: list[float | None]) -> str:
 
 
 def results_table(grid: dict[str, Any]) -> str:
-    """Markdown: one row per method, mAP (%) at each tIoU, average mAP and average tIoU, mean ± std over splits."""
+    """Markdown: one row per method, mAP (%) at each tIoU, average mAP and average tIoU, as mean ± sample standard
+    deviation over the row's runs (every split and seed); `runs` counts them. The training-free baseline has no
+    seed: it counts once per split."""
     tious = grid["tious"]
-    header = ["setting", "method", *(f"mAP@{t}" for t in tious), "avg mAP", "avg tIoU", "splits"]
+    header = ["setting", "method", *(f"mAP@{t}" for t in tious), "avg mAP", "avg tIoU", "runs"]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---", "---"] + ["---:"] * (len(header) - 2)) + "|"]
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    baseline_splits: set[tuple[str, int | None]] = set()
     for run in grid["runs"]:
         setting = "closed-set" if run["protocol"] == "closed" else "open-set (unseen)"
         groups.setdefault((setting, run["variant"]), []).append(run["grizal"])
-        if run["variant"] == "GRIZAL":
+        if run["variant"] == "GRIZAL" and (run["protocol"], run["split"]) not in baseline_splits:
+            baseline_splits.add((run["protocol"], run["split"]))
             groups.setdefault((setting, "training-free CLIP baseline"), []).append(run["baseline"])
     order = ["GRIZAL", "training-free CLIP baseline",
              *dict.fromkeys(run["variant"] for run in grid["runs"] if run["variant"] != "GRIZAL")]
