@@ -159,7 +159,7 @@ def caption(rng: np.random.Generator, still: Still, cfg: CorpusConfig) -> str:
         text = f"{pick(rng, PREFIXES)} {size_text}{shape} coloured {still.color}"
     else:
         text = f"{pick(rng, PREFIXES)} {size_text}{still.color} {shape}"
-    if still.motion is not None and rng.random() < 0.8:
+    if still.motion is not None:
         text += f" {pick(rng, MOTION_WORDS[still.motion])}"
     if rng.random() < 0.4:
         text += f" {place_words(still.x, still.y, cfg.frame_size)}"
