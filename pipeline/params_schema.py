@@ -378,7 +378,7 @@ def _pretrain_rules(values: dict[str, Any], key: str, params: dict[str, Any]) ->
 
 PRETRAIN = Section({
     "seed": Field(Int(min=0, max=2**32 - 1), 0),
-    "steps": Field(Int(min=1), 1200),
+    "steps": Field(Int(min=1), 1500),
     "batch_size": Field(Int(min=2), 64),  # contrastive: each caption needs other stills as negatives
     "lr": Field(Number(min=0, min_open=True), 1e-3),
     "warmup": Field(Int(min=0), 50),

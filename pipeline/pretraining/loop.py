@@ -34,7 +34,7 @@ CHUNK = 1000  # stills rendered per task
 @dataclass(frozen=True)
 class PretrainConfig:
     seed: int = 0
-    steps: int = 1200
+    steps: int = 1500
     batch_size: int = 64
     lr: float = 1e-3
     warmup: int = 50
