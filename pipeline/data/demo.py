@@ -153,7 +153,7 @@ def plan_video(rng: np.random.Generator, cfg: DemoConfig, main: str, classes: li
     return duration, segments, actors, wanderers
 
 
-def _background(rng: np.random.Generator, size: int) -> np.ndarray:
+def world_background(rng: np.random.Generator, size: int) -> np.ndarray:
     base = rng.uniform(15, 45, size=3)
     ramp = np.linspace(0, 1, size)[:, None, None]
     tint = rng.uniform(-12, 12, size=3)
@@ -169,7 +169,7 @@ def render_frames(rng, cfg: DemoConfig, duration: float, actors, wanderers):
     """
     from PIL import Image, ImageDraw
 
-    background = _background(np.random.default_rng([cfg.seed, 99]), cfg.size)
+    background = world_background(np.random.default_rng([cfg.seed, 99]), cfg.size)
     for i in range(int(round(duration * cfg.fps))):
         t = i / cfg.fps
         image = Image.new("RGB", (cfg.size, cfg.size))

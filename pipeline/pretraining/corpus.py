@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from pipeline.data import demo_vocab as vocab
-from pipeline.data.demo import _background as world_background
+from pipeline.data.demo import world_background
 
 STREAM = 0x5EED_C11B  # the corpus's seed stream: [seed, STREAM, still] and [seed, STREAM + 1, background]
 

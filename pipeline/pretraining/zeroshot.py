@@ -18,7 +18,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from pipeline.data import demo_vocab as vocab
-from pipeline.data.demo import _background as world_background
+from pipeline.data.demo import world_background
 from pipeline.pretraining.corpus import ACTOR_SHAPES, ALL_SHAPES, COLOR_NAMES, MOTION_NAMES
 
 EVAL_SEED = 424242

@@ -18,7 +18,7 @@ import re
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from pipeline.data.demo import _background as world_background
+from pipeline.data.demo import world_background
 from pipeline.data.demo_vocab import (
     COLORS,
     DISTRACTOR_COLORS,
@@ -73,7 +73,7 @@ def _named_color(sentence: str) -> str | None:
 
 
 def _frame_background(rng: random.Random, size: int, side: int) -> Image.Image:
-    """A dark frame of the demo videos' kind (the world's own background recipe, ``data.demo._background``), drawn
+    """A dark frame of the demo videos' kind (the world's own background recipe, ``data.demo.world_background``), drawn
     at the output size so its grain survives the supersampled drawing."""
     pixels = world_background(np.random.default_rng(rng.getrandbits(32)), size).astype(np.uint8)
     return Image.fromarray(pixels, "RGB").resize((side, side), Image.Resampling.NEAREST)
