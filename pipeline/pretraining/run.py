@@ -16,11 +16,13 @@ from pipeline.pretraining import loop, zeroshot
 
 CHECKPOINT = "clip.pt"  # extract.clip.pretrained points here
 REPORT = "report.json"
+LOG_EVERY = 250  # steps between progress lines
 
 
-def pretrain(section: dict[str, Any], out: Path, workers: int) -> dict[str, Any]:
+def pretrain(section: dict[str, Any], out: Path, workers: int, log=None) -> dict[str, Any]:
     """Train the demo CLIP with a checked ``pretrain`` section; write ``out/clip.pt`` then ``out/report.json``
     (each atomically; a run stopped before the end leaves neither, not even the previous run's)."""
+    log = log or (lambda message: print(message, flush=True))
     for name in (CHECKPOINT, REPORT):
         (out / name).unlink(missing_ok=True)
     cfg = loop.PretrainConfig.from_section(section, loop.model_image_size())
@@ -29,7 +31,14 @@ def pretrain(section: dict[str, Any], out: Path, workers: int) -> dict[str, Any]
     tokens = loop.tokenize(captions)
     corpus_s = time.perf_counter() - start
     model = loop.build_model(cfg.seed)
-    losses = loop.train(model, images, tokens, cfg)
+    log(f"pretrain: {len(images)} stills and captions in {corpus_s:.0f} s; {cfg.steps} steps of batch "
+        f"{cfg.batch_size} on {torch.get_num_threads()} thread(s)")
+
+    def on_step(step: int, loss: float) -> None:
+        if (step + 1) % LOG_EVERY == 0 or step + 1 == cfg.steps:
+            log(f"pretrain: step {step + 1}/{cfg.steps} loss {loss:.3f} ({time.perf_counter() - start:.0f} s)")
+
+    losses = loop.train(model, images, tokens, cfg, on_step)
     train_s = time.perf_counter() - start - corpus_s
     with torch.no_grad():
         accuracy = zeroshot.evaluate(*zeroshot.model_encoders(model, loop.tokenize, loop.normalize),
