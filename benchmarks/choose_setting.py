@@ -30,13 +30,15 @@ from pipeline.modelling.scoring import thresholds_from_params
 
 
 def with_option(values: dict, option: str) -> dict:
-    key, _, raw = option.partition("=")
+    """``values`` with the option's assignments (``key=value``, space-separated, values in yaml) applied."""
     out = copy.deepcopy(values)
-    node = out
-    *parents, leaf = key.split(".")
-    for part in parents:
-        node = node.setdefault(part, {})
-    node[leaf] = yaml.safe_load(raw)
+    for assignment in option.split():
+        key, _, raw = assignment.partition("=")
+        node = out
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = yaml.safe_load(raw)
     return out
 
 
@@ -59,21 +61,23 @@ def _stat(values: list[float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--option", action="append", required=True, help="key=value (yaml); give two or more")
+    parser.add_argument("--option", action="append", required=True, help="key=value ..., yaml values; 2+")
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--prepare", default="cache/prepare", help="the prepare stage's folder (its index.json)")
     parser.add_argument("--features", default="cache/features")
     parser.add_argument("--seeds", default="0", help="comma-separated validation/training seeds")
+    parser.add_argument("--splits", default=None, help="comma-separated open splits (default: results.splits)")
     args = parser.parse_args()
     values = load_params(args.params)
     index = Index.load(Path(args.prepare) / "index.json")
     seeds = [int(s) for s in args.seeds.split(",")]
+    split_ids = [int(s) for s in args.splits.split(",")] if args.splits else values["results"]["splits"]
     figures: dict[str, list[float]] = {}
     baselines: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         for option in args.option:
             chosen = with_option(values, option)
-            for split_id in values["results"]["splits"]:
+            for split_id in split_ids:
                 for seed in seeds:
                     started = time.time()
                     work = Path(tmp) / option / f"{split_id}_{seed}"
