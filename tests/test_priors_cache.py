@@ -115,7 +115,14 @@ def cli(out: Path, classes: int, server) -> subprocess.Popen:
         [sys.executable, "-m", "pipeline.generate", "--classes", names, "--out", str(out), "--k", "2",
          "--text-backend", "openai", "--image-backend", "openai", "--concurrency", "2"],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=_default_sigint,
     )
+
+
+def _default_sigint() -> None:
+    """A suite started in the background (`make test &`) ignores SIGINT, and a child inherits that: Python then
+    installs no Ctrl-C handler. Restore the default, as in an interactive shell, before the CLI starts."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def wait_for_items(out: Path, count: int, timeout: float = 60.0) -> None:

@@ -98,11 +98,12 @@ def test_a_grid_of_declared_variants_runs_each_on_its_features_and_reuses_them(t
     variants = {"GRIZAL": {}, "supervised only": None,
                 "k1 on a copy": {"model": {"k": 1}, "features": str(other)}}
     values = _values(tiny_world, variants)
-    assert grid_jobs(values) == [("open", 0, "GRIZAL"), ("open", 0, "supervised only"), ("open", 0, "k1 on a copy")]
+    assert grid_jobs(values) == [("open", 0, "GRIZAL", 0), ("open", 0, "supervised only", 0),
+                                 ("open", 0, "k1 on a copy", 0)]
     logs: list[str] = []
     grid = run_grid(values, tiny_world["index"], tiny_world["features"], tmp_path / "out", log=logs.append)
     assert [r["variant"] for r in grid["runs"]] == list(variants)
-    keys = {json.loads((tmp_path / "out" / "split_0" / slug / "run.json").read_text())["key"]
+    keys = {json.loads((tmp_path / "out" / "split_0" / slug / "seed_0" / "run.json").read_text())["key"]
             for slug in ("grizal", "supervised_only", "k1_on_a_copy")}
     assert len(keys) == 3
     logs.clear()
