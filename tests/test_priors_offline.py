@@ -161,3 +161,30 @@ def test_demo_images_take_the_colour_the_sentence_names_first():
     pixels = np.asarray(render("square rises", "A magenta square rises past a blue ring.", 0, 224)).astype(float)
     solid, _ = _actor_masks(pixels, COLORS["magenta"])
     assert solid.sum() > 100
+
+
+def test_editing_an_offline_backend_makes_new_items_instead_of_reusing_old_ones(tmp_path, monkeypatch):
+    """The offline backends' output is their code: their item keys hold a digest of its source, so a rerun after
+    an edit regenerates (before, old sentences and pictures came back from the item cache)."""
+    import io
+    import json
+
+    from rich.console import Console
+
+    from pipeline.priors import image_offline, text_offline
+    from pipeline.priors.generation import run
+
+    cfg = build_config(None, overrides={"out": tmp_path, "k": 2})
+
+    def keys() -> set[str]:
+        assert run(cfg, ["circle rises"], console=Console(file=io.StringIO())) == 0
+        return {json.loads(line)["key"] for line in (tmp_path / "manifest.jsonl").read_text().splitlines()}
+
+    first = keys()
+    assert keys() == first  # unchanged code: everything is reused
+    real = text_offline.source_digest
+    monkeypatch.setattr(text_offline, "source_digest", lambda *names: "edited" + real(*names))
+    after_text_edit = keys()
+    assert len(after_text_edit - first) == 1  # the texts are made again (the same sentences: pictures reused)
+    monkeypatch.setattr(image_offline, "source_digest", lambda *names: "edited" + real(*names))
+    assert len(keys() - after_text_edit) == 2  # the same sentences, drawn anew

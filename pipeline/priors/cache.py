@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,6 +19,15 @@ if TYPE_CHECKING:
 
 TEXT_SCHEMA = 1
 ITEM_FOLDERS = ("texts", "images")
+
+
+def source_digest(*module_names: str) -> str:
+    """sha256 of the named (imported) modules' source: part of an offline backend's item keys, because its output
+    is its code (an edited template or drawing makes new items instead of reusing the old ones)."""
+    digest = hashlib.sha256()
+    for name in module_names:
+        digest.update(name.encode() + b"\0" + Path(sys.modules[name].__file__).read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
 
 
 class PriorCache:

@@ -29,6 +29,7 @@ from pipeline.data.demo_vocab import (
     draw_shape,
     parse_class,
 )
+from pipeline.priors.cache import source_digest
 from pipeline.priors.config import GenerateConfig
 from pipeline.priors.faults import Usage
 
@@ -197,7 +198,8 @@ class OfflineImageBackend:
         self.size = cfg.image_size
 
     def key_fields(self, request) -> dict:
-        return {"sentence": request.sentence}
+        code = source_digest(__name__, "pipeline.data.demo_vocab", "pipeline.data.demo")
+        return {"sentence": request.sentence, "code": code}
 
     def generate(self, request):
         from pipeline.priors.backends import ImageResult

@@ -13,6 +13,7 @@ import hashlib
 import random
 
 from pipeline.data.demo_vocab import SHAPE_COLORS, parse_class
+from pipeline.priors.cache import source_digest
 from pipeline.priors.config import GenerateConfig
 from pipeline.priors.faults import Usage
 
@@ -169,7 +170,7 @@ class OfflineTextBackend:
         return [{"role": "user", "content": f"{k} template descriptions of: {action}"}]
 
     def key_fields(self) -> dict:
-        return {}
+        return {"code": source_digest(__name__, "pipeline.data.demo_vocab")}
 
     def generate(self, request):
         from pipeline.priors.backends import TextResult
