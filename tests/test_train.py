@@ -105,6 +105,31 @@ def test_a_checkpoint_from_other_settings_is_not_resumed(tiny_world, tmp_path):
     assert any("other settings" in m for m in messages)
 
 
+def test_a_checkpoint_trained_on_other_data_is_not_resumed(tiny_world, tmp_path, monkeypatch):
+    """Remade priors (or re-extracted features) with unchanged settings retrain: the resume checkpoint is tied to
+    the data it was trained on, not only to the settings."""
+    from pipeline.features.inputs import FeatureSet
+
+    cfg = TrainConfig(epochs=1, batch_size=8, device="cpu")
+    _train(tiny_world, tmp_path, 1)
+    messages = []
+    train(tiny_world["index"], tiny_world["split"], tiny_world["features"], tiny_world["model"], {}, cfg, tmp_path,
+          progress=False, log=messages.append)
+    assert not any("afresh" in m for m in messages)  # the same data: the finished checkpoint is taken as it is
+    real = FeatureSet.priors
+
+    def remade(self, classes):
+        priors = real(self, classes)
+        priors.tensors["joint"] = priors.tensors["joint"] + 0.5
+        return priors
+
+    monkeypatch.setattr(FeatureSet, "priors", remade)
+    messages.clear()
+    train(tiny_world["index"], tiny_world["split"], tiny_world["features"], tiny_world["model"], {}, cfg, tmp_path,
+          progress=False, log=messages.append)
+    assert any("other settings or data: starting afresh" in m for m in messages)
+
+
 def test_ddp_on_two_cpu_processes(tiny_world, tmp_path):
     root = tiny_world["root"]
     params = tmp_path / "params.yaml"

@@ -101,6 +101,19 @@ def config_digest(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def data_digest(videos, priors: PriorTensors, targets: torch.Tensor) -> str:
+    """sha256 of the tensors a run trains on (features, priors, targets): a resume checkpoint counts only for the
+    same data, so re-extracted features or remade priors with unchanged settings retrain instead of resuming."""
+    import numpy as np
+
+    digest = hashlib.sha256()
+    parts = [videos.rgb, targets] + ([videos.flow] if videos.flow is not None else [])
+    parts += [priors.tensors[key] for key in sorted(priors.tensors)]
+    for part in parts:
+        digest.update(np.ascontiguousarray(part.numpy()).tobytes())
+    return digest.hexdigest()[:16]
+
+
 def linear_warmup_decay(step: int, total: int, warmup: int) -> float:
     """The paper's schedule: linear warm-up, then linear decay to zero."""
     if warmup and step < warmup:
@@ -205,6 +218,7 @@ def train(index: Index, split: Split, features_dir: Path, model_cfg: dict[str, A
     videos = feature_set.videos(ids, durations, T, use_flow)
     priors = feature_set.priors(classes)
     targets = snippet_targets(index, ids, classes, videos.times)
+    data = data_digest(videos, priors, targets)
     feature_stats = fit_feature_stats(videos, priors)
     videos, priors = standardized(videos, priors, feature_stats)
     signature = feature_set.signature(use_flow)
@@ -241,7 +255,7 @@ def train(index: Index, split: Split, features_dir: Path, model_cfg: dict[str, A
         optimizer, lambda step: linear_warmup_decay(step, total_steps, int(cfg.warmup_fraction * total_steps)))
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    digest = config_digest(full_model_cfg, loss_cfg, asdict(cfg), split.to_json(), signature)
+    digest = config_digest(full_model_cfg, loss_cfg, asdict(cfg), split.to_json(), signature, data)
     checkpoint_path = out_dir / "checkpoint.pt"
     start_epoch, history = 0, []
     state = _resumable_state(checkpoint_path, log if info.main else lambda *_: None)
@@ -255,7 +269,7 @@ def train(index: Index, split: Split, features_dir: Path, model_cfg: dict[str, A
             if info.main:
                 log(f"resuming from {checkpoint_path} after epoch {start_epoch}")
         elif info.main:
-            log(f"{checkpoint_path} was made with other settings: starting afresh")
+            log(f"{checkpoint_path} was made with other settings or data: starting afresh")
 
     live = open_live_log(live_dir, history) if live_dir is not None and info.main else None
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
