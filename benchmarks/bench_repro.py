@@ -27,6 +27,7 @@ from pathlib import Path
 
 import yaml
 
+from benchmarks.machine import matmul_gflops
 from tests.support.params_edit import set_dotted
 from tests.support.project_copy import copy_project
 
@@ -43,21 +44,6 @@ class StageFailed(Exception):
 
 GIT_IDENTITY = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@localhost",
                 "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@localhost"}
-
-
-def matmul_gflops(dtype_name: str, size: int = 1024, seconds: float = 1.0) -> float:
-    """This machine's square matmul rate in GFLOP/s (best of repeated multiplies for ``seconds``)."""
-    import torch
-
-    dtype = getattr(torch, dtype_name)
-    a, b = torch.randn(size, size).to(dtype), torch.randn(size, size).to(dtype)
-    a @ b
-    best, deadline = float("inf"), time.perf_counter() + seconds
-    while time.perf_counter() < deadline:
-        start = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - start)
-    return 2 * size**3 / best / 1e9
 
 
 def machine_limit() -> dict[str, float]:

@@ -23,23 +23,12 @@ import torch
 import yaml
 
 from benchmarks.bench_model import synthetic_batch
+from benchmarks.machine import matmul_gflops
 from grizal.losses import compute_losses
 from grizal.model import build_model, parameter_summary
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ("vle", "ofe", "mainstream", "losses", "backward", "optimiser")
-
-
-def matmul_gflops(dtype: torch.dtype, size: int = 512, seconds: float = 0.5) -> float:
-    """This machine's square matmul rate in GFLOP/s for ``dtype`` (best of repeated runs)."""
-    a, b = torch.randn(size, size).to(dtype), torch.randn(size, size).to(dtype)
-    a @ b
-    best, deadline = float("inf"), time.perf_counter() + seconds
-    while time.perf_counter() < deadline:
-        start = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - start)
-    return 2 * size**3 / best / 1e9
 
 
 class StageClock:
@@ -139,7 +128,7 @@ def main() -> None:
     for _ in range(args.steps):
         step()
     per_step = (time.perf_counter() - start) / args.steps
-    fp32, bf16 = matmul_gflops(torch.float32), matmul_gflops(torch.bfloat16)
+    fp32, bf16 = (matmul_gflops(name, size=512, seconds=0.5) for name in ("float32", "bfloat16"))
     measured = sum(clock.seconds.values())
     print(parameter_summary(model))
     print(f"model: {config}")

@@ -27,6 +27,7 @@ from pipeline.data.splits import validation_split
 from pipeline.modelling.fit import TrainConfig, train
 from pipeline.modelling.inference import evaluate_model
 from pipeline.modelling.scoring import thresholds_from_params
+from tests.support.params_edit import set_dotted
 
 
 def with_option(values: dict, option: str) -> dict:
@@ -34,11 +35,7 @@ def with_option(values: dict, option: str) -> dict:
     out = copy.deepcopy(values)
     for assignment in option.split():
         key, _, raw = assignment.partition("=")
-        node = out
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = yaml.safe_load(raw)
+        set_dotted(out, key, yaml.safe_load(raw))
     return out
 
 

@@ -63,7 +63,8 @@ def probe(train_x: torch.Tensor, train_y: np.ndarray, test_x: torch.Tensor, test
                 float((layer(b).argmax(-1).numpy() == test_y).mean()))
 
 
-def video_features(feature_set: FeatureSet, index: Index, ids: list[str]) -> dict[str, torch.Tensor]:
+def video_features(feature_set: FeatureSet, index: Index, ids: list[str]
+                   ) -> tuple[dict[str, torch.Tensor], np.ndarray]:
     videos = feature_set.videos(ids, {vid: index.videos[vid].duration for vid in ids}, T, True)
     rgb, flow = videos.rgb.float(), videos.flow.float()
     delta = torch.zeros_like(rgb)
