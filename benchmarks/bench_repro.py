@@ -9,7 +9,9 @@ commit, and every stage runs with ``dvc repro --single-item <stage>`` in the DAG
 stage's wall time is its own. ``--stages`` limits the run to those stages and the ones they depend on;
 ``--params-set key=value`` (a dotted key, a YAML value) edits the copy's params.yaml. The table ends with the
 machine's own limit, a square matmul in bf16 and fp32 (GFLOP/s, the best of before and after the stages), so
-figures from different machines can be compared.
+figures from different machines can be compared; every row names the CPU (its model, the kernels torch dispatches
+and whether bf16 is native). ``ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2`` before the command makes torch
+and oneDNN use AVX2 kernels only, as on a CPU without AVX-512 (no native bf16).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks.machine import matmul_gflops
+from benchmarks.machine import cpu_description, matmul_gflops
 from tests.support.params_edit import set_dotted
 from tests.support.project_copy import copy_project
 
@@ -136,10 +138,10 @@ def run_stage(stage: str, dest: Path, env: dict[str, str], log: Path) -> float:
     return seconds
 
 
-def table(times: dict[str, float], limit: dict[str, float]) -> str:
-    rows = ["| stage | seconds |", "| --- | ---: |"]
-    rows += [f"| {stage} | {seconds:.1f} |" for stage, seconds in times.items()]
-    rows.append(f"| **total** | **{sum(times.values()):.1f}** |")
+def table(times: dict[str, float], limit: dict[str, float], cpu: str) -> str:
+    rows = ["| stage | seconds | CPU |", "| --- | ---: | --- |"]
+    rows += [f"| {stage} | {seconds:.1f} | {cpu} |" for stage, seconds in times.items()]
+    rows.append(f"| **total** | **{sum(times.values()):.1f}** | {cpu} |")
     threads = os.environ.get("OMP_NUM_THREADS", "unset")
     rows.append(f"\nmachine: {os.cpu_count()} cores (OMP_NUM_THREADS={threads}); square matmul "
                 f"bf16 {limit['bf16_gflops']:.1f} GFLOP/s, fp32 {limit['fp32_gflops']:.1f} GFLOP/s")
@@ -186,16 +188,17 @@ def run(args: argparse.Namespace, dest: Path, env: dict[str, str]) -> int:
     if args.stages:
         order = with_ancestors(order, args.stages, edges)
     log = dest / "bench_repro.log"
-    print(f"copy: {dest}; stages: {' '.join(order)}; log: {log}", flush=True)
+    cpu = cpu_description()  # the stages inherit this environment: ATEN_CPU_CAPABILITY and all
+    print(f"copy: {dest}; stages: {' '.join(order)}; log: {log}; CPU: {cpu}", flush=True)
     times: dict[str, float] = {}
     for stage in order:
         times[stage] = run_stage(stage, dest, env, log)
         print(f"  {stage}: {times[stage]:.1f} s", flush=True)
     limit_after = machine_limit()
     limit = {key: max(limit_before[key], limit_after[key]) for key in limit_before}
-    print(table(times, limit))
+    print(table(times, limit, cpu))
     if args.json is not None:
-        args.json.write_text(json.dumps({"stages": times, "total_s": sum(times.values()), "limit": limit,
+        args.json.write_text(json.dumps({"stages": times, "total_s": sum(times.values()), "limit": limit, "cpu": cpu,
                                          "params_set": args.params_set, "cpu_count": os.cpu_count()}, indent=2))
     return 0
 

@@ -383,6 +383,7 @@ PRETRAIN = Section({
     "lr": Field(Number(min=0, min_open=True), 1e-3),
     "warmup": Field(Int(min=0), 50),
     "weight_decay": Field(Number(min=0), 0.1),
+    "precision": Field(Choice(("auto", "fp32", "bf16")), "auto"),  # autocast; auto: fp32 on the CPU
     "n_stills": Field(Int(min=2), 30000),
     "min_radius": Field(Number(min=2, max=40), 7.0),  # px at the demo world's 128 px frame
     "max_radius": Field(Number(min=2, max=40), 14.0),
@@ -549,7 +550,7 @@ EXTRACT = Section({
         "model": Field(Text("an open_clip model name", nonempty=True), "ViT-B-32-quickgelu"),
         "pretrained": Field(Maybe(Text("a pretrained tag or a checkpoint file", nonempty=True)), "openai"),
         "seed": Field(Int(min=0), 0),
-        "precision": Field(Choice(("fp32", "bf16", "fp16")), "bf16"),
+        "precision": Field(Choice(("auto", "fp32", "bf16", "fp16")), "auto"),  # grizal/precision.py
         "batch_size": Field(Int(min=1), 64),
     }), FILL),
     "frames": Field(Section({
@@ -573,7 +574,7 @@ EXTRACT = Section({
         "max_side": Field(Maybe(Int(min=8)), 256),
         "raft_weights": Field(Maybe(Text("a torchvision weights tag or a file")), "DEFAULT"),
         "num_flow_updates": Field(Int(min=1), 12),
-        "autocast": Field(Choice(("bf16", "fp16", "none")), "bf16"),
+        "autocast": Field(Choice(("auto", "bf16", "fp16", "none")), "auto"),
         "seed": Field(Int(min=0), 0),
         "batch_size": Field(Int(min=1), 8),
         "wheel_max_magnitude": Field(Maybe(Number(min=0, min_open=True)), None),
@@ -657,6 +658,7 @@ TRAIN = Section({
     "seed": Field(Int(min=0, max=2**32 - 1), 0),  # numpy's seed range
     "device": Field(DEVICE, "auto"),
     "T": Field(Maybe(Int(min=1)), None),  # snippets per video the model reads; null: the stores' extract.T
+    "precision": Field(Choice(("auto", "fp32", "bf16")), "auto"),  # autocast; auto: bf16 on CUDA with bf16
 })
 
 

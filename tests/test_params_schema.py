@@ -119,7 +119,7 @@ CASES = [
     C("extract.out", "cache", "expected a mapping of settings"),
     C("extract.out.rgb", 3, "expected a path"),
     C("extract.out.rbg", "x.zarr", "unknown key (did you mean 'rgb'?)"),
-    C("extract.clip.precision", "fp64", "expected one of fp32, bf16, fp16"),
+    C("extract.clip.precision", "fp64", "expected one of auto, fp32, bf16, fp16"),
     C("extract.clip.batch_size", 0, "expected an integer >= 1"),
     C("extract.clip.model", "", "expected an open_clip model name"),
     C("extract.frames.sample_fps", 0, "expected a number >= 0.001 or null"),
@@ -127,7 +127,7 @@ CASES = [
     C("extract.flow.method", "farnback", "expected one of farneback, dis, raft_small, raft_large, got "
                                          "'farnback' (did you mean 'farneback'?)"),
     C("extract.flow.max_side", 4, "expected an integer >= 8 or null"),
-    C("extract.flow.autocast", "fp32", "expected one of bf16, fp16, none"),
+    C("extract.flow.autocast", "fp32", "expected one of auto, bf16, fp16, none"),
     C("extract.flow.dis_preset", "slow", "expected one of ultrafast, fast, medium"),
     C("extract.flow.wheel_max_magnitude", 0, "expected a number > 0 or null"),
     C("extract.flow.num_flow_updates", 0, "expected an integer >= 1"),
@@ -363,8 +363,8 @@ def test_defaults_match_the_config_functions():
 
 
 def test_choices_match_the_code():
-    from grizal.encoders.clip import PRECISIONS
     from grizal.encoders.flow import AUTOCAST_DTYPES, DIS_PRESETS, FARNEBACK_DEFAULTS, FLOW_METHODS
+    from grizal.precision import PRECISIONS
     from pipeline import params_schema as schema
     from pipeline.data.build import DATASETS
     from pipeline.modelling.grid import VARIANTS

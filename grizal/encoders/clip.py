@@ -23,9 +23,10 @@ from PIL import Image
 from torchvision.transforms import Compose, Normalize
 
 from grizal import devices
+from grizal.precision import PrecisionError, resolve_precision
 
 OFFLINE_CONFIGS = Path(__file__).parent  # grizal-tiny.json (random weights), grizal-demo.json (the pretrain stage's)
-PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
 
 
@@ -47,7 +48,8 @@ class ClipSpec:
     model: str = "grizal-tiny"
     pretrained: str | None = None  # a pretrained tag, a local checkpoint file, or None for random init
     seed: int = 0  # the random-init seed when `pretrained` is None
-    precision: str = "bf16"  # the model is cast to this dtype (autocast is slower for ViTs on CPU)
+    precision: str = "auto"  # the model is cast to this dtype (autocast is slower for ViTs on CPU); auto: see
+    # grizal.precision
     device: str = "cpu"
 
 
@@ -76,12 +78,11 @@ def seeded_init(seed: int, build: Callable[[], torch.nn.Module]) -> torch.nn.Mod
         return build()
 
 
-def _check_precision(precision: str, device: torch.device) -> torch.dtype:
-    if precision not in PRECISIONS:
-        raise EncoderConfigError(f"unknown precision '{precision}' (use one of {', '.join(PRECISIONS)})")
-    if precision == "fp16" and device.type == "cpu":
-        raise EncoderConfigError("fp16 is for GPUs; use bf16 or fp32 on the CPU")
-    return PRECISIONS[precision]
+def _resolve_precision(precision: str, device: torch.device) -> str:
+    try:
+        return resolve_precision(precision, device)
+    except PrecisionError as err:
+        raise EncoderConfigError(str(err)) from None
 
 
 def _create_with_weights(spec: ClipSpec) -> tuple[torch.nn.Module, str]:
@@ -132,7 +133,8 @@ class ClipEncoder:
     def __init__(self, model: torch.nn.Module, spec: ClipSpec, weights: str, weights_sha256: str):
         self.spec = spec
         self.device = resolve_device(spec.device)
-        self.dtype = _check_precision(spec.precision, self.device)
+        self.precision = _resolve_precision(spec.precision, self.device)  # what runs: never 'auto'
+        self.dtype = DTYPES[self.precision]
         self.model = model.eval().requires_grad_(False).to(device=self.device, dtype=self.dtype)
         self.weights = weights
         self.weights_sha256 = weights_sha256
@@ -174,7 +176,7 @@ class ClipEncoder:
             "model": self.spec.model,
             "weights": self.weights,
             "weights_sha256": self.weights_sha256,
-            "precision": self.spec.precision,
+            "precision": self.precision,
             "dim": self.dim,
             "preprocess": {k: list(v) if isinstance(v, tuple) else v for k, v in self.preprocess_cfg.items()},
         }
@@ -295,6 +297,6 @@ def load_clip(spec: ClipSpec) -> ClipEncoder:
     """Load an open_clip model by name with a pretrained tag, a local checkpoint, or seeded random weights."""
     register_offline_configs()
     device = resolve_device(spec.device)
-    _check_precision(spec.precision, device)
+    _resolve_precision(spec.precision, device)
     model, weights = _create_with_weights(spec)
     return ClipEncoder(model, spec, weights, state_dict_sha256(model))

@@ -1,7 +1,8 @@
 """Optical flow between consecutive sampled frames: RAFT (torchvision) or a classical weight-free method (OpenCV).
 
-RAFT runs batched on tensors and benefits from bf16 autocast on the CPU (a bf16-cast RAFT fails, so the
-weights stay fp32). Farneback and DIS need no weights and run per pair on the CPU.
+RAFT runs batched on tensors, its weights in fp32 (a bf16-cast RAFT fails) under an optional autocast: 'auto'
+is bf16 where the device runs bf16 natively (``grizal.precision``), none elsewhere. Farneback and DIS need no
+weights and run per pair on the CPU.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ import torch
 from torchvision.models.optical_flow import Raft_Large_Weights, Raft_Small_Weights, raft_large, raft_small
 
 from grizal.encoders.clip import EncoderConfigError, resolve_device, seeded_init, state_dict_sha256
+from grizal.precision import PrecisionError, resolve_precision
 
 RAFT_MODELS = {"raft_small": (raft_small, Raft_Small_Weights), "raft_large": (raft_large, Raft_Large_Weights)}
 CLASSICAL_METHODS = ("farneback", "dis")
 FLOW_METHODS = (*CLASSICAL_METHODS, *RAFT_MODELS)
-AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "none": None}
+AUTOCAST_DTYPES = {"auto": None, "bf16": torch.bfloat16, "fp16": torch.float16, "none": None}  # auto: resolved
 DIS_PRESETS = {
     "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
     "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
@@ -52,7 +54,7 @@ class FlowSpec:
     max_side: int | None = 128
     raft_weights: str | None = None  # a torchvision weights tag (DEFAULT, C_T_SKHT_V2, ...) or a local file
     num_flow_updates: int = 12
-    autocast: str = "bf16"
+    autocast: str = "auto"
     seed: int = 0  # random-init seed for RAFT without weights (tests only: random RAFT flow is noise)
     dis_preset: str = "medium"
     farneback: dict[str, Any] = field(default_factory=dict)
@@ -140,6 +142,18 @@ def _load_raft_weights(spec: FlowSpec) -> tuple[torch.nn.Module, str]:
         raise EncoderConfigError(f"cannot load {spec.method} weights '{source}': {str(err).splitlines()[0]}") from None
 
 
+def resolve_autocast(autocast: str, device: torch.device) -> str:
+    """RAFT's autocast to run: 'auto' -> 'bf16' where the device runs bf16 natively, else 'none'."""
+    if autocast == "fp16" and device.type == "cpu":
+        raise EncoderConfigError("fp16 autocast is for GPUs; use auto, bf16 or none on the CPU")
+    if autocast != "auto":
+        return autocast
+    try:
+        return "bf16" if resolve_precision("auto", device) == "bf16" else "none"
+    except PrecisionError as err:
+        raise EncoderConfigError(str(err)) from None
+
+
 class RaftFlow:
     """torchvision RAFT, fp32 weights, optional autocast; batched over frame pairs of one size."""
 
@@ -151,9 +165,8 @@ class RaftFlow:
         self.model = model.eval().requires_grad_(False).to(self.device)
         self.weights = weights
         self.weights_sha256 = weights_sha256
-        self.autocast_dtype = AUTOCAST_DTYPES[spec.autocast]
-        if self.autocast_dtype is torch.float16 and self.device.type == "cpu":
-            raise EncoderConfigError("fp16 autocast is for GPUs; use bf16 or none on the CPU")
+        self.autocast = resolve_autocast(spec.autocast, self.device)  # what runs: never 'auto'
+        self.autocast_dtype = AUTOCAST_DTYPES[self.autocast]
 
     def frame_size(self, width: int, height: int) -> tuple[int, int]:
         return flow_frame_size(width, height, self.spec.max_side, RAFT_MULTIPLE, RAFT_MIN_SIDE)
@@ -165,7 +178,7 @@ class RaftFlow:
             "weights": self.weights,
             "weights_sha256": self.weights_sha256,
             "num_flow_updates": self.spec.num_flow_updates,
-            "autocast": self.spec.autocast,
+            "autocast": self.autocast,
         }
 
     @torch.inference_mode()

@@ -61,7 +61,7 @@ def _extract(videos: dict[str, Path], writers: dict[str, FeatureStoreWriter], st
     done = set.intersection(*(w.current_ids(fingerprints) for w in writers.values()))
     jobs = [VideoJob(v, videos[v]) for v in mine if v not in done]
     where = ", ".join(str(s) for s in stores.values() if s)
-    print(f"{where}: encoder {ex.clip.name} ({ex.clip.weights}), {ex.clip.spec.precision} on {ex.clip.device}"
+    print(f"{where}: encoder {ex.clip.name} ({ex.clip.weights}), {ex.clip.precision} on {ex.clip.device}"
           + (f", flow {ex.flow.spec.method}" if "flow" in ex.kinds else ""))
     print(f"{where}: {len(mine)} video(s){f' in shard {shard.name}' if shard.name else ''}, "
           f"{len(mine) - len(jobs)} already complete, {len(jobs)} to extract ({', '.join(ex.kinds)})")

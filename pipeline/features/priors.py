@@ -30,10 +30,11 @@ class PriorEncoder:
 
     described: dict[str, Any]
     load: Callable[[], ClipEncoder]
+    precision_auto: bool = False  # the config said 'auto' (see features.store.prepare_store)
 
     @classmethod
     def of(cls, clip: ClipEncoder) -> PriorEncoder:
-        return cls(clip.describe(), lambda: clip)
+        return cls(clip.describe(), lambda: clip, clip.spec.precision == "auto")
 
     @functools.cached_property
     def clip(self) -> ClipEncoder:
@@ -83,6 +84,7 @@ def run_priors(priors_json: Path, out: Path, encoder: PriorEncoder, template: st
     settings = {"kind": PRIORS_KIND, "clip": dict(clip), "name_template": template, "joint_unit": joint_unit}
     attrs = {"kind": PRIORS_KIND, "encoder": f"{clip['model']} ({clip['weights']})", "encoder_model": clip["model"],
              "encoder_weights": clip["weights"], "weights_sha256": clip["weights_sha256"], "dim": clip["dim"],
+             "precision": clip["precision"], "precision_auto": encoder.precision_auto,
              "k": k, "name_template": template, "joint_unit": joint_unit, "settings": settings,
              "settings_sha256": settings_sha256(settings)}
     writer = PriorsStoreWriter(out, attrs, rebuild=rebuild)

@@ -19,6 +19,7 @@ from grizal.encoders.priors import JOINT_UNITS
 from pipeline.common import UserError
 from pipeline.features.engine import Extractors, describe_flow
 from pipeline.features.store import settings_differences, settings_sha256
+from pipeline.precision import announce
 
 if TYPE_CHECKING:  # the encoders (open_clip, torch, OpenCV) load when they are built
     from grizal.encoders.clip import ClipEncoder
@@ -38,7 +39,7 @@ DEFAULTS: dict[str, Any] = {
     "max_failure_fraction": 0.05,
     "queue_size": 128,
     "decode_workers": 2,
-    "clip": {"model": "ViT-B-32-quickgelu", "pretrained": "openai", "seed": 0, "precision": "bf16",
+    "clip": {"model": "ViT-B-32-quickgelu", "pretrained": "openai", "seed": 0, "precision": "auto",
              "batch_size": 64},
     "frames": {"sample_fps": 5.0, "min_frames": 2},
     # The rgb stream's encoder: `open_clip` (the `clip` model above, one feature per sampled frame) or a
@@ -51,7 +52,7 @@ DEFAULTS: dict[str, Any] = {
         "max_side": 256,
         "raft_weights": "DEFAULT",
         "num_flow_updates": 12,
-        "autocast": "bf16",
+        "autocast": "auto",
         "seed": 0,
         "batch_size": 8,
         "wheel_max_magnitude": None,
@@ -62,6 +63,8 @@ DEFAULTS: dict[str, Any] = {
 }
 
 FRAME_FAMILIES = ("open_clip", "torchvision_video")
+# Settings that 'auto' resolves per machine: a configured 'auto' matches whatever a checkpoint's features recorded.
+AUTO_RESOLVED = ("clip.precision", "flow.autocast")
 
 
 def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -125,10 +128,12 @@ def build_clip(cfg: dict[str, Any], where: str) -> ClipEncoder:
 
     c = cfg["clip"]
     try:
-        return load_clip(ClipSpec(model=str(c["model"]), pretrained=c["pretrained"] or None, seed=int(c["seed"]),
+        clip = load_clip(ClipSpec(model=str(c["model"]), pretrained=c["pretrained"] or None, seed=int(c["seed"]),
                                   precision=str(c["precision"]), device=str(cfg["device"])))
     except EncoderConfigError as err:
         raise UserError(where, f"extract.clip: {err}") from None
+    announce("extract.clip.precision", str(c["precision"]), clip.precision, clip.device)
+    return clip
 
 
 def build_frame_encoder(cfg: dict[str, Any], where: str) -> VideoEncoder | None:
@@ -165,6 +170,8 @@ def build_extractors(cfg: dict[str, Any], kinds: tuple[str, ...], where: str,
             ))
         except EncoderConfigError as err:
             raise UserError(where, f"extract.flow: {err}") from None
+        if spec_is_raft(flow):
+            announce("extract.flow.autocast", str(f["autocast"]), flow.autocast, flow.device)
     return Extractors(
         clip=clip, kinds=kinds, flow=flow, sample_fps=cfg["frames"]["sample_fps"],
         min_frames=int(cfg["frames"]["min_frames"]), clip_batch_size=int(cfg["clip"]["batch_size"]),
@@ -173,6 +180,10 @@ def build_extractors(cfg: dict[str, Any], kinds: tuple[str, ...], where: str,
         frame=build_frame_encoder(cfg, where) if "rgb" in kinds else None,
         frame_batch_size=int(cfg["frame_encoder"]["batch_size"]),
     )
+
+
+def spec_is_raft(flow: Any) -> bool:
+    return bool(getattr(flow.spec, "is_raft", False))
 
 
 def _spec_source(weights: str) -> tuple[str | None, int]:
@@ -224,6 +235,7 @@ def extractors_from_stores(rgb_attrs: dict[str, Any], flow_attrs: dict[str, Any]
                                   precision=clip_cfg["precision"], device=device))
     except EncoderConfigError as err:
         raise UserError(where, f"cannot rebuild the frame encoder: {err}") from None
+    announce("clip precision (as the stored features)", clip_cfg["precision"], clip.precision, clip.device)
     if clip.weights_sha256 != clip_cfg["weights_sha256"]:
         raise UserError(where, f"the weights of {clip_cfg['model']} ({clip_cfg['weights']}) differ from those the "
                                "stored features were made with")
@@ -272,6 +284,9 @@ def store_attrs(kind: str, ex: Extractors, T: int) -> dict[str, Any]:
         "encoder_weights": clip["weights"],
         "weights_sha256": clip["weights_sha256"],
         "precision": clip["precision"],
+        # the config said 'auto': a store made where auto resolved otherwise is refused, not mixed or replaced
+        "precision_auto": ex.clip.spec.precision == "auto" and (kind != "flow" or ex.flow is None
+                                                                or getattr(ex.flow.spec, "autocast", "") == "auto"),
         "sample_fps": ex.sample_fps,
         "dim": clip["dim"],
         "T": T,
@@ -373,7 +388,8 @@ def check_configured_encoders(checkpoint: Path, records: dict[str, dict[str, Any
     error that says which settings differ."""
     cfg = extract_config({"extract": extract_section}, str(params_path))
     trained, configured = trained_settings(records, use_flow), configured_settings(cfg, use_flow)
-    differ = [key for key in trained if key in configured and not _same(trained[key], configured[key])]
+    differ = [key for key in trained if key in configured and not _same(trained[key], configured[key])
+              and not (key in AUTO_RESOLVED and configured[key] == "auto")]
     if differ:
         details = "; ".join(f"extract.{key}: {configured[key]!r} in {params_path}, {trained[key]!r} in the "
                             "checkpoint" for key in differ)

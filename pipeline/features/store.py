@@ -323,6 +323,11 @@ def _create_root_atomically(path: Path, attrs: dict[str, Any], child: str) -> No
             raise
 
 
+def _is_precision(difference: str) -> bool:
+    """Whether a `settings_differences` line is about precision only ('clip.precision: bf16 -> fp32')."""
+    return difference.split(":", 1)[0].rsplit(".", 1)[-1] in ("precision", "autocast")
+
+
 def _remove_store(path: Path) -> None:
     doomed = path.with_name(f".{path.name}.stale-{uuid.uuid4().hex[:8]}")
     os.rename(path, doomed)
@@ -350,6 +355,11 @@ def prepare_store(path: str | os.PathLike, attrs: dict[str, Any], child: str, *,
         if old.get("settings_sha256") != attrs["settings_sha256"] or old.get("schema_version") != SCHEMA_VERSION:
             differ = settings_differences(old.get("settings", {}), attrs["settings"])
             changes = "; ".join(differ[:4]) or "schema version"
+            if attrs.get("precision_auto") and differ and all(_is_precision(d) for d in differ):
+                raise UserError(path, f"holds features made in another precision ({changes}): 'auto' resolves "
+                                      "otherwise on this machine; set extract.clip.precision (and extract.flow."
+                                      "autocast) to the store's values to add to it, or delete the store to "
+                                      "extract it again here")
             if shard.count > 1:
                 raise UserError(path, f"was made with other settings ({changes}); delete it before a sharded run")
             if not rebuild:

@@ -26,6 +26,7 @@ from pipeline.data.index import Index
 from pipeline.data.splits import Split
 from pipeline.modelling.checkpoint import load_resume, save_model, save_resume
 from pipeline.modelling.devices import torch_device
+from pipeline.precision import announce
 
 if TYPE_CHECKING:  # torch, numpy and the model load when training starts, not for `--help`
     import numpy as np
@@ -33,6 +34,9 @@ if TYPE_CHECKING:  # torch, numpy and the model load when training starts, not f
     from dvclive import Live
 
     from pipeline.features.inputs import PriorTensors
+
+TRAIN_PRECISIONS = ("auto", "fp32", "bf16")
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -50,6 +54,9 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     T: int | None = None  # snippets per video the model reads; None: the stores' extract.T
+    # autocast: auto is bf16 on a CUDA GPU that runs it natively and fp32 on every CPU (at the demo's widths bf16
+    # autocast measured slower than fp32 even on a CPU with native bf16); bf16 asks for it anywhere
+    precision: str = "auto"
 
     @classmethod
     def from_dict(cls, cfg: dict[str, Any], where: str | os.PathLike | None = "params.yaml") -> TrainConfig:
@@ -66,6 +73,9 @@ class TrainConfig:
             raise UserError(where, "train: epochs >= 1, batch_size >= 1 and lr > 0 are required")
         if out.T is not None and (isinstance(out.T, bool) or not isinstance(out.T, int) or out.T < 1):
             raise UserError(where, f"train.T: expected null or an integer >= 1, got {out.T!r}")
+        if out.precision not in TRAIN_PRECISIONS:
+            raise UserError(where, f"train.precision: expected one of {', '.join(TRAIN_PRECISIONS)}, "
+                                   f"got {out.precision!r}")
         if out.hard_negatives < 0 or out.hard_negative_pool < 1 or out.negatives_per_positive < 0:
             raise UserError(where, "train: negatives_per_positive >= 0, hard_negatives >= 0 and "
                                    "hard_negative_pool >= 1 are required")
@@ -191,6 +201,7 @@ def train(index: Index, split: Split, features_dir: Path, model_cfg: dict[str, A
 
     from grizal.losses import compute_losses, loss_config
     from grizal.model import ConfigError, build_model, parameter_summary
+    from grizal.precision import resolve_precision
     from pipeline.features.inputs import (
         FeatureSet,
         fit_feature_stats,
@@ -204,6 +215,9 @@ def train(index: Index, split: Split, features_dir: Path, model_cfg: dict[str, A
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)
     seed_everything(cfg.seed)
+    precision = resolve_precision(cfg.precision, device, cpu_bf16=False)
+    if info.main:
+        announce("train.precision", cfg.precision, precision, device)
     try:
         loss_cfg = loss_config(loss_cfg)
     except ConfigError as err:
@@ -255,11 +269,22 @@ def train(index: Index, split: Split, features_dir: Path, model_cfg: dict[str, A
         optimizer, lambda step: linear_warmup_decay(step, total_steps, int(cfg.warmup_fraction * total_steps)))
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    digest = config_digest(full_model_cfg, loss_cfg, asdict(cfg), split.to_json(), signature, data)
+    def digest_in(run_precision: str) -> str:
+        return config_digest(full_model_cfg, loss_cfg, asdict(cfg) | {"precision": run_precision},
+                             split.to_json(), signature, data)
+
+    digest = digest_in(precision)
     checkpoint_path = out_dir / "checkpoint.pt"
     start_epoch, history = 0, []
     state = _resumable_state(checkpoint_path, log if info.main else lambda *_: None)
     if state is not None:
+        trained_in = state.get("precision")
+        if state["digest"] != digest and trained_in not in (None, precision) \
+                and state["digest"] == digest_in(trained_in):
+            raise UserError(checkpoint_path, f"was trained in {trained_in} up to epoch {state['epoch'] + 1} and "
+                                             f"train.precision {cfg.precision} is {precision} here: set "
+                                             f"train.precision: {trained_in} to resume it, or delete it to start "
+                                             "afresh")
         if state["digest"] == digest:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
@@ -272,7 +297,7 @@ def train(index: Index, split: Split, features_dir: Path, model_cfg: dict[str, A
             log(f"{checkpoint_path} was made with other settings or data: starting afresh")
 
     live = open_live_log(live_dir, history) if live_dir is not None and info.main else None
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
     for epoch in range(start_epoch, cfg.epochs):
         net.train()
         pairs = pairs_of(epoch)
@@ -311,7 +336,8 @@ def train(index: Index, split: Split, features_dir: Path, model_cfg: dict[str, A
         if info.main:
             log(f"epoch {epoch + 1}/{cfg.epochs} " + " ".join(f"{k}={v:.4f}" for k, v in row.items()
                                                                if k not in ("epoch", "lr")))
-            save_resume(checkpoint_path, {"digest": digest, "epoch": epoch, "history": history,
+            save_resume(checkpoint_path, {"digest": digest, "precision": precision, "epoch": epoch,
+                                          "history": history,
                                           "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                           "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state()})
             if live is not None:
@@ -321,6 +347,7 @@ def train(index: Index, split: Split, features_dir: Path, model_cfg: dict[str, A
         save_model(model_path, {"model": model.state_dict(), "model_config": model.config.to_dict(),
                                 "loss_config": loss_cfg, "train_config": asdict(cfg), "T": T,
                                 "seen_classes": classes, "encoders": signature, "digest": digest,
+                                "precision": precision,
                                 "feature_stats": feature_stats})
     if live is not None:
         live.end()

@@ -39,6 +39,7 @@ class PretrainConfig:
     lr: float = 1e-3
     warmup: int = 50
     weight_decay: float = 0.1
+    precision: str = "auto"  # autocast: auto is fp32 on the CPU (this small model trains no faster in bf16)
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
 
     @classmethod
@@ -125,9 +126,10 @@ def tokenize(captions: list[str], name: str = MODEL) -> torch.Tensor:
 
 
 def train(model: torch.nn.Module, images: np.ndarray, tokens: torch.Tensor, cfg: PretrainConfig,
-          on_step: Callable[[int, float], None] | None = None) -> list[float]:
-    """cfg.steps steps of contrastive training (the model in train mode: its BatchNorm layers learn their
-    statistics); returns the loss of every step and leaves the model in eval mode."""
+          on_step: Callable[[int, float], None] | None = None, precision: str = "fp32") -> list[float]:
+    """cfg.steps steps of contrastive training on the CPU (the model in train mode: its BatchNorm layers learn
+    their statistics), under bf16 autocast when `precision` (resolved) is bf16; returns the loss of every step
+    and leaves the model in eval mode."""
     pixels = torch.from_numpy(images)
     optimizer = make_optimizer(model, cfg)
     loss_fn = ClipLoss()
@@ -137,8 +139,9 @@ def train(model: torch.nn.Module, images: np.ndarray, tokens: torch.Tensor, cfg:
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, cfg)
         idx_t = torch.from_numpy(idx)
-        image_features, text_features, logit_scale = model(normalize(pixels[idx_t]), tokens[idx_t])[:3]
-        loss = loss_fn(image_features, text_features, logit_scale)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            image_features, text_features, logit_scale = model(normalize(pixels[idx_t]), tokens[idx_t])[:3]
+        loss = loss_fn(image_features.float(), text_features.float(), logit_scale.float())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -11,7 +11,9 @@ from typing import Any
 
 import torch
 
+from grizal.precision import resolve_precision
 from pipeline.common import atomic_write_json
+from pipeline.precision import announce
 from pipeline.pretraining import loop, zeroshot
 
 CHECKPOINT = "clip.pt"  # extract.clip.pretrained points here
@@ -31,6 +33,9 @@ def pretrain(section: dict[str, Any], out: Path, workers: int, log=None) -> dict
     tokens = loop.tokenize(captions)
     corpus_s = time.perf_counter() - start
     model = loop.build_model(cfg.seed)
+    cpu = torch.device("cpu")
+    precision = resolve_precision(cfg.precision, cpu, cpu_bf16=False)
+    announce("pretrain.precision", cfg.precision, precision, cpu)
     log(f"pretrain: {len(images)} stills and captions in {corpus_s:.0f} s; {cfg.steps} steps of batch "
         f"{cfg.batch_size} on {torch.get_num_threads()} thread(s)")
 
@@ -38,7 +43,7 @@ def pretrain(section: dict[str, Any], out: Path, workers: int, log=None) -> dict
         if (step + 1) % LOG_EVERY == 0 or step + 1 == cfg.steps:
             log(f"pretrain: step {step + 1}/{cfg.steps} loss {loss:.3f} ({time.perf_counter() - start:.0f} s)")
 
-    losses = loop.train(model, images, tokens, cfg, on_step)
+    losses = loop.train(model, images, tokens, cfg, on_step, precision)
     train_s = time.perf_counter() - start - corpus_s
     with torch.no_grad():
         accuracy = zeroshot.evaluate(*zeroshot.model_encoders(model, loop.tokenize, loop.normalize),
@@ -52,6 +57,8 @@ def pretrain(section: dict[str, Any], out: Path, workers: int, log=None) -> dict
         "settings": section,
         "corpus": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg.corpus).items()},
         "steps": cfg.steps,
+        "precision": precision,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "threads": torch.get_num_threads(),
         "corpus_workers": workers,
         "seconds": {"corpus": round(corpus_s, 1), "train": round(train_s, 1),
