@@ -29,7 +29,7 @@ os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 EXTRACT = {
     "device": "cpu",
     "T": 32,
-    "clip": {"model": "grizal-tiny", "pretrained": None, "seed": 0, "precision": "bf16", "batch_size": 32},
+    "clip": {"model": "grizal-tiny", "pretrained": None, "seed": 0, "precision": "auto", "batch_size": 32},
     "frames": {"sample_fps": 2.0, "min_frames": 2},
     "flow": {"method": "farneback", "max_side": 64, "batch_size": 8},
     "priors": {"name_template": "a video of a {}"},

@@ -31,7 +31,7 @@ PARAMS = {
         "device": "cpu",
         "T": 32,
         "max_failure_fraction": 0.6,
-        "clip": {"model": "grizal-tiny", "pretrained": None, "seed": 0, "precision": "bf16", "batch_size": 16},
+        "clip": {"model": "grizal-tiny", "pretrained": None, "seed": 0, "precision": "auto", "batch_size": 16},
         "frames": {"sample_fps": 5},
         "flow": {"method": "farneback", "max_side": 64, "batch_size": 4},
         "priors": {"name_template": "a video of a {}"},

@@ -25,6 +25,8 @@ EXTRACT = {
     "device": "cpu",
     "T": 16,
     "max_failure_fraction": 1.0,
+    # bf16, not auto: bit for bit holds where outputs round to bf16; fp32 kernels differ in the last bits with the
+    # frames a batch holds, and shards batch other frames together
     "clip": {"model": "grizal-tiny", "pretrained": None, "seed": 0, "precision": "bf16", "batch_size": 8},
     "frames": {"sample_fps": 5},
     "flow": {"method": "farneback", "max_side": 64, "batch_size": 4},

@@ -19,7 +19,7 @@ from pipeline.features.store import Shard, StoreBusy, WriterLock, check_feature_
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS = {"extract": {"device": "cpu", "T": 8, "max_failure_fraction": 0.0, "frames": {"sample_fps": 5},
-                      "clip": {"model": "grizal-tiny", "pretrained": None, "seed": 0, "precision": "bf16",
+                      "clip": {"model": "grizal-tiny", "pretrained": None, "seed": 0, "precision": "auto",
                                "batch_size": 8}}}
 # Runs the extract CLI, but after its first video is written it says so (creates HELD) and waits for GO.
 HELD_WRITER = """

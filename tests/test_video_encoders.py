@@ -30,7 +30,7 @@ from pipeline.modelling.inference import evaluate_model
 from pipeline.priors.config import build_config
 from pipeline.priors.generation import run as generate_run
 
-TINY_CLIP = {"model": "grizal-tiny", "pretrained": None, "seed": 0, "precision": "bf16", "batch_size": 32}
+TINY_CLIP = {"model": "grizal-tiny", "pretrained": None, "seed": 0, "precision": "auto", "batch_size": 32}
 VIDEO = {"family": "torchvision_video", "model": "r3d_18", "weights": None, "window": 4, "stride": 1,
          "crop_size": 32, "batch_size": 4}
 EXTRACT = {"device": "cpu", "T": 16, "clip": TINY_CLIP, "frames": {"sample_fps": 2.0, "min_frames": 2},
@@ -99,7 +99,7 @@ def test_bad_frame_encoder_params_are_one_line_errors():
 
 def test_default_open_clip_settings_are_unchanged():
     """The default frame encoder leaves the rgb store's settings (and so every existing store) as they were."""
-    cfg = extract_config({"extract": {"device": "cpu", "clip": TINY_CLIP}})
+    cfg = extract_config({"extract": {"device": "cpu", "clip": {**TINY_CLIP, "precision": "bf16"}}})
     attrs = store_attrs("rgb", build_extractors(cfg, ("rgb",), "test"), 16)
     assert "frame_encoder" not in attrs["settings"] and set(attrs["settings"]) == {"kind", "clip", "frames"}
     assert attrs["settings_sha256"] == settings_sha256(attrs["settings"])
