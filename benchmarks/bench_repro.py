@@ -11,7 +11,9 @@ stage's wall time is its own. ``--stages`` limits the run to those stages and th
 machine's own limit, a square matmul in bf16 and fp32 (GFLOP/s, the best of before and after the stages), so
 figures from different machines can be compared; every row names the CPU (its model, the kernels torch dispatches
 and whether bf16 is native). ``ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2`` before the command makes torch
-and oneDNN use AVX2 kernels only, as on a CPU without AVX-512 (no native bf16).
+and oneDNN use AVX2 kernels only, as on a CPU without AVX-512 (no native bf16). Each stage also gets its CPU
+seconds (user + system of all its processes), which other load on the machine changes far less than wall time,
+and the table gives the load average before and after.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -125,25 +128,35 @@ def with_ancestors(order: list[str], wanted: list[str], edges: list[tuple[str, s
     return [s for s in order if s in needed]
 
 
-def run_stage(stage: str, dest: Path, env: dict[str, str], log: Path) -> float:
-    start = time.perf_counter()
+def children_cpu_seconds() -> float:
+    """User + system CPU seconds of every finished descendant process (the stage's python included)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_stage(stage: str, dest: Path, env: dict[str, str], log: Path) -> tuple[float, float]:
+    """The stage's wall seconds and CPU seconds (all its processes; less sensitive to other load than wall)."""
+    start, cpu_start = time.perf_counter(), children_cpu_seconds()
     with log.open("a") as out:
         out.write(f"\n=== dvc repro --single-item {stage}\n")
         out.flush()
         result = subprocess.run([dvc_bin(), "repro", "--single-item", stage], cwd=dest, env=env, stdout=out,
                                 stderr=subprocess.STDOUT)
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, children_cpu_seconds() - cpu_start
     if result.returncode != 0:
         raise StageFailed(stage, result.returncode, log)
-    return seconds
+    return seconds, cpu
 
 
-def table(times: dict[str, float], limit: dict[str, float], cpu: str) -> str:
-    rows = ["| stage | seconds | CPU |", "| --- | ---: | --- |"]
-    rows += [f"| {stage} | {seconds:.1f} | {cpu} |" for stage, seconds in times.items()]
-    rows.append(f"| **total** | **{sum(times.values()):.1f}** | {cpu} |")
+def table(times: dict[str, float], cpu_times: dict[str, float], limit: dict[str, float], cpu: str,
+          load: tuple[float, float]) -> str:
+    rows = ["| stage | wall s | CPU s | CPU |", "| --- | ---: | ---: | --- |"]
+    rows += [f"| {stage} | {seconds:.1f} | {cpu_times[stage]:.1f} | {cpu} |" for stage, seconds in times.items()]
+    rows.append(f"| **total** | **{sum(times.values()):.1f}** | **{sum(cpu_times.values()):.1f}** | {cpu} |")
     threads = os.environ.get("OMP_NUM_THREADS", "unset")
-    rows.append(f"\nmachine: {os.cpu_count()} cores (OMP_NUM_THREADS={threads}); square matmul "
+    rows.append(f"\nload average (1 min) {load[0]:.1f} before, {load[1]:.1f} after: other processes share the cores "
+                "when it is above 0")
+    rows.append(f"machine: {os.cpu_count()} cores (OMP_NUM_THREADS={threads}); square matmul "
                 f"bf16 {limit['bf16_gflops']:.1f} GFLOP/s, fp32 {limit['fp32_gflops']:.1f} GFLOP/s")
     return "\n".join(rows)
 
@@ -191,14 +204,18 @@ def run(args: argparse.Namespace, dest: Path, env: dict[str, str]) -> int:
     cpu = cpu_description()  # the stages inherit this environment: ATEN_CPU_CAPABILITY and all
     print(f"copy: {dest}; stages: {' '.join(order)}; log: {log}; CPU: {cpu}", flush=True)
     times: dict[str, float] = {}
+    cpu_times: dict[str, float] = {}
+    load_before = os.getloadavg()[0]
     for stage in order:
-        times[stage] = run_stage(stage, dest, env, log)
-        print(f"  {stage}: {times[stage]:.1f} s", flush=True)
+        times[stage], cpu_times[stage] = run_stage(stage, dest, env, log)
+        print(f"  {stage}: {times[stage]:.1f} s wall, {cpu_times[stage]:.1f} s CPU", flush=True)
+    load = (load_before, os.getloadavg()[0])
     limit_after = machine_limit()
     limit = {key: max(limit_before[key], limit_after[key]) for key in limit_before}
-    print(table(times, limit, cpu))
+    print(table(times, cpu_times, limit, cpu, load))
     if args.json is not None:
-        args.json.write_text(json.dumps({"stages": times, "total_s": sum(times.values()), "limit": limit, "cpu": cpu,
+        args.json.write_text(json.dumps({"stages": times, "cpu_s": cpu_times, "total_s": sum(times.values()),
+                                         "load_average": load, "limit": limit, "cpu": cpu,
                                          "params_set": args.params_set, "cpu_count": os.cpu_count()}, indent=2))
     return 0
 
