@@ -16,6 +16,7 @@ import torch
 from torchvision.models.optical_flow import Raft_Large_Weights, Raft_Small_Weights, raft_large, raft_small
 
 from grizal.encoders.clip import EncoderConfigError, resolve_device, seeded_init, state_dict_sha256
+from grizal.encoders.flow_defaults import FARNEBACK_DEFAULTS
 
 RAFT_MODELS = {"raft_small": (raft_small, Raft_Small_Weights), "raft_large": (raft_large, Raft_Large_Weights)}
 CLASSICAL_METHODS = ("farneback", "dis")
@@ -26,7 +27,6 @@ DIS_PRESETS = {
     "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
     "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
 }
-FARNEBACK_DEFAULTS = {"pyr_scale": 0.5, "levels": 3, "winsize": 15, "iterations": 3, "poly_n": 5, "poly_sigma": 1.2}
 # RAFT works on 1/8 resolution feature maps and pools its correlation volume three more times.
 RAFT_MULTIPLE = 8
 RAFT_MIN_SIDE = 128

@@ -321,7 +321,9 @@ def train(index: Index, split: Split, features_dir: Path, model_cfg: dict[str, A
         save_model(model_path, {"model": model.state_dict(), "model_config": model.config.to_dict(),
                                 "loss_config": loss_cfg, "train_config": asdict(cfg), "T": T,
                                 "seen_classes": classes, "encoders": signature, "digest": digest,
-                                "feature_stats": feature_stats})
+                                "feature_stats": feature_stats,
+                                "trained_on": {"dataset": index.dataset, "protocol": split.protocol,
+                                               "split_id": split.split_id}})
     if live is not None:
         live.end()
     if info.world > 1:
