@@ -364,3 +364,59 @@ def test_entry_points():
     assert "--action" in done.stdout and "--checkpoint" in done.stdout
     group = CliRunner().invoke(app, ["--help"])
     assert group.exit_code == 0 and "localize" in group.output
+
+
+def test_the_readme_localize_workflows(world, tmp_path):
+    """The README's `grizal localize` commands exactly as printed, in a folder laid out as after `make repro`:
+    `.venv/bin/grizal` (the console script, here a wrapper running the same entry point from this checkout),
+    ./params.yaml, cache/train/model.pt (the tiny demo checkpoint) and my_video.mp4 (a copy of a demo video
+    under a name that is not the demo world's: the command must warn that the answer is meaningless)."""
+    import shutil
+
+    from tests.support.doc_workflows import commands
+
+    bin_dir = tmp_path / ".venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "grizal").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m pipeline.apps.cli "$@"\n')
+    (bin_dir / "grizal").chmod(0o755)
+    shutil.copy(world["video"], tmp_path / "my_video.mp4")
+    (tmp_path / "cache" / "train").mkdir(parents=True)
+    shutil.copy(world["checkpoint"], tmp_path / "cache" / "train" / "model.pt")
+    shutil.copy(world["root"] / "params.yaml", tmp_path / "params.yaml")
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(REPO),
+           "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
+
+    def run(command: str) -> subprocess.CompletedProcess:
+        done = subprocess.run(command, shell=True, executable="/bin/bash", cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, command + "\n" + done.stdout[-2000:] + done.stderr[-2000:]
+        assert "Traceback" not in done.stderr
+        return done
+
+    def folders() -> set[Path]:
+        return {p.parent for p in (tmp_path / "localized" / "my_video").glob("*/segments.json")}
+
+    quickstart = commands("localize-quickstart")
+    assert quickstart == ['.venv/bin/grizal localize my_video.mp4 --action "a dog being bathed" --action "skiing"']
+    done = run(quickstart[0])
+    lines = done.stderr.splitlines()
+    assert lines[0].startswith("checkpoint cache/train/model.pt: trained on demo (protocol open_custom")
+    assert lines[1].startswith("warning: my_video.mp4 is not a demo-world video") and "meaningless" in lines[1]
+    assert "a dog being bathed" in done.stdout and "skiing" in done.stdout
+    (first,) = folders()
+    assert first.name.startswith("a_dog_being_bathed+1-")
+    call = json.loads((first / "call.json").read_text())
+    assert call["actions"] == ["a dog being bathed", "skiing"] and set(call["peaks"]) == set(call["actions"])
+    kept = (first / "segments.json").read_bytes()
+
+    workflow = commands("localize")
+    assert len(workflow) == 2 and all(c.startswith("grizal localize my_video.mp4 ") for c in workflow)
+    seen = {first}
+    for command in workflow:
+        done = run(command)
+        assert "features: cached" in done.stderr  # the quick start's call extracted them
+        new = folders() - seen
+        assert len(new) == 1, "each call writes its own folder"
+        seen |= new
+        assert json.loads((new.pop() / "segments.json").read_text())["results"].keys() == {"my_video"}
+    assert (first / "segments.json").read_bytes() == kept  # not overwritten by the later calls
