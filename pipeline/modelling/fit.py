@@ -326,6 +326,10 @@ def train(index: Index, split: Split, features_dir: Path, model_cfg: dict[str, A
                                                "split_id": split.split_id}})
     if live is not None:
         live.end()
+        if history:
+            from pipeline.modelling.plots import plot_training
+
+            plot_training(history, live_dir / "plots" / "training.png")
     if info.world > 1:
         dist.barrier()
     return model_path
