@@ -20,7 +20,7 @@ the hash covering the video file, the actions, the checkpoint file and the local
 differ in any of them never overwrite each other, and a repeated call rewrites its own folder.
 
 Before anything heavy loads (torch, the model, an encoder) the video's first frame is decoded, so a missing,
-corrupt or non-video file fails at once.
+empty or non-video file, or one whose start is corrupt, fails at once.
 """
 
 from __future__ import annotations
