@@ -3,7 +3,8 @@
     python -m pipeline.exp_table [--out cache/exp_table.md] [--only-experiments]
     python -m pipeline.exp_table --from shown.json      (saved `dvc exp show --json` output)
 
-One row per commit and experiment: its changed params, and mAP/avg mAP/avg tIoU from metrics/evaluate.json.
+One row per commit and experiment: its changed params, and avg mAP/avg tIoU of GRIZAL and of the baseline from
+metrics/evaluate.json.
 The rows come from ``pipeline.modelling.experiments``.
 """
 

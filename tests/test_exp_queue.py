@@ -17,16 +17,19 @@ from pipeline.modelling.experiments import experiment_rows, experiments_table
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# A stage shaped like the evaluate stage: reads the params DVC sets with -S, writes an evaluate report.
+# A stage shaped like the evaluate stage: reads the params DVC sets with -S, writes metrics/evaluate.json as the
+# evaluate stage does (scoring.metrics_summary of the full reports).
 STAGE = '''
 import json, os, yaml
+from pipeline.modelling.scoring import metrics_summary
 p = yaml.safe_load(open("params.yaml"))
 score = 0.1 * p["train"]["epochs"] + (0.05 if p["model"]["use_images"] else 0.0)
 report = {"mAP": {"0.3": score + 0.2, "0.5": score}, "average_mAP": score + 0.1,
           "tIoUs": {"averaged": ["0.3", "0.5"], "reported": ["0.3", "0.5"]}, "average_tIoU": 0.4,
           "counts": {"videos": 2}}
+baseline = {**report, "average_mAP": 0.05, "average_tIoU": 0.3}
 os.makedirs("metrics", exist_ok=True)
-json.dump(report, open("metrics/evaluate.json", "w"))
+json.dump(metrics_summary({"grizal": report, "baseline": baseline}), open("metrics/evaluate.json", "w"))
 '''
 
 
@@ -78,12 +81,13 @@ def test_queued_experiments_make_the_table(repo):
     assert (cwd / "table.md").read_text() == table
     rows = {line.split(" | ")[0].lstrip("| "): line for line in table.splitlines()[2:]}
     assert set(rows) == {"no-images", "three-epochs"}
-    assert table.splitlines()[0] == ("| experiment | baseline | changed | mAP@0.3 | mAP@0.5 | avg mAP | avg tIoU "
-                                     "| state |")
+    assert table.splitlines()[0] == ("| experiment | baseline | changed | GRIZAL avg mAP | GRIZAL avg tIoU "
+                                     "| baseline avg mAP | baseline avg tIoU | state |")
     # use_images false, 1 epoch: score 0.1; use_images true, 3 epochs: score 0.35 (each row from its own run)
-    assert rows["no-images"].endswith("| model.use_images=false | 30.0 | 10.0 | 20.0 | 40.0 | success |")
-    assert rows["three-epochs"].endswith("| train.epochs=3 | 55.0 | 35.0 | 45.0 | 40.0 | success |")
-    assert json.loads((cwd / "metrics/evaluate.json").read_text())["average_mAP"] == pytest.approx(0.25)  # untouched
+    assert rows["no-images"].endswith("| model.use_images=false | 20.0 | 40.0 | 5.0 | 30.0 | success |")
+    assert rows["three-epochs"].endswith("| train.epochs=3 | 45.0 | 40.0 | 5.0 | 30.0 | success |")
+    workspace = json.loads((cwd / "metrics/evaluate.json").read_text())
+    assert workspace["grizal"]["avg_mAP"] == pytest.approx(0.25)  # untouched
 
 
 def test_rows_of_a_saved_exp_show(tmp_path):
@@ -94,7 +98,7 @@ def test_rows_of_a_saved_exp_show(tmp_path):
         return {"rev": rev, "name": name, "data": data, "error": None, "experiments": None}
 
     base = {"model": {"use_images": True}, "train": {"epochs": 1}}
-    report = {"mAP": {"0.5": 0.25}, "average_mAP": 0.2, "average_tIoU": 0.5}
+    report = {"grizal": {"avg_mAP": 0.2, "avg_tIoU": 0.5}, "baseline": {"avg_mAP": 0.1, "avg_tIoU": None}}
     commit = node("a" * 40, "main", base, report)
     commit["experiments"] = [
         {"revs": [node("b" * 40, "no-img", {**base, "model": {"use_images": False}}, report)],
@@ -107,8 +111,8 @@ def test_rows_of_a_saved_exp_show(tmp_path):
         ("main", {}, "commit"), ("no-img", {"model.use_images": False}, "success"),
         ("later", {"train.epochs": 5}, "queued")]
     lines = experiments_table(rows).splitlines()
-    assert lines[3] == "| no-img | main | model.use_images=false | 25.0 | 20.0 | 50.0 | success |"
-    assert lines[4] == "| later | main | train.epochs=5 | - | - | - | queued |"
+    assert lines[3] == "| no-img | main | model.use_images=false | 20.0 | 50.0 | 10.0 | - | success |"
+    assert lines[4] == "| later | main | train.epochs=5 | - | - | - | - | queued |"
     (tmp_path / "shown.json").write_text(json.dumps([commit]))
     result = subprocess.run([sys.executable, "-m", "pipeline.exp_table", "--from", str(tmp_path / "shown.json")],
                             capture_output=True, text=True, cwd=ROOT)
@@ -117,3 +121,15 @@ def test_rows_of_a_saved_exp_show(tmp_path):
     result = subprocess.run([sys.executable, "-m", "pipeline.exp_table", "--from", str(tmp_path / "bad.json")],
                             capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 2 and result.stderr.strip().startswith("error: ") and "\n" not in result.stderr.strip()
+
+
+def test_older_layouts_of_the_evaluate_metrics_still_read():
+    from pipeline.modelling.experiments import summary_of
+
+    full = {"mAP": {"0.5": 0.3}, "average_mAP": 0.2, "average_tIoU": 0.4}
+    nested = {"grizal": full, "baseline": {**full, "average_mAP": 0.1}}  # the full reports, before the summary
+    assert summary_of(nested, "grizal") == {"avg_mAP": 0.2, "avg_tIoU": 0.4}
+    assert summary_of(nested, "baseline") == {"avg_mAP": 0.1, "avg_tIoU": 0.4}
+    assert summary_of(full, "grizal") == {"avg_mAP": 0.2, "avg_tIoU": 0.4}  # one flat report
+    assert summary_of(full, "baseline") == {"avg_mAP": None, "avg_tIoU": None}
+    assert summary_of(None, "grizal") == {"avg_mAP": None, "avg_tIoU": None}

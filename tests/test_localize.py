@@ -177,15 +177,23 @@ def test_an_action_without_priors_is_recorded_and_the_others_answered(world, tmp
 @pytest.mark.parametrize("case, message", [
     ("missing video", "missing.mp4: file not found"),
     ("undecodable", "not_a_video.mp4: cannot decode this video: cannot open as a video"),
+    ("corrupt", "corrupt.mp4: cannot decode this video: cannot open as a video"),
     ("empty action", "--action: empty action text"),
+    ("overlong action", "--action: an action of 2849 characters; describe it in at most 200"),
     ("missing checkpoint", "nope.pt: checkpoint not found"),
     ("resume checkpoint", "checkpoint.pt: not a grizal checkpoint"),
     ("two params options", "--no-params: cannot be combined with --params"),
     ("other encoders", "extract.clip.model: 'ViT-B-32-quickgelu' in other.yaml, 'grizal-tiny' in the "),
 ])
-def test_errors_are_one_line(world, case, message):
+def test_errors_are_one_line(world, case, message, monkeypatch):
     root = world["root"]
     (root / "not_a_video.mp4").write_bytes(b"this is a text file, not a video\n" * 10)
+    (root / "corrupt.mp4").write_bytes(world["video"].read_bytes()[:4000])  # the head of a real video
+    if case in ("missing video", "undecodable", "corrupt", "empty action", "overlong action"):
+        def must_not_load(*_args, **_kwargs):
+            raise AssertionError("the model loaded before the input was checked")
+
+        monkeypatch.setattr("pipeline.apps.localize.load_model", must_not_load)
     other = {"extract": {**world["extract"], "clip": {"model": "ViT-B-32-quickgelu", "pretrained": "openai"},
                          "flow": {"method": "dis"}}}
     (root / "other.yaml").write_text(yaml.safe_dump(other))
@@ -195,8 +203,12 @@ def test_errors_are_one_line(world, case, message):
         video = "missing.mp4"
     elif case == "undecodable":
         video = "not_a_video.mp4"
+    elif case == "corrupt":
+        video = "corrupt.mp4"
     elif case == "empty action":
         action = "   "
+    elif case == "overlong action":
+        action = ("a person " * 400)[:2849]
     elif case == "missing checkpoint":
         checkpoint = "nope.pt"
     elif case == "resume checkpoint":
@@ -233,6 +245,116 @@ def test_thumbnails_and_figure(world):
         timeline_figure("v", duration, t, {"a": [0.1, 0.2, 0.3]}, {}, ())
 
 
+@pytest.mark.parametrize("n_actions, chars, title", [
+    (1, 200, "my_video.mp4 (30.0 s)"), (4, 60, "x" * 300), (10, 150, "my_video.mp4 (30.0 s)"), (3, 8, "short")])
+def test_the_legend_never_covers_the_title(n_actions, chars, title):
+    """Long actions are cut in the legend, and its columns wrap into rows above the plot, beside the title."""
+    t = np.linspace(0.0, 10.0, 20)
+    curves = {(f"{i} a dog being bathed in a tub " * 20)[:chars]: np.full(20, 0.2) for i in range(n_actions)}
+    fig = timeline_figure(title, 10.0, t, curves, {})
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    legend = ax.get_legend().get_window_extent(renderer)
+    title_box = ax._left_title.get_window_extent(renderer)  # the title of loc="left"
+    assert title_box.width > 0 and not legend.overlaps(title_box)
+    assert legend.x0 >= 0 and legend.x1 <= fig.bbox.x1 and legend.y1 <= fig.bbox.y1  # wholly on the figure
+    labels = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert len(labels) == n_actions and all(len(label) <= 32 for label in labels)
+    assert all(label.endswith("…") for label in labels) == (chars > 32)
+
+
+def test_no_segment_says_where_the_curve_peaked(world, tmp_path):
+    from rich.console import Console
+
+    from pipeline.apps.localize import Settings, segments_table
+
+    settings = Settings(localization={"thresholds": [0.995, 0.999]})
+    result = localize(world["video"], [UNSEEN], world["checkpoint"], tmp_path / "out", tmp_path / "cache", settings,
+                      n_thumbnails=0)
+    assert result.results == []
+    peak, at = result.peaks[UNSEEN]
+    assert peak == pytest.approx(float(result.curves[0].max())) and peak < 0.995
+    assert at == pytest.approx(float(result.times[int(result.curves[0].argmax())]))
+    reason = result.no_segment(UNSEEN)
+    assert reason == f"no segment: peak {peak:.3f} at {at:.1f} s, below the lowest threshold 0.995"
+    console = Console(width=200, record=True)
+    console.print(segments_table(result, 5))
+    assert reason in console.export_text()
+    assert json.loads((tmp_path / "out" / "call.json").read_text())["peaks"][UNSEEN] == [peak, at]
+
+
+def test_the_cross_class_note_only_when_it_would_matter(world, tmp_path):
+    import io
+
+    from rich.console import Console
+
+    from pipeline.apps.localize import Settings
+
+    def notes(actions):
+        buffer = io.StringIO()
+        settings = Settings(params_path=Path("p.yaml"), localization={"cross_class": "geometric"})
+        localize(world["video"], actions, world["checkpoint"], tmp_path / "out", tmp_path / "cache", settings,
+                 n_thumbnails=0, console=Console(file=buffer, width=80))
+        return [line for line in buffer.getvalue().splitlines() if line.startswith("note:")]
+
+    assert notes([UNSEEN]) == []  # one action: nothing to compete with
+    assert notes([UNSEEN, FREE_TEXT]) == ["note: localization.cross_class: geometric in p.yaml is not applied here; "
+                                          "--cross-class geometric makes the actions asked compete"]
+
+
+def test_the_checkpoint_says_what_it_was_trained_on(world, tmp_path):
+    import io
+
+    from rich.console import Console
+
+    from pipeline.apps.checkpoint_info import checkpoint_info
+
+    _, state = load_model(world["checkpoint"])
+    assert state["trained_on"]["dataset"] == "demo" and state["trained_on"]["protocol"] == "open_custom"
+    info = checkpoint_info(state)
+    assert info.demo_only and info.mismatch_warning(world["video"]) is None  # a demo-world video
+    line = info.line(world["checkpoint"])
+    assert line.startswith(f"checkpoint {world['checkpoint']}: trained on demo (protocol open_custom")
+    assert "3 training classes; 2 epochs" in line and "frame encoder grizal-tiny (random-init seed 0)" in line
+    # A checkpoint saved before trained_on existed: recognised by its classes.
+    old = checkpoint_info({k: v for k, v in state.items() if k != "trained_on"})
+    assert old.dataset == "demo" and "not recorded" in old.line(Path("m.pt"))
+    real = checkpoint_info({**state, "trained_on": {"dataset": "thumos14"},
+                            "encoders": {**state["encoders"], "rgb": {**state["encoders"]["rgb"],
+                                                                      "encoder_model": "ViT-B-32"}}})
+    assert not real.demo_only and real.mismatch_warning(Path("my_video.mp4")) is None
+
+    other = tmp_path / "my_video.mp4"
+    other.write_bytes(world["video"].read_bytes())
+    buffer = io.StringIO()
+    localize(other, [UNSEEN], world["checkpoint"], tmp_path / "out", tmp_path / "cache", n_thumbnails=0,
+             console=Console(file=buffer, width=80))
+    lines = buffer.getvalue().splitlines()
+    assert lines[0] == line
+    warning = [x for x in lines if x.startswith("warning: my_video.mp4 is not a demo-world video")]
+    assert len(warning) == 1 and "meaningless" in warning[0] and "real CLIP" in warning[0]
+
+
+def test_a_cached_call_loads_no_encoder_module(world, tmp_path):
+    """A second call on the same video imports neither open_clip nor the flow module (nor decodes the video
+    beyond its first frame), with or without a params file that names the checkpoint's encoders."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
+    script = ("import sys, atexit\n"
+              "atexit.register(lambda: print('LOADED', sorted(m for m in ('open_clip', 'grizal.encoders.flow', "
+              "'grizal.encoders.clip', 'cv2') if m in sys.modules)))\n"
+              "from pipeline.apps.cli import main\nsys.argv[0] = 'grizal'\nmain()\n")
+    args = [sys.executable, "-c", script, "localize", str(world["video"]), "-a", UNSEEN, "--checkpoint",
+            str(world["checkpoint"]), "--cache-dir", str(tmp_path / "cache"), "--thumbnails", "2"]
+    loaded = []
+    for extra in (["--no-params"], ["--params", str(world["root"] / "params.yaml")]):
+        done = subprocess.run([*args, *extra], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        loaded.append(done.stdout.strip().splitlines()[-1])
+    assert "'open_clip'" in loaded[0]  # the first call encodes the video
+    assert loaded[1] == "LOADED []"
+
+
 def test_entry_points():
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     # `python -m pipeline.apps.cli localize ...` (a checkout that is not installed) is the `grizal` console script.
@@ -242,3 +364,59 @@ def test_entry_points():
     assert "--action" in done.stdout and "--checkpoint" in done.stdout
     group = CliRunner().invoke(app, ["--help"])
     assert group.exit_code == 0 and "localize" in group.output
+
+
+def test_the_readme_localize_workflows(world, tmp_path):
+    """The README's `grizal localize` commands exactly as printed, in a folder laid out as after `make repro`:
+    `.venv/bin/grizal` (the console script, here a wrapper running the same entry point from this checkout),
+    ./params.yaml, cache/train/model.pt (the tiny demo checkpoint) and my_video.mp4 (a copy of a demo video
+    under a name that is not the demo world's: the command must warn that the answer is meaningless)."""
+    import shutil
+
+    from tests.support.doc_workflows import commands
+
+    bin_dir = tmp_path / ".venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "grizal").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m pipeline.apps.cli "$@"\n')
+    (bin_dir / "grizal").chmod(0o755)
+    shutil.copy(world["video"], tmp_path / "my_video.mp4")
+    (tmp_path / "cache" / "train").mkdir(parents=True)
+    shutil.copy(world["checkpoint"], tmp_path / "cache" / "train" / "model.pt")
+    shutil.copy(world["root"] / "params.yaml", tmp_path / "params.yaml")
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(REPO),
+           "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
+
+    def run(command: str) -> subprocess.CompletedProcess:
+        done = subprocess.run(command, shell=True, executable="/bin/bash", cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, command + "\n" + done.stdout[-2000:] + done.stderr[-2000:]
+        assert "Traceback" not in done.stderr
+        return done
+
+    def folders() -> set[Path]:
+        return {p.parent for p in (tmp_path / "localized" / "my_video").glob("*/segments.json")}
+
+    quickstart = commands("localize-quickstart")
+    assert quickstart == ['.venv/bin/grizal localize my_video.mp4 --action "a dog being bathed" --action "skiing"']
+    done = run(quickstart[0])
+    lines = done.stderr.splitlines()
+    assert lines[0].startswith("checkpoint cache/train/model.pt: trained on demo (protocol open_custom")
+    assert lines[1].startswith("warning: my_video.mp4 is not a demo-world video") and "meaningless" in lines[1]
+    assert "a dog being bathed" in done.stdout and "skiing" in done.stdout
+    (first,) = folders()
+    assert first.name.startswith("a_dog_being_bathed+1-")
+    call = json.loads((first / "call.json").read_text())
+    assert call["actions"] == ["a dog being bathed", "skiing"] and set(call["peaks"]) == set(call["actions"])
+    kept = (first / "segments.json").read_bytes()
+
+    workflow = commands("localize")
+    assert len(workflow) == 2 and all(c.startswith("grizal localize my_video.mp4 ") for c in workflow)
+    seen = {first}
+    for command in workflow:
+        done = run(command)
+        assert "features: cached" in done.stderr  # the quick start's call extracted them
+        new = folders() - seen
+        assert len(new) == 1, "each call writes its own folder"
+        seen |= new
+        assert json.loads((new.pop() / "segments.json").read_text())["results"].keys() == {"my_video"}
+    assert (first / "segments.json").read_bytes() == kept  # not overwritten by the later calls

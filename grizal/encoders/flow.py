@@ -17,6 +17,7 @@ import torch
 from torchvision.models.optical_flow import Raft_Large_Weights, Raft_Small_Weights, raft_large, raft_small
 
 from grizal.encoders.clip import EncoderConfigError, resolve_device, seeded_init, state_dict_sha256
+from grizal.encoders.flow_defaults import FARNEBACK_DEFAULTS
 from grizal.precision import PrecisionError, resolve_precision
 
 RAFT_MODELS = {"raft_small": (raft_small, Raft_Small_Weights), "raft_large": (raft_large, Raft_Large_Weights)}
@@ -28,7 +29,6 @@ DIS_PRESETS = {
     "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
     "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
 }
-FARNEBACK_DEFAULTS = {"pyr_scale": 0.5, "levels": 3, "winsize": 15, "iterations": 3, "poly_n": 5, "poly_sigma": 1.2}
 # RAFT works on 1/8 resolution feature maps and pools its correlation volume three more times.
 RAFT_MULTIPLE = 8
 RAFT_MIN_SIDE = 128

@@ -14,7 +14,13 @@ not) encodes nothing twice:
     CACHE/thumbnails/<video key>-<n>.npz   the timeline's thumbnails
 
 `<sha>` is a hash of the encoder settings the checkpoint was trained with, so checkpoints made with other
-encoders never share features. Outputs: OUT/segments.json (ActivityNet result format) and OUT/timeline.png.
+encoders never share features. Outputs: OUT/segments.json (ActivityNet result format), OUT/timeline.png and
+OUT/call.json (what was asked). The default OUT is one folder per call, localized/<video>/<first action>-<hash>,
+the hash covering the video file, the actions, the checkpoint file and the localization settings: calls that
+differ in any of them never overwrite each other, and a repeated call rewrites its own folder.
+
+Before anything heavy loads (torch, the model, an encoder) the video's first frame is decoded, so a missing,
+empty or non-video file, or one whose start is corrupt, fails at once.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import json
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -34,6 +42,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from pipeline.apps.checkpoint_info import checkpoint_info
 from pipeline.apps.timeline import Thumbnail, video_thumbnails, write_timeline
 from pipeline.common import UserError, atomic_write_bytes, atomic_write_json, exit_on_user_error, load_params
 from pipeline.features.engine import extract_video
@@ -41,7 +50,7 @@ from pipeline.features.extraction import video_attrs
 from pipeline.features.priors import PriorEncoder, run_priors
 from pipeline.features.settings import CheckpointEncoders, check_configured_encoders, store_attrs
 from pipeline.features.store import FeatureStoreWriter, open_store
-from pipeline.features.video import VideoError, check_video_file
+from pipeline.features.video import VideoError, VideoReader, check_video_file
 from pipeline.modelling.checkpoint import load_model
 from pipeline.modelling.devices import torch_device
 from pipeline.modelling.scoring import write_predictions
@@ -53,6 +62,7 @@ DEFAULT_CHECKPOINT = Path("cache/train/model.pt")
 DEFAULT_CACHE = Path("cache/localize")
 DEFAULT_OUT = Path("localized")
 FRAME_KINDS = ("rgb", "flow")
+MAX_ACTION_CHARS = 200  # a sentence; longer text is almost surely a paste error, and CLIP reads 77 tokens
 CURVE_LABELS = {"none": "probability", "geometric": "cross-class score"}
 
 
@@ -67,14 +77,49 @@ def clean_actions(actions: list[str]) -> list[str]:
     if any(not a.strip() for a in actions):
         raise UserError("--action", "empty action text; describe the action, e.g. "
                                     "--action \"a dog being bathed\"")
+    too_long = [a for a in actions if len(a.strip()) > MAX_ACTION_CHARS]
+    if too_long:
+        raise UserError("--action", f"an action of {len(too_long[0].strip())} characters; describe it in at most "
+                                    f"{MAX_ACTION_CHARS} (it starts {too_long[0].strip()[:40]!r})")
     return dedupe(actions)
+
+
+def probe_video(video: Path) -> None:
+    """Decode the first frame: a missing, empty, corrupt or non-video file fails here, in milliseconds."""
+    try:
+        check_video_file(video)
+    except VideoError as err:
+        raise UserError(video, err.reason) from None
+    frames = VideoReader(video, sample_fps=None, min_frames=1).frames()
+    try:
+        next(frames)
+    except VideoError as err:
+        raise UserError(video, f"cannot decode this video: {err.reason}") from None
+    except StopIteration:
+        raise UserError(video, "cannot decode this video: no frame") from None
+    finally:
+        frames.close()
+
+
+def file_id(path: Path) -> str:
+    resolved = path.resolve()
+    stat = resolved.stat()
+    return f"{resolved}\0{stat.st_size}\0{stat.st_mtime_ns}"
 
 
 def video_key(path: Path) -> str:
     """Identifies one version of one file: its resolved path, size and modification time."""
-    resolved = path.resolve()
-    stat = resolved.stat()
-    return hashlib.sha256(f"{resolved}\0{stat.st_size}\0{stat.st_mtime_ns}".encode()).hexdigest()[:20]
+    return hashlib.sha256(file_id(path).encode()).hexdigest()[:20]
+
+
+def call_folder(video: Path, actions: list[str], checkpoint: Path, loc_cfg: dict[str, Any]) -> Path:
+    """localized/<video>/<first action>[+n]-<hash of the video file, actions, checkpoint file and settings>."""
+    identity = json.dumps({"video": file_id(video), "actions": actions, "checkpoint": file_id(checkpoint),
+                           "localization": loc_cfg}, sort_keys=True, default=str)
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:8]
+    first = re.sub(r"[^A-Za-z0-9]+", "_", actions[0]).strip("_")[:40] or "action"
+    more = f"+{len(actions) - 1}" if len(actions) > 1 else ""
+    return DEFAULT_OUT / video.stem / f"{first}{more}-{digest}"
 
 
 @dataclasses.dataclass
@@ -122,6 +167,15 @@ class Localization:
     segments_path: Path
     timeline_path: Path
     failed: dict[str, str] = dataclasses.field(default_factory=dict)  # action -> why it has no answer
+    peaks: dict[str, tuple[float, float]] = dataclasses.field(default_factory=dict)  # action -> (curve max, time)
+
+    def no_segment(self, action: str) -> str:
+        """Why an action got no segment: where its curve peaked against the lowest threshold."""
+        peak, at = self.peaks[action]
+        lowest = min(self.thresholds)
+        if peak < lowest:
+            return f"no segment: peak {peak:.3f} at {at:.1f} s, below the lowest threshold {lowest:g}"
+        return f"no segment: peak {peak:.3f} at {at:.1f} s (>= {lowest:g}, but no segment survived)"
 
 
 def _missing_kinds(store_dir: Path, kinds: tuple[str, ...], key: str) -> tuple[str, ...]:
@@ -233,18 +287,24 @@ def localize(video: Path, actions: list[str], checkpoint: Path = DEFAULT_CHECKPO
     settings = settings or Settings()
     console = console or Console(stderr=True)
     log = console.print
+
+    def say(line: str) -> None:  # one unwrapped line, whatever the terminal width and the text's brackets
+        console.print(line, soft_wrap=True, markup=False, highlight=False)
+
     actions = clean_actions(actions)
-    try:
-        check_video_file(video)
-    except VideoError as err:
-        raise UserError(video, err.reason) from None
-    loc_cfg = localize_config(settings, log)
+    probe_video(video)
+    loc_cfg = localize_config(settings, say, len(actions))
     device = settings.device or str((settings.extract or {}).get("device", "auto"))
     run_on = torch_device(device, "--device" if settings.device else settings.params_path)
     model, state = load_model(checkpoint, run_on)
     lacking = [k for k in ("encoders", "T", "model_config") if k not in state]
     if lacking:
         raise UserError(checkpoint, f"not a model of the train stage (no {lacking[0]!r}); use its model.pt")
+    info = checkpoint_info(state)
+    say(info.line(checkpoint))
+    warning = info.mismatch_warning(video)
+    if warning:
+        say(warning)
     use_flow = bool(state["model_config"].get("use_flow", True))
     encoders = CheckpointEncoders(state["encoders"], use_flow, int(state["T"]), device, checkpoint)
     if settings.extract is not None:
@@ -271,10 +331,14 @@ def localize(video: Path, actions: list[str], checkpoint: Path = DEFAULT_CHECKPO
                             for action in actions], axis=1)
     curves = localized_curves(probs[0], loc_cfg["cross_class"])
     results = curves_to_results(curves[None], videos, actions, {**loc_cfg, "cross_class": "none"})[key]
+    peak_at = curves.argmax(axis=1)
+    peaks = {a: (float(curves[c, peak_at[c]]), float(videos.times[0][peak_at[c]])) for c, a in enumerate(actions)}
 
-    out = out if out is not None else DEFAULT_OUT / video.stem
+    out = out if out is not None else call_folder(video, asked, checkpoint, loc_cfg)
     segments_path, timeline_path = out / "segments.json", out / "timeline.png"
     write_predictions(segments_path, {video.stem: results})
+    atomic_write_json(out / "call.json", {"video": str(video), "actions": asked, "checkpoint": str(checkpoint),
+                                          "localization": loc_cfg, "peaks": peaks})
     thumbs = cached_thumbnails(video, key, duration, n_thumbnails, cache_dir, log)
     shown = {a: [(r["segment"][0], r["segment"][1], r["score"]) for r in results if r["label"] == a][:top]
              for a in actions}
@@ -286,12 +350,13 @@ def localize(video: Path, actions: list[str], checkpoint: Path = DEFAULT_CHECKPO
     elif (out / "failed.json").is_file():
         (out / "failed.json").unlink()
     return Localization(video, video.stem, duration, actions, videos.times[0], probs[0], curves,
-                        loc_cfg["thresholds"], results, cached, segments_path, timeline_path, failed)
+                        loc_cfg["thresholds"], results, cached, segments_path, timeline_path, failed, peaks)
 
 
-def localize_config(settings: Settings, log: Callable) -> dict[str, Any]:
+def localize_config(settings: Settings, say: Callable, n_actions: int) -> dict[str, Any]:
     """The localization section, with cross_class taken from --cross-class only: an action's segments must
-    not depend on which other actions one call asks about unless the user says so."""
+    not depend on which other actions one call asks about unless the user says so (said in one line, and only
+    when params set it and several actions are asked, the only case where it would have changed anything)."""
     from grizal.localization import localization_config
     from grizal.model import ConfigError
 
@@ -302,9 +367,9 @@ def localize_config(settings: Settings, log: Callable) -> dict[str, Any]:
     except ConfigError as err:
         where = "--cross-class" if "cross_class" in str(err) else settings.params_path or "localization"
         raise UserError(where, str(err)) from None
-    if ignored != "none" and settings.cross_class == "none":
-        log(f"note: localization.cross_class: {ignored} in {settings.params_path} is not applied: each action is "
-            "localized on its own (pass --cross-class to make the actions asked compete)")
+    if ignored != "none" and settings.cross_class == "none" and n_actions > 1:
+        say(f"note: localization.cross_class: {ignored} in {settings.params_path} is not applied here; "
+            f"--cross-class {ignored} makes the actions asked compete")
     return config
 
 
@@ -324,7 +389,7 @@ def segments_table(result: Localization, top: int) -> Table:
     for action in result.actions:
         found = [r for r in result.results if r["label"] == action]
         if not found:
-            table.add_row(action, "-", "-", "no segment")
+            table.add_row(action, "-", "-", result.no_segment(action))
         for i, r in enumerate(found[:top]):
             table.add_row(action if i == 0 else "", f"{r['segment'][0]:.2f}", f"{r['segment'][1]:.2f}",
                           f"{r['score']:.3f}")
@@ -355,7 +420,8 @@ def localize_command(
     action: list[str] = typer.Option(..., "--action", "-a", show_default=False,
                                      help="The action to find, in words; repeat for several actions."),
     checkpoint: Path = typer.Option(DEFAULT_CHECKPOINT, "--checkpoint", help="model.pt of the train stage."),
-    out: Path = typer.Option(None, "--out", help="Output folder (default: localized/<video name>)."),
+    out: Path = typer.Option(None, "--out", help="Output folder (default: one per call, "
+                                                  "localized/<video name>/<first action>-<hash>)."),
     cache_dir: Path = typer.Option(DEFAULT_CACHE, "--cache-dir", help="Cached priors, features, thumbnails."),
     params: Path = typer.Option(None, "--params", help="Read sections generate, extract and localization "
                                                        "(default: ./params.yaml when there is one)."),

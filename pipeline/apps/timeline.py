@@ -29,6 +29,36 @@ Segment = tuple[float, float, float]
 FIG_WIDTH_IN, DPI = 11.0, 100
 CURVES_HEIGHT_IN, LANE_HEIGHT_IN, STRIP_HEIGHT_IN = 3.0, 0.3, 1.15
 LEFT, RIGHT = 0.07, 0.98  # axes span as figure fractions
+LEGEND_CHARS, TITLE_CHARS = 32, 60  # longer labels and titles are cut (with …)
+LEGEND_FONT, TITLE_FONT = 8, 10
+LEGEND_ROW_IN = 0.17
+
+
+def cut(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
+
+
+def legend_label(action: str) -> str:
+    return cut(action, LEGEND_CHARS)
+
+
+def _legend_columns(title: str, labels: Sequence[str]) -> int:
+    """The most legend columns (at most 4) that fit on the title's row to the right of the title, measured
+    with the fonts the figure uses; the legend grows upwards in rows, so it never reaches over the title."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    scratch = Figure(dpi=DPI)
+    renderer = FigureCanvasAgg(scratch).get_renderer()
+
+    def width(text: str, size: float) -> float:
+        return scratch.text(0, 0, text, fontsize=size).get_window_extent(renderer).width
+
+    # handle (2 em) + pad to the text (0.8 em) + space between columns (2 em), as matplotlib's defaults
+    entry = max(width(label, LEGEND_FONT) for label in labels) + 4.8 * LEGEND_FONT * DPI / 72
+    free = (RIGHT - LEFT) * FIG_WIDTH_IN * DPI - width(title, TITLE_FONT) - 30
+    return max(1, min(4, len(labels), int(free // entry)))
 
 
 def video_thumbnails(path: str | os.PathLike, duration: float, n: int, height: int = 96) -> list[Thumbnail]:
@@ -95,10 +125,13 @@ def timeline_figure(
 
     times = np.asarray(times, dtype=np.float64)
     actions = list(curves)
+    title = cut(title, TITLE_CHARS)
+    columns = _legend_columns(title, [legend_label(a) for a in actions]) if actions else 1
+    legend_rows = -(-len(actions) // columns)
     colors = dict(zip(actions, _colors(len(actions)), strict=True))
     lanes_in = LANE_HEIGHT_IN * max(1, len(actions))
     strip_in = STRIP_HEIGHT_IN if thumbnails else 0.0
-    margin_top, margin_bottom = 0.55, 0.5
+    margin_top, margin_bottom = max(0.55, 0.25 + LEGEND_ROW_IN * legend_rows), 0.5
     height_in = margin_top + CURVES_HEIGHT_IN + lanes_in + strip_in + margin_bottom
     fig = Figure(figsize=(FIG_WIDTH_IN, height_in), dpi=DPI)
     FigureCanvasAgg(fig)
@@ -117,7 +150,7 @@ def timeline_figure(
         probs = np.asarray(curves[action], dtype=np.float64)
         if len(probs) != len(times):
             raise ValueError(f"{action}: {len(probs)} probabilities for {len(times)} times")
-        ax.plot(times, probs, color=color, lw=1.6, label=action)
+        ax.plot(times, probs, color=color, lw=1.6, label=legend_label(action))
         found = list(segments.get(action, ()))
         best = max((score for _, _, score in found), default=1.0) or 1.0
         rows = _pack(found)
@@ -137,8 +170,8 @@ def timeline_figure(
     ax.set_ylim(-lane_span, 1.02)
     ax.set_yticks([0.0, 0.25, 0.5, 0.75, 1.0])
     ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=10, loc="left")
-    ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=8, ncol=min(4, len(actions)),
+    ax.set_title(title, fontsize=TITLE_FONT, loc="left")
+    ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=LEGEND_FONT, ncol=columns,
               frameon=False)
     if thumbnails:
         ax.tick_params(labelbottom=False)

@@ -350,7 +350,7 @@ def configured_settings(cfg: dict[str, Any], use_flow: bool) -> dict[str, Any]:
         flat |= {"flow.method": method, "flow.max_side": flow["max_side"],
                  "flow.wheel_max_magnitude": flow["wheel_max_magnitude"]}
         if method == "farneback":
-            from grizal.encoders.flow import FARNEBACK_DEFAULTS
+            from grizal.encoders.flow_defaults import FARNEBACK_DEFAULTS
 
             flat["flow.farneback"] = {**FARNEBACK_DEFAULTS, **(flow["farneback"] or {})}
         elif method == "dis":

@@ -1,7 +1,8 @@
 """The train stage's checkpoint files, written and read in this one place.
 
 ``model.pt`` holds the trained model and what evaluation and ``grizal localize`` need with it (configs, T,
-the encoder attributes and feature statistics of the training features); ``checkpoint.pt`` holds the
+the encoder attributes and feature statistics of the training features, and ``trained_on``: the data set, protocol
+and split it was trained on, which ``grizal localize`` reports; older files lack it); ``checkpoint.pt`` holds the
 training state to resume from after a kill. Both are ``torch.save`` files of plain values (dicts, lists,
 tuples, strings, numbers) and tensors, read back with ``torch.load(weights_only=True)``: a file holding
 anything else (a pickled object, e.g. one made to run a command when it is unpickled) is refused before any

@@ -1,8 +1,10 @@
 """The results table of DVC experiments: `dvc exp show --json` -> one row per experiment (and its baseline).
 
 Each row names the experiment, the params it changed from its baseline commit (`-S` overrides), and the metrics
-the evaluate stage wrote to `metrics/evaluate.json` (mAP at the reported tIoUs, average mAP, average tIoU).
-Experiments still queued or running, and ones that failed, have no metrics yet: they are listed with their state.
+the evaluate stage wrote to `metrics/evaluate.json`: average mAP and average tIoU of GRIZAL and of the
+training-free baseline (``scoring.metrics_summary``; files of older versions, which nest the full reports or hold
+one flat report, are read too). Experiments still queued or running, and ones that failed, have no metrics yet:
+they are listed with their state.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.modelling.scoring import reported_keys
+from pipeline.modelling.scoring import SUMMARY_KEYS
 
 METRICS_FILE = "metrics/evaluate.json"
 PARAMS_FILE = "params.yaml"
@@ -23,7 +25,7 @@ class ExpRow:
     rev: str
     baseline: str  # the commit's name (branch) or short rev; the row of the commit itself has changed == {}
     changed: dict[str, Any]
-    metrics: dict[str, Any] | None  # the evaluate report, None when the experiment has none (yet)
+    metrics: dict[str, Any] | None  # metrics/evaluate.json, None when the experiment has none (yet)
     state: str  # success, queued, running, failed, ...
 
 
@@ -76,6 +78,19 @@ def _experiment_rows(experiment: Mapping[str, Any], baseline: str, base_params: 
         yield _row(node, baseline, base_params, state, experiment.get("name"))
 
 
+METHODS = {"grizal": "GRIZAL", "baseline": "baseline"}
+
+
+def summary_of(metrics: Mapping[str, Any] | None, method: str) -> dict[str, Any]:
+    """``{"avg_mAP", "avg_tIoU"}`` of one method in any layout metrics/evaluate.json has had."""
+    metrics = metrics or {}
+    if method == "grizal" and "average_mAP" in metrics:  # one flat report: GRIZAL's
+        node: Mapping[str, Any] = metrics
+    else:
+        node = metrics.get(method) if isinstance(metrics.get(method), Mapping) else {}
+    return {short: node.get(short, node.get(full)) for short, full in SUMMARY_KEYS.items()}
+
+
 def _pct(value: Any) -> str:
     return "-" if not isinstance(value, int | float) else f"{100 * value:.1f}"
 
@@ -85,18 +100,16 @@ def _value(value: Any) -> str:
 
 
 def experiments_table(rows: list[ExpRow], *, with_commits: bool = True) -> str:
-    """A markdown table in the results table's units (percent): experiment, baseline, changed params, mAP at the
-    reported tIoUs, avg mAP, avg tIoU, state."""
+    """A markdown table in the results table's units (percent): experiment, baseline, changed params, avg mAP and
+    avg tIoU of GRIZAL and of the baseline, state."""
     shown = [r for r in rows if with_commits or r.state != "commit"]
-    keys = list(dict.fromkeys(k for r in shown if r.metrics and "mAP" in r.metrics for k in reported_keys(r.metrics)))
-    header = ["experiment", "baseline", "changed", *(f"mAP@{k}" for k in keys), "avg mAP", "avg tIoU", "state"]
-    aligns = ["---"] * 3 + ["---:"] * (len(keys) + 2) + ["---"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(aligns) + "|"]
+    header = ["experiment", "baseline", "changed"]
+    header += [f"{name} {what}" for name in METHODS.values() for what in ("avg mAP", "avg tIoU")]
+    aligns = ["---"] * 3 + ["---:"] * (2 * len(METHODS)) + ["---"]
+    lines = ["| " + " | ".join([*header, "state"]) + " |", "|" + "|".join(aligns) + "|"]
     for row in shown:
-        m = row.metrics or {}
         changed = ", ".join(f"{k}={_value(v)}" for k, v in sorted(row.changed.items())) or "-"
-        maps = [_pct((m.get("mAP") or {}).get(k)) for k in keys]
-        cells = [row.name, row.baseline, changed.replace("|", "\\|"), *maps, _pct(m.get("average_mAP")),
-                 _pct(m.get("average_tIoU")), row.state]
+        numbers = [_pct(value) for method in METHODS for value in summary_of(row.metrics, method).values()]
+        cells = [row.name, row.baseline, changed.replace("|", "\\|"), *numbers, row.state]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

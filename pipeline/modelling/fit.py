@@ -348,9 +348,15 @@ def train(index: Index, split: Split, features_dir: Path, model_cfg: dict[str, A
                                 "loss_config": loss_cfg, "train_config": asdict(cfg), "T": T,
                                 "seen_classes": classes, "encoders": signature, "digest": digest,
                                 "precision": precision,
-                                "feature_stats": feature_stats})
+                                "feature_stats": feature_stats,
+                                "trained_on": {"dataset": index.dataset, "protocol": split.protocol,
+                                               "split_id": split.split_id}})
     if live is not None:
         live.end()
+        if history:
+            from pipeline.modelling.plots import plot_training
+
+            plot_training(history, live_dir / "plots" / "training.png")
     if info.world > 1:
         dist.barrier()
     return model_path

@@ -28,6 +28,7 @@ from pipeline.modelling.scoring import (
     ground_truth_of,
     load_predictions,
     metrics_json,
+    metrics_summary,
     write_per_class,
     write_predictions,
 )
@@ -126,8 +127,9 @@ def evaluate_model(index: Index, split: Split, features_dir: Path, model_path: P
                    loc_cfg: dict[str, Any], tious: list[float] | Thresholds, out_dir: Path | None = None,
                    n_plots: int = 6, device: str = "auto", metrics_path: Path | None = None,
                    where: str | os.PathLike | None = "params.yaml") -> dict[str, Any]:
-    """Predict, score and (with ``out_dir``) write predictions, metrics (to ``metrics_path``, by default
-    ``out_dir/metrics.json``), tables and plots. ``where`` names the params file of ``loc_cfg`` and ``device``."""
+    """Predict, score and (with ``out_dir``) write predictions, metrics (``out_dir/metrics.json``, and their
+    summary to ``metrics_path`` when given), tables and plots. ``where`` names the params file of ``loc_cfg``
+    and ``device``."""
     from grizal.localization import localization_config
     from grizal.model import ConfigError
     from pipeline.modelling.fit import check_prior_pairs
@@ -173,7 +175,9 @@ def evaluate_model(index: Index, split: Split, features_dir: Path, model_path: P
         write_predictions(out_dir / "predictions.json", results["grizal"])
         # No baseline: an empty result file (a DVC output); metrics.json says why.
         write_predictions(out_dir / "baseline_predictions.json", results.get("baseline", {}))
-        atomic_write_json(metrics_path or out_dir / "metrics.json", metrics)
+        atomic_write_json(out_dir / "metrics.json", metrics)
+        if metrics_path is not None:  # DVC's metric: the short summary (scoring.metrics_summary)
+            atomic_write_json(metrics_path, metrics_summary(metrics))
         if scored:
             write_per_class(out_dir / "per_class.md", reports["grizal"])
         _plots(curves["grizal"], videos, classes, index, results["grizal"], out_dir / "plots", n_plots)

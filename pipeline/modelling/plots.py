@@ -1,4 +1,6 @@
-"""Figures of the evaluate stage: per-snippet action probability against ground truth (the paper's Fig. 1).
+"""Figures of the evaluate stage: per-snippet action probability against ground truth (the paper's Fig. 1); and
+of the train stage: its loss terms and learning rate per epoch, the curves `dvc plots show` draws, as a PNG that
+needs no network (DVC's HTML loads its charting library from a CDN).
 
 Figures are drawn on matplotlib's Agg canvas directly (no pyplot), so importing this module neither needs a
 display nor changes the global backend.
@@ -111,3 +113,42 @@ def plot_probability_curves(
         atomic_write_bytes(path, buffer.getvalue())
         written.append(path)
     return written
+
+
+def training_figure(history: Sequence[dict[str, float]]) -> Figure:
+    """Each loss term's epoch mean (log scale when all are positive) above the learning rate, against the epoch."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if not history:
+        raise ValueError("no epoch to plot")
+    epochs = [int(row["epoch"]) for row in history]
+    terms = list(dict.fromkeys(k for row in history for k in row if k not in ("epoch", "lr")))
+    fig = Figure(figsize=(8, 5), dpi=100)
+    FigureCanvasAgg(fig)
+    loss_ax, lr_ax = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
+    for term in terms:
+        values = [row.get(term, np.nan) for row in history]
+        loss_ax.plot(epochs, values, marker="o" if len(epochs) < 30 else None, ms=3, lw=1.6 if term == "total" else 1,
+                     label=term)
+    values = np.array([row.get(t, np.nan) for row in history for t in terms], dtype=np.float64)
+    if values.size and np.nanmin(values) > 0:
+        loss_ax.set_yscale("log")
+    loss_ax.set_ylabel("loss (epoch mean)")
+    loss_ax.set_title("Training loss per epoch", fontsize=10, loc="left")
+    loss_ax.legend(fontsize=8, frameon=False, ncol=min(5, len(terms)))
+    lr_ax.plot(epochs, [row.get("lr", np.nan) for row in history], color="0.3", lw=1)
+    lr_ax.set_ylabel("learning rate")
+    lr_ax.set_xlabel("epoch")
+    lr_ax.set_title("Learning rate at the end of each epoch", fontsize=9, loc="left")
+    fig.tight_layout()
+    return fig
+
+
+def plot_training(history: Sequence[dict[str, float]], path: str | os.PathLike) -> Path:
+    """Write ``training_figure(history)`` as a PNG (atomically)."""
+    buffer = io.BytesIO()
+    training_figure(history).savefig(buffer, format="png")
+    path = Path(path)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path

@@ -480,6 +480,18 @@ def metrics_json(report: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in report.items() if k != "per_class"}
 
 
+# What `dvc metrics show` and `dvc exp show` compare: per method, these two of its report, under short names.
+SUMMARY_KEYS = {"avg_mAP": "average_mAP", "avg_tIoU": "average_tIoU"}
+
+
+def metrics_summary(metrics: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``{method: {"avg_mAP", "avg_tIoU"}}`` of ``{method: metrics_json(report)}`` (null where a method was not
+    scored): the few numbers a person compares first, so DVC's tables fit a terminal. The full reports (mAP at
+    every tIoU, recall, counts) stay in the evaluate stage's own metrics.json."""
+    return {method: {short: report.get(full) for short, full in SUMMARY_KEYS.items()}
+            for method, report in metrics.items()}
+
+
 def write_metrics(path: str | os.PathLike, report: Mapping[str, Any]) -> None:
     atomic_write_json(path, metrics_json(report))
 
