@@ -116,15 +116,30 @@ def _create_with_weights(spec: ClipSpec) -> tuple[torch.nn.Module, str]:
     elif os.path.isfile(pretrained):
         where = f"checkpoint {pretrained}"
     elif pretrained.endswith(CHECKPOINT_SUFFIXES) or os.sep in pretrained:
-        raise EncoderConfigError(f"checkpoint file not found: {pretrained}")
+        raise EncoderConfigError(f"checkpoint file not found: {pretrained}{_demo_checkpoint_hint(pretrained)}")
     else:
         raise EncoderConfigError(
             f"unknown pretrained tag '{pretrained}' for '{name}' (known: {', '.join(tags) or 'none'})"
         )
+    logging.disable(logging.ERROR)  # open_clip logs its own line before raising; ours below says it all
     try:
         return open_clip.create_model(name, pretrained=pretrained), pretrained
     except Exception as err:  # noqa: BLE001
-        raise EncoderConfigError(f"cannot load {where} for '{name}': {str(err).splitlines()[0]}") from None
+        local = "" if where.startswith("checkpoint") else (
+            f"; without a network, set pretrained to a local checkpoint file of these weights (e.g. "
+            f"/path/to/{name}.pt: .pt, .pth, .bin or .safetensors)")
+        raise EncoderConfigError(f"cannot load {where} for '{name}': {str(err).splitlines()[0]}{local}") from None
+    finally:
+        logging.disable(logging.NOTSET)
+
+
+def _demo_checkpoint_hint(path: str) -> str:
+    """Why the demo CLIP's checkpoint may be missing, and what a real data set uses instead."""
+    if Path(path).name != "clip.pt" or "pretrain" not in Path(path).parts:
+        return ""
+    return (" (the pretrain stage trains this demo-world CLIP only when prepare.dataset is demo; for real videos set "
+            "extract.clip.model: ViT-B-32-quickgelu and extract.clip.pretrained: openai, or a local checkpoint file "
+            "of those weights where nothing can be downloaded)")
 
 
 class ClipEncoder:

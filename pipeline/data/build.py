@@ -121,8 +121,10 @@ def build_split(index: Index, cfg: dict[str, Any], where: str | os.PathLike = "p
 def prepare(cfg: dict[str, Any], out: Path, where: str = "params.yaml") -> tuple[Index, Split]:
     index = build_index(cfg, where)
     split = build_split(index, cfg, where)
-    if not split.train_videos and not cfg.get("allow_empty"):
-        raise UserError(where, "the split leaves no training videos")
+    if not split.train_videos:
+        raise UserError(where, f"the split leaves no training videos (none of the train subset holds a segment of "
+                               f"its {len(split.seen)} seen class(es) without one of an unseen class); check the "
+                               "annotations' subsets and the split's class lists before extracting")
     if not split.test_videos:
         unlabelled = "" if cfg.get("allow_empty") else ("; unlabelled test videos (empty annotations) need "
                                                         "prepare.allow_empty: true")

@@ -130,7 +130,9 @@ def check_duration(source: str | os.PathLike, vid: str, value: Any) -> float:
     try:
         duration = float(value)
     except (TypeError, ValueError):
-        raise UserError(source, f"video {vid}: duration {value!r} is not a number") from None
+        what = "has no duration" if value is None else f"duration {value!r} is not a number"
+        raise UserError(source, f"video {vid}: {what}; give each video its length in seconds (\"duration\": 31.2 in "
+                                "ActivityNet format)") from None
     if not math.isfinite(duration) or duration <= 0:
         raise UserError(source, f"video {vid}: duration {value!r} must be positive")
     return duration

@@ -355,6 +355,10 @@ def prepare_store(path: str | os.PathLike, attrs: dict[str, Any], child: str, *,
         if old.get("settings_sha256") != attrs["settings_sha256"] or old.get("schema_version") != SCHEMA_VERSION:
             differ = settings_differences(old.get("settings", {}), attrs["settings"])
             changes = "; ".join(differ[:4]) or "schema version"
+            if "imported" in old.get("settings", {}) and "imported" not in attrs["settings"]:
+                raise UserError(path, f"holds imported features ({old.get('encoder')}); extraction would replace "
+                                      "them: run `dvc freeze extract_" + str(attrs["kind"]) + "` so dvc repro keeps "
+                                      "them, or delete the store to extract it")
             if attrs.get("precision_auto") and differ and all(_is_precision(d) for d in differ):
                 raise UserError(path, f"holds features made in another precision ({changes}): 'auto' resolves "
                                       "otherwise on this machine; set extract.clip.precision (and extract.flow."

@@ -291,9 +291,15 @@ def run_grid(values: dict[str, Any], index, features: Path, out: Path, log=print
     for name, resolved in settings.items():
         _check_model(resolved["model"], name, where)
     inputs = {folder: input_identity(index, folder) for folder in {v.features_dir(features) for v in variants.values()}}
+    splits = {job: _split(values, index, job, where) for job in jobs}
+    unscorable = [job for job in jobs if not _has_ground_truth(index, splits[job])]
+    for protocol, split_id in dict.fromkeys((job[0], job[1]) for job in unscorable):
+        log(f"{protocol} split={split_id}: skipped, its test videos hold no annotated instance of its evaluated "
+            "classes (nothing to score; train and evaluate still predict on unlabelled videos)")
+    jobs = [job for job in jobs if job not in unscorable]
     code = code_digest()
     keys = {job: run_key(_with_seed(settings[job[2]], job[3]), inputs[variants[job[2]].features_dir(features)], code,
-                         job, _split(values, index, job, where)) for job in jobs}
+                         job, splits[job]) for job in jobs}
 
     def report(run: dict[str, Any], how: str) -> None:
         log(f"{run['protocol']} split={run['split']} {run['variant']} seed={run['seed']}: average mAP "
@@ -328,7 +334,13 @@ def run_grid(values: dict[str, Any], index, features: Path, out: Path, log=print
             except BaseException:
                 pool.shutdown(cancel_futures=True)  # runs not started yet would only delay the error
                 raise
-    return {"tious": tious, "runs": [runs[job] for job in jobs]}
+    return {"tious": tious, "runs": [runs[job] for job in jobs],
+            "skipped": [{"protocol": job[0], "split": job[1], "variant": job[2], "seed": job[3]} for job in unscorable]}
+
+
+def _has_ground_truth(index, split: Split) -> bool:
+    unseen = set(split.unseen)
+    return any(s.label in unseen for vid in split.test_videos for s in index.videos[vid].segments)
 
 
 def _stat(values: list[float | None]) -> str:
@@ -347,6 +359,10 @@ def results_table(grid: dict[str, Any]) -> str:
     deviation over the row's runs (every split and seed); `runs` counts them. The training-free baseline has no
     seed: it counts once per split."""
     tious = grid["tious"]
+    if not grid["runs"]:
+        return ("No run was scored: the test videos of every configured split hold no annotated instance of its "
+                "evaluated classes. The results grid needs labelled test videos; `train` and `evaluate` still "
+                "predict on unlabelled ones (cache/evaluate/predictions.json).\n")
     header = ["setting", "method", *(f"mAP@{t}" for t in tious), "avg mAP", "avg tIoU", "runs"]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---", "---"] + ["---:"] * (len(header) - 2)) + "|"]
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.common import UserError, atomic_write_json
+from pipeline.common import UserError, atomic_write_json, atomic_write_text
 from pipeline.data.index import Index
 from pipeline.data.splits import Split
 from pipeline.features.inputs import FeatureSet, standardized
@@ -72,13 +72,23 @@ def _model_probs(model: torch.nn.Module, videos: VideoTensors, priors: PriorTens
     return out
 
 
-def baseline_undefined(rgb_settings: dict[str, Any]) -> str | None:
+def baseline_undefined(rgb_attrs: dict[str, Any], priors_attrs: dict[str, Any] | None = None) -> str | None:
     """Why the training-free baseline cannot run on these frame features (None when it can): it compares frame
-    features with CLIP text embeddings, which needs the frames encoded by the same CLIP."""
+    features with CLIP text embeddings, which needs the frames encoded by the same CLIP as the priors."""
+    rgb_settings = rgb_attrs.get("settings", {})
     frame = rgb_settings.get("frame_encoder")
     if frame:
         return (f"undefined: the frame features come from {frame['model']} (a video model), not CLIP, so they "
                 "cannot be compared with CLIP text embeddings")
+    if priors_attrs is None:
+        return None
+    rgb_clip = rgb_settings.get("clip") or {}
+    prior_clip = priors_attrs.get("settings", {}).get("clip") or {}
+    if not rgb_clip.get("weights_sha256") or rgb_clip.get("weights_sha256") != prior_clip.get("weights_sha256"):
+        made = rgb_attrs.get("encoder", "another encoder")
+        return (f"undefined: the frame features ({made}, {rgb_attrs.get('dim')}-d) were not made by the priors' "
+                f"CLIP ({priors_attrs.get('encoder', '?')}, {priors_attrs.get('dim')}-d), so they cannot be "
+                "compared with its text embeddings")
     return None
 
 
@@ -153,7 +163,7 @@ def evaluate_model(index: Index, split: Split, features_dir: Path, model_path: P
     scored = [c for c in classes if c in annotated]  # classes without ground truth are predicted, not scored
     unscored = [c for c in classes if c not in annotated]
     model_videos, model_priors = standardized(videos, priors, checkpoint["feature_stats"])
-    no_baseline = baseline_undefined(feature_set.attrs("rgb").get("settings", {}))
+    no_baseline = baseline_undefined(feature_set.attrs("rgb"), feature_set.attrs("priors"))
     curves = {"grizal": model_probs(model, model_videos, model_priors, run_on)}
     if no_baseline is None:
         curves["baseline"] = baseline_probs(videos, priors)
@@ -180,15 +190,38 @@ def evaluate_model(index: Index, split: Split, features_dir: Path, model_path: P
             atomic_write_json(metrics_path, metrics_summary(metrics))
         if scored:
             write_per_class(out_dir / "per_class.md", reports["grizal"])
+        else:  # a declared output either way: it says why there is no table
+            atomic_write_text(out_dir / "per_class.md", f"# Per-class results\n\nNothing scored: {NO_GROUND_TRUTH}. "
+                                                        f"The predictions are in predictions.json "
+                                                        f"({metrics['grizal']['counts']['predictions']} segments "
+                                                        f"for {len(classes)} classes).\n")
         _plots(curves["grizal"], videos, classes, index, results["grizal"], out_dir / "plots", n_plots)
+    if scored and not any(results["grizal"].values()):
+        print(no_prediction_hint(curves["grizal"], loc_cfg))
     return {"metrics": metrics, "reports": reports, "unscored": unscored}
 
 
+def no_prediction_hint(probs: np.ndarray, loc_cfg: dict[str, Any]) -> str:
+    """One line for a model that predicted nothing: how close its curves came to the lowest threshold."""
+    import numpy as np
+
+    lowest = min(loc_cfg["thresholds"])
+    peak = float(np.max(probs)) if probs.size else 0.0
+    return (f"warning: no prediction at all: the highest probability on any test video was {peak:.3f}, below the "
+            f"lowest threshold {lowest:g}; train longer (train.epochs) or lower localization.thresholds")
+
+
 def _plots(probs, videos: VideoTensors, classes, index: Index, results, out_dir: Path, n_plots: int) -> None:
-    """Probability curves of the first ``n_plots`` test videos, for a class each video contains."""
+    """Probability curves of the first ``n_plots`` test videos, for a class each video contains (an unlabelled
+    video: the class whose curve peaks highest)."""
+    import numpy as np
+
     chosen = []
+    out_dir.mkdir(parents=True, exist_ok=True)  # a declared output, even when there is nothing to draw
     for v, vid in enumerate(videos.ids[:n_plots]):
         labels = [s.label for s in index.videos[vid].segments if s.label in classes]
+        if not labels and len(classes):  # an unlabelled video: the class whose curve peaks highest
+            labels = [classes[int(np.argmax(np.asarray(probs[v]).max(axis=-1)))]]
         if not labels:
             continue
         c = classes.index(labels[0])
