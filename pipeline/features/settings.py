@@ -19,48 +19,16 @@ from grizal.encoders.priors import JOINT_UNITS
 from pipeline.common import UserError
 from pipeline.features.engine import Extractors, describe_flow
 from pipeline.features.store import settings_differences, settings_sha256
+from pipeline.params_schema import ExtractParams, section_dict
 from pipeline.precision import announce
 
 if TYPE_CHECKING:  # the encoders (open_clip, torch, OpenCV) load when they are built
     from grizal.encoders.clip import ClipEncoder
     from grizal.encoders.video import VideoEncoder
 
-# The paper's setup for anyone's videos; params.yaml's `extract` section overrides any of it.
-DEFAULTS: dict[str, Any] = {
-    "index": "cache/prepare/index.json",
-    "priors_json": "cache/priors/priors.json",
-    "out": {
-        "rgb": "cache/features/rgb.zarr",
-        "flow": "cache/features/flow.zarr",
-        "priors": "cache/features/priors.zarr",
-    },
-    "device": "auto",
-    "T": 100,
-    "max_failure_fraction": 0.05,
-    "queue_size": 128,
-    "decode_workers": 2,
-    "clip": {"model": "ViT-B-32-quickgelu", "pretrained": "openai", "seed": 0, "precision": "auto",
-             "batch_size": 64},
-    "frames": {"sample_fps": 5.0, "min_frames": 2},
-    # The rgb stream's encoder: `open_clip` (the `clip` model above, one feature per sampled frame) or a
-    # torchvision video model (grizal/encoders/video.py: one clip feature per window position); the flow
-    # stream and the priors always use `clip`.
-    "frame_encoder": {"family": "open_clip", "model": "r2plus1d_18", "weights": "DEFAULT", "seed": 0,
-                      "window": 16, "stride": 1, "batch_size": 8, "crop_size": None},
-    "flow": {
-        "method": "raft_large",
-        "max_side": 256,
-        "raft_weights": "DEFAULT",
-        "num_flow_updates": 12,
-        "autocast": "auto",
-        "seed": 0,
-        "batch_size": 8,
-        "wheel_max_magnitude": None,
-        "dis_preset": "medium",
-        "farneback": {},
-    },
-    "priors": {"name_template": "a video of a person {}", "joint_unit": "concat"},
-}
+# The paper's setup for anyone's videos (the `extract` params model's defaults); params.yaml's `extract` section
+# overrides any of it.
+DEFAULTS: dict[str, Any] = section_dict(ExtractParams(), {})
 
 FRAME_FAMILIES = ("open_clip", "torchvision_video")
 # Settings that 'auto' resolves per machine: a configured 'auto' matches whatever a checkpoint's features recorded.
