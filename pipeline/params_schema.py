@@ -25,6 +25,7 @@ import re
 import string
 import sys
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -33,6 +34,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
     StrictBool,
     StrictInt,
     StrictStr,
@@ -55,6 +57,13 @@ def show(value: Any) -> str:
         return "true" if value else "false"
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _show_as_written(value: Any) -> str:
+    """``show`` of a checked value: a path as the string it was written as."""
+    if isinstance(value, list):
+        value = [str(v) if isinstance(v, Path) else v for v in value]
+    return show(str(value) if isinstance(value, Path) else value)
 
 
 def _closest(word: Any, choices: Iterable[str]) -> str | None:
@@ -99,7 +108,17 @@ def Text(expected: str = "a string", nonempty: bool = False, pattern: str | None
                      AfterValidator(check)]
 
 
-PATH = Text("a path", nonempty=True)
+def _path_text(value: Any) -> Any:
+    return os.fspath(value) if isinstance(value, os.PathLike) else value
+
+
+def _to_path(value: str) -> Path:
+    return Path(value)
+
+
+# A path: written as a string, a Path in the model (section dicts keep the string as written).
+PATH = Annotated[Text("a path", nonempty=True), BeforeValidator(_path_text), AfterValidator(_to_path),
+                 PlainSerializer(str, return_type=str)]
 DEVICE = Text("a device: auto, cpu, cuda, cuda:N or mps", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
@@ -254,13 +273,14 @@ class PrepareParams(Section):
         for name, datasets in DATASET_KEYS.items():
             if name in self.model_fields_set and self.dataset not in datasets:
                 raise _problem(name, f"not read for dataset '{self.dataset}' (only for {', '.join(datasets)}), got "
-                                     f"{show(getattr(self, name))}: remove it or change prepare.dataset")
+                                     f"{_show_as_written(getattr(self, name))}: remove it or change prepare.dataset")
         for name in REQUIRED_BY_DATASET[self.dataset]:
             if getattr(self, name) in (None, ""):
                 raise _problem(name, f"missing (expected {expected_at(PrepareParams, (name,))}, required for "
                                      f"dataset '{self.dataset}')")
         if self.seen_list and not self.unseen_list:
-            raise _problem("seen_list", f"only read together with prepare.unseen_list, got {show(self.seen_list)}")
+            raise _problem("seen_list", f"only read together with prepare.unseen_list, got "
+                                            f"{_show_as_written(self.seen_list)}")
         return self
 
 
@@ -291,11 +311,26 @@ def _template_text(allowed: set[str]) -> Any:
 TEXT_BACKENDS = ("offline", "openai", "hf")
 IMAGE_BACKENDS = ("offline", "openai", "diffusers", "openworld")
 
+DEFAULT_SYSTEM_PROMPT = (
+    "You write short, concrete visual descriptions of human actions for a video understanding model."
+)
+DEFAULT_TEXT_PROMPT = (
+    'Describe the action "{action}" in {k} different sentences of about {words} words each. Each sentence '
+    "describes what a video of someone doing this action shows: the person, their movements, the objects "
+    "involved and the setting. Vary the setting and viewpoint from sentence to sentence. Do not number them."
+)
+# Local LMs are asked for one sentence at a time; k samples give the k descriptions.
+DEFAULT_HF_PROMPT = (
+    'Describe what a video of the action "{action}" shows, in one sentence of about {words} words.\n'
+    "Description:"
+)
+DEFAULT_IMAGE_PROMPT = "A realistic photograph of {action}: {sentence}"
+
 
 class GenerateParams(Section):
-    out: PATH = "cache/priors"
-    store: PATH | None = None
-    index: PATH = "cache/prepare/index.json"
+    out: PATH = Path("cache/priors")
+    store: PATH | None = None  # the content-addressed item cache; null: the out folder itself
+    index: PATH = Path("cache/prepare/index.json")
     text_backend: Literal[TEXT_BACKENDS] = "offline"
     image_backend: Literal[IMAGE_BACKENDS] = "offline"
     text_model: Text() | None = None
@@ -312,13 +347,12 @@ class GenerateParams(Section):
     target_words: Int(ge=1) = 30
     min_words: Int(ge=1) = 6
     max_words: Int(ge=1) = 60
-    # The default prompts live in GenerateConfig; only a prompt that is given is checked here.
-    text_system_prompt: _template_text(set()) = Optional()
-    text_prompt: _template_text({"action", "k", "words"}) = Optional()
-    hf_prompt: _template_text({"action", "words"}) = Optional()
-    image_prompt: _template_text({"action", "sentence"}) = Optional()
+    text_system_prompt: _template_text(set()) = DEFAULT_SYSTEM_PROMPT
+    text_prompt: _template_text({"action", "k", "words"}) = DEFAULT_TEXT_PROMPT
+    hf_prompt: _template_text({"action", "words"}) = DEFAULT_HF_PROMPT
+    image_prompt: _template_text({"action", "sentence"}) = DEFAULT_IMAGE_PROMPT
     openai_image_size: Text("a size WIDTHxHEIGHT (e.g. 1024x1024) or auto", pattern=r"^(\d+x\d+|auto)$") = "1024x1024"
-    openai_image_quality: Text() | None = None
+    openai_image_quality: Text() | None = None  # null: the model's default (dall-e-3: standard)
     hf_max_new_tokens: Int(ge=1) = 60
     hf_temperature: Number(gt=0) = 0.9
     hf_top_p: Number(gt=0, le=1) = 0.95
@@ -356,9 +390,9 @@ def _name_template(text: str) -> str | None:
 
 
 class ExtractOut(Section):
-    rgb: PATH = "cache/features/rgb.zarr"
-    flow: PATH = "cache/features/flow.zarr"
-    priors: PATH = "cache/features/priors.zarr"
+    rgb: PATH = Path("cache/features/rgb.zarr")
+    flow: PATH = Path("cache/features/flow.zarr")
+    priors: PATH = Path("cache/features/priors.zarr")
 
 
 class ClipParams(Section):
@@ -419,8 +453,8 @@ class ExtractPriorsParams(Section):
 
 
 class ExtractParams(Section):
-    index: PATH = "cache/prepare/index.json"
-    priors_json: PATH = "cache/priors/priors.json"
+    index: PATH = Path("cache/prepare/index.json")
+    priors_json: PATH = Path("cache/priors/priors.json")
     out: ExtractOut = Field(default_factory=ExtractOut)
     device: DEVICE = "auto"
     T: Int(ge=1) = 100
@@ -781,6 +815,8 @@ def _first(errors: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _plain(value: Any, given: Any, fill: bool) -> Any:
+    if isinstance(value, Path):
+        return given if isinstance(given, str) else str(value)
     if isinstance(value, BaseModel):
         return _dump(value, given if isinstance(given, dict) else {}, fill)
     if isinstance(value, list):
@@ -794,7 +830,7 @@ def _dump(model: BaseModel, given: dict[str, Any], fill: bool) -> dict[str, Any]
     if fill:
         for name, field in type(model).model_fields.items():
             if name not in out and not _has_no_default(field):
-                out[name] = _plain(getattr(model, name), {}, True)
+                out[name] = _plain(getattr(model, name), None, True)
     return out
 
 
@@ -806,11 +842,13 @@ def validate_section(params: dict[str, Any], name: str, where: str | os.PathLike
     return section_dict(check_section(params, name, where), params.get(name), fill_defaults)
 
 
-def check_section(params: dict[str, Any], name: str, where: str | os.PathLike | None) -> Section:
-    """The section ``name`` of ``params`` as its model (what a stage reads); bad values are a UserError."""
+def check_section(params: dict[str, Any], name: str, where: str | os.PathLike | None,
+                  model: type[Section] | None = None) -> Section:
+    """The section ``name`` of ``params`` as its model (or ``model``, a subclass a stage reads); bad values are a
+    UserError."""
     if name not in SCHEMAS:
         raise ValueError(f"no schema for section '{name}' (known: {', '.join(SCHEMAS)})")
-    model = SCHEMAS[name]
+    model = model or SCHEMAS[name]
     value = params.get(name)
     if value is None and name in OPTIONAL_SECTIONS:
         value = {}
