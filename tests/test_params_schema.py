@@ -377,9 +377,11 @@ def _choices(model, name):
 
 def test_choices_match_the_code():
     from grizal.encoders.flow import AUTOCAST_DTYPES, DIS_PRESETS, FARNEBACK_DEFAULTS, FLOW_METHODS
+    from grizal.encoders.priors import JOINT_UNITS
     from grizal.precision import PRECISIONS
     from pipeline import params_schema as schema
     from pipeline.data.build import DATASETS
+    from pipeline.features.settings import FRAME_FAMILIES
     from pipeline.modelling.grid import VARIANTS
     from pipeline.priors.config import IMAGE_BACKENDS, TEXT_BACKENDS
 
@@ -388,6 +390,8 @@ def test_choices_match_the_code():
     assert _choices(schema.FlowParams, "dis_preset") == set(DIS_PRESETS)
     assert set(schema.FarnebackParams.model_fields) == set(FARNEBACK_DEFAULTS)
     assert _choices(schema.ClipParams, "precision") == set(PRECISIONS)
+    assert _choices(schema.ExtractPriorsParams, "joint_unit") == set(JOINT_UNITS)
+    assert _choices(schema.FrameEncoderParams, "family") == set(FRAME_FAMILIES)
     assert schema.DATASETS == DATASETS
     assert (schema.TEXT_BACKENDS, schema.IMAGE_BACKENDS) == (TEXT_BACKENDS, IMAGE_BACKENDS)
     assert tuple(VARIANTS) == schema.VARIANTS
