@@ -135,10 +135,15 @@ def _unique(key: Callable[[Any], Any]) -> Callable[[list], list]:
 def ListOf(item: Any, min_length: int = 0, max_length: int | None = None,  # noqa: N802 - a type
            unique: Callable[[Any], Any] | None = None, scalar_ok: bool = False) -> Any:
     """A list of ``item``; ``unique``: items must differ by this key; ``scalar_ok``: one item stands for a list."""
+    def length_first(value: Any) -> Any:  # a list of the wrong length is named as a whole, before its items
+        if isinstance(value, list | tuple) and not min_length <= len(value) <= (max_length or len(value)):
+            raise PydanticCustomError("params_length", "wrong length", {})
+        return value
+
     extra: list[Any] = [AfterValidator(_unique(unique))] if unique else []
-    if scalar_ok:
-        extra.insert(0, BeforeValidator(lambda v: v if isinstance(v, list | tuple | dict | str | type(None))
-                                        else [v]))
+    extra.append(BeforeValidator(length_first))
+    if scalar_ok:  # runs first: the outermost before-validator
+        extra.append(BeforeValidator(lambda v: v if isinstance(v, list | tuple | dict | str | type(None)) else [v]))
     return Annotated[list[item], Field(min_length=min_length, max_length=max_length,
                                        json_schema_extra={"uniqueItems": True} if unique else None), *extra]
 
@@ -304,8 +309,7 @@ def _template(allowed: set[str]) -> Callable[[str], str | None]:
 
 
 def _template_text(allowed: set[str]) -> Any:
-    names = ", ".join("{" + a + "}" for a in sorted(allowed)) or "no placeholders"
-    return Text(f"a template with placeholders {names}", rule=_template(allowed))
+    return Text(rule=_template(allowed))
 
 
 TEXT_BACKENDS = ("offline", "openai", "hf")
@@ -447,8 +451,7 @@ class FlowParams(Section):
 
 
 class ExtractPriorsParams(Section):
-    name_template: Text("a template where {}, {name} or {class} stands for the class name",
-                        rule=_name_template) = "a video of a person {}"
+    name_template: Text(rule=_name_template) = "a video of a person {}"
     joint_unit: Literal["concat", "gafnet", "pooled"] = "concat"  # grizal/encoders/priors.py
 
 
@@ -589,6 +592,8 @@ def _variants(value: Any) -> Any:
             if name in value[:i]:
                 raise _problem("", f"expected {_VARIANT_NAMES}, got {show(value)} ({show(name)} is repeated)")
         return list(value)
+    if isinstance(value, list | tuple):  # empty
+        raise _problem("", f"expected {_VARIANT_NAMES}, got {show(value)}")
     if not isinstance(value, dict) or not value:
         raise _problem("", f"expected {_VARIANTS_EXPECTED}, got {show(value)}")
     for name, spec in value.items():

@@ -79,6 +79,8 @@ CASES = [
     C("prepare.annotations", 5, "expected a path"),
     C("prepare.video_dir", 3, "expected a path or null"),
     C("prepare.unseen_lst", "unseen.txt", "unknown key (did you mean 'unseen_list'?)"),
+    C("prepare.protocol", ["open"], "expected one of open, closed, got ['open']"),  # a list is no choice
+    C("prepare.split_setting", {"a": 1}, "expected one of 75_25, 50_50, got {'a': 1} (quote it"),
     C("prepare.seen_list", "seen.txt", "only read together with prepare.unseen_list"),
     C("prepare.sta_test", DELETE, "missing (expected a path, required for dataset 'charades')",
       base="configs/charades_sta.yaml"),
