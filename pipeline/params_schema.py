@@ -59,6 +59,31 @@ def show(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+_MAX_ITEMS, _MAX_CHARS = 1000, 10_000
+
+
+def _bounded(value: Any, budget: list[int] | None = None) -> Any:
+    """A prefix of ``value`` big enough for ``show`` to write the same short text, without walking all of a huge
+    value (a long list, a YAML alias bomb): at most _MAX_ITEMS items in all, strings cut at _MAX_CHARS."""
+    budget = [_MAX_ITEMS] if budget is None else budget
+    if isinstance(value, str):
+        return value[:_MAX_CHARS]
+    if isinstance(value, list | tuple | dict):
+        items = value.items() if isinstance(value, dict) else value
+        kept = []
+        for item in items:
+            if budget[0] <= 0:
+                break
+            budget[0] -= 1
+            kept.append((item[0], _bounded(item[1], budget)) if isinstance(value, dict) else _bounded(item, budget))
+        return dict(kept) if isinstance(value, dict) else kept
+    return value
+
+
+def _shown(value: Any) -> str:
+    return show(_bounded(value))
+
+
 def _show_as_written(value: Any) -> str:
     """``show`` of a checked value: a path as the string it was written as."""
     if isinstance(value, list):
@@ -124,10 +149,11 @@ DEVICE = Text("a device: auto, cpu, cuda, cuda:N or mps", pattern=r"^(auto|cpu|m
 
 def _unique(key: Callable[[Any], Any]) -> Callable[[list], list]:
     def check(items: list) -> list:
-        keys = [key(v) for v in items]
-        for i, k in enumerate(keys):
-            if k in keys[:i]:
-                raise PydanticCustomError("params_repeated", "repeated", {"repeated": items[i]})
+        seen = set()
+        for item in items:
+            if key(item) in seen:
+                raise PydanticCustomError("params_repeated", "repeated", {"repeated": item})
+            seen.add(key(item))
         return items
     return check
 
@@ -188,7 +214,7 @@ class DemoWorld(Section):
     def _durations(self) -> DemoWorld:
         if self.max_duration < self.min_duration:
             raise _problem("max_duration", f"expected a number >= demo.min_duration ({self.min_duration:g}), "
-                                           f"got {show(self.max_duration)}")
+                                           f"got {_shown(self.max_duration)}")
         return self
 
 
@@ -219,11 +245,11 @@ class PretrainParams(Section):
     def _rules(self) -> PretrainParams:
         if self.max_radius < self.min_radius:
             raise _problem("max_radius", f"expected a number >= pretrain.min_radius ({self.min_radius:g}), "
-                                         f"got {show(self.max_radius)}")
+                                         f"got {_shown(self.max_radius)}")
         counts = self.distractor_counts
         if not math.isclose(sum(counts), 1.0, abs_tol=1e-6):
             raise _problem("distractor_counts", "expected probabilities of 0, 1, 2, ... distractors that sum to 1, "
-                                                f"got {show(counts)} (sum {sum(counts):g})")
+                                                f"got {_shown(counts)} (sum {sum(counts):g})")
         return self
 
 
@@ -371,7 +397,7 @@ class GenerateParams(Section):
     def _rules(self) -> GenerateParams:
         if self.min_words > self.max_words:
             raise _problem("min_words", f"expected an integer <= generate.max_words ({self.max_words}), "
-                                        f"got {show(self.min_words)}")
+                                        f"got {_shown(self.min_words)}")
         if self.image_backend == "openworld" and self.openworld_dir is None:
             raise _problem("openworld_dir", "expected a path (a folder with one folder per class) for "
                                             "image_backend 'openworld', got null")
@@ -498,7 +524,7 @@ class ModelParams(Section):
     @model_validator(mode="after")
     def _heads(self) -> ModelParams:
         if self.width % self.heads:
-            raise _problem("width", f"expected a multiple of model.heads ({self.heads}), got {show(self.width)}")
+            raise _problem("width", f"expected a multiple of model.heads ({self.heads}), got {_shown(self.width)}")
         return self
 
 
@@ -587,15 +613,15 @@ def _variants(value: Any) -> Any:
         for i, name in enumerate(value):
             if isinstance(name, bool) or name not in VARIANTS:
                 close = _closest(name, VARIANTS) if isinstance(name, str) else None
-                raise _problem(f"[{i}]", f"expected one of {', '.join(VARIANTS)}, got {show(name)}"
+                raise _problem(f"[{i}]", f"expected one of {', '.join(VARIANTS)}, got {_shown(name)}"
                                          + (f" (did you mean '{close}'?)" if close else ""))
             if name in value[:i]:
-                raise _problem("", f"expected {_VARIANT_NAMES}, got {show(value)} ({show(name)} is repeated)")
+                raise _problem("", f"expected {_VARIANT_NAMES}, got {_shown(value)} ({_shown(name)} is repeated)")
         return list(value)
     if isinstance(value, list | tuple):  # empty
-        raise _problem("", f"expected {_VARIANT_NAMES}, got {show(value)}")
+        raise _problem("", f"expected {_VARIANT_NAMES}, got {_shown(value)}")
     if not isinstance(value, dict) or not value:
-        raise _problem("", f"expected {_VARIANTS_EXPECTED}, got {show(value)}")
+        raise _problem("", f"expected {_VARIANTS_EXPECTED}, got {_shown(value)}")
     for name, spec in value.items():
         if spec is None:
             if name not in VARIANTS:
@@ -604,7 +630,7 @@ def _variants(value: Any) -> Any:
             continue
         if not isinstance(spec, dict):
             raise _problem(f".{name}", f"expected null or a mapping of overrides ({', '.join(VARIANT_KEYS)}), "
-                                       f"got {show(spec)}")
+                                       f"got {_shown(spec)}")
         for part, override in spec.items():
             if part not in VARIANT_KEYS:
                 close = _closest(part, VARIANT_KEYS) if isinstance(part, str) else None
@@ -613,9 +639,9 @@ def _variants(value: Any) -> Any:
                                                   "variant's own feature stores (`features:` or dvc exp run -S)")
             if part == "features":
                 if not isinstance(override, str) or not override:
-                    raise _problem(f".{name}.features", f"expected a folder path, got {show(override)}")
+                    raise _problem(f".{name}.features", f"expected a folder path, got {_shown(override)}")
             elif not isinstance(override, dict):
-                raise _problem(f".{name}.{part}", f"expected a mapping, got {show(override)}")
+                raise _problem(f".{name}.{part}", f"expected a mapping, got {_shown(override)}")
     return value
 
 
@@ -808,10 +834,10 @@ def _message(model: type[BaseModel], section: str, error: dict[str, Any]) -> str
     if kind == "missing":
         return f"{key}: missing (expected {expected})"
     if kind == "params_text":
-        return f"{key}: {error['ctx']['problem']}, got {show(value)}"
+        return f"{key}: {error['ctx']['problem']}, got {_shown(value)}"
     if kind == "params_repeated":
-        return f"{key}: expected {expected}, got {show(value)} ({show(error['ctx']['repeated'])} is repeated)"
-    return f"{key}: expected {expected}, got {show(value)}{_hint(error, node)}"
+        return f"{key}: expected {expected}, got {_shown(value)} ({_shown(error['ctx']['repeated'])} is repeated)"
+    return f"{key}: expected {expected}, got {_shown(value)}{_hint(error, node)}"
 
 
 def _first(errors: list[dict[str, Any]]) -> dict[str, Any]:
@@ -861,7 +887,7 @@ def check_section(params: dict[str, Any], name: str, where: str | os.PathLike | 
         close = _closest(name, [k for k in params if isinstance(k, str)])
         raise UserError(where, f"missing section '{name}'" + (f" (did you mean '{close}'?)" if close else ""))
     if not isinstance(value, dict):
-        raise UserError(where, f"{name}: expected a mapping of settings, got {show(value)}")
+        raise UserError(where, f"{name}: expected a mapping of settings, got {_shown(value)}")
     try:
         return model.model_validate(value, context={"params": params})
     except ValidationError as err:

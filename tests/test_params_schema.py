@@ -397,3 +397,17 @@ def test_choices_match_the_code():
     assert schema.DATASETS == DATASETS
     assert (schema.TEXT_BACKENDS, schema.IMAGE_BACKENDS) == (TEXT_BACKENDS, IMAGE_BACKENDS)
     assert tuple(VARIANTS) == schema.VARIANTS
+
+
+def test_a_huge_value_is_shown_short():
+    """A long list or a deeply shared one (what a YAML alias bomb loads as) is named by a short prefix."""
+    params = _params("params.yaml")
+    level = [0] * 10
+    for _ in range(8):  # 10**8 leaves when walked
+        level = [level] * 10
+    for path, value in (("train.betas", list(range(10**6))), ("train.epochs", level), ("train.device", "x" * 10**6)):
+        set_dotted(params, path, value)
+        with pytest.raises(UserError) as err:
+            validate_section(params, "train", WHERE)
+        set_dotted(params, path, _params("params.yaml")["train"][path.split(".")[1]])
+        assert len(str(err.value)) < 250 and str(err.value).endswith("...")
