@@ -58,7 +58,7 @@ def main() -> int:
     parser.add_argument("--classes", type=int, default=200)
     parser.add_argument("--k", type=int, default=4)
     parser.add_argument("--delay", type=float, default=0.2, help="server latency per request, seconds")
-    parser.add_argument("--concurrency", type=int, default=GenerateConfig.concurrency)
+    parser.add_argument("--concurrency", type=int, default=GenerateConfig.model_fields["concurrency"].default)
     parser.add_argument("--image-px", type=int, default=256, help="side of the PNGs the server returns")
     args = parser.parse_args()
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -170,7 +169,7 @@ def main(
                                            default_index=cfg.index if params is not None else None)
     name = adhoc_name(names, classes_file, dataset, split_setting, split, subset, index) if adhoc else ""
     target, item_store = output_folders(cfg, adhoc, out, name)
-    code = run(replace(cfg, out=target, store=item_store), names, dry_run=dry_run)
+    code = run(cfg.model_copy(update={"out": target, "store": item_store}), names, dry_run=dry_run)
     raise typer.Exit(code)
 
 

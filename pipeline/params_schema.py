@@ -1,53 +1,52 @@
-"""The typed schema of every params section, checked at each stage's door.
+"""The params sections as pydantic models: keys, types, defaults, ranges and choices written once, checked at each
+stage's door.
 
 ``validate_section(params, "train", where)`` checks the ``train`` section of a loaded params file and returns it
-with the code's defaults filled in. The first problem found is a ``UserError`` of one line naming the file passed,
-the dotted key, the value and what is expected::
+with the defaults filled in. The first problem found is a ``UserError`` of one line naming the file passed, the
+dotted key, the value and what is expected (the text comes from the section's JSON Schema, the same one editors
+read: ``python -m pipeline.params_schema --json-schema``)::
 
     error: configs/x.yaml: train.epochs: expected an integer >= 1, got 'ten'
     error: configs/x.yaml: extract.clip.modle: unknown key (did you mean 'model'?)
     error: configs/x.yaml: missing section 'train'
 
-The schemas restate what the code reading each section accepts (the dataclasses and ``*_config`` functions named
-next to each schema below; tests/test_params_schema.py checks the defaults against them). What needs data only a
-running stage has stays with that stage: ``model.k`` against the prior pairs in the store, a device being present,
-files existing, split ids against the published split lists.
+What needs data only a running stage has stays with that stage: ``model.k`` against the prior pairs in the store, a
+device being present, files existing, split ids against the published split lists.
 """
 
 from __future__ import annotations
 
-import copy
 import difflib
+import functools
+import json
 import math
 import os
 import re
 import string
+import sys
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    ValidationInfo,
+    WithJsonSchema,
+    WrapValidator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from pipeline.common import UserError
-
-
-class Invalid(Exception):
-    """A problem at a dotted key, turned into a UserError naming the params file by ``validate_section``."""
-
-    def __init__(self, key: str, problem: str):
-        super().__init__(f"{key}: {problem}")
-        self.key, self.problem = key, problem
-
-
-class _Marker:
-    def __init__(self, name: str):
-        self.name = name
-
-    def __repr__(self) -> str:
-        return self.name
-
-
-REQUIRED = _Marker("REQUIRED")  # the key must be given
-NO_DEFAULT = _Marker("NO_DEFAULT")  # optional, and nothing is filled in when absent
-FILL = _Marker("FILL")  # a nested section: absent means all of its defaults
 
 
 def show(value: Any) -> str:
@@ -60,338 +59,198 @@ def show(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+_MAX_ITEMS, _MAX_CHARS = 1000, 10_000
+
+
+def _bounded(value: Any, budget: list[int] | None = None) -> Any:
+    """A prefix of ``value`` big enough for ``show`` to write the same short text, without walking all of a huge
+    value (a long list, a YAML alias bomb): at most _MAX_ITEMS items in all, strings cut at _MAX_CHARS."""
+    budget = [_MAX_ITEMS] if budget is None else budget
+    if isinstance(value, str):
+        return value[:_MAX_CHARS]
+    if isinstance(value, list | tuple | dict):
+        items = value.items() if isinstance(value, dict) else value
+        kept = []
+        for item in items:
+            if budget[0] <= 0:
+                break
+            budget[0] -= 1
+            kept.append((item[0], _bounded(item[1], budget)) if isinstance(value, dict) else _bounded(item, budget))
+        return dict(kept) if isinstance(value, dict) else kept
+    return value
+
+
+def _shown(value: Any) -> str:
+    return show(_bounded(value))
+
+
+def _show_as_written(value: Any) -> str:
+    """``show`` of a checked value: a path as the string it was written as."""
+    if isinstance(value, list):
+        value = [str(v) if isinstance(v, Path) else v for v in value]
+    return show(str(value) if isinstance(value, Path) else value)
+
+
 def _closest(word: Any, choices: Iterable[str]) -> str | None:
     matches = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
     return matches[0] if matches else None
 
 
-def _range(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
-    def num(x: float) -> str:
-        return str(x) if isinstance(x, int) else f"{x:g}"
-
-    if low is not None and high is not None:
-        return f"in {'(' if low_open else '['}{num(low)}, {num(high)}{')' if high_open else ']'}"
-    if low is not None:
-        return f"{'>' if low_open else '>='} {num(low)}"
-    if high is not None:
-        return f"{'<' if high_open else '<='} {num(high)}"
-    return ""
+def _problem(key: str, problem: str) -> PydanticCustomError:
+    """A rule across keys broken: ``key`` (below the section) and the whole message after it."""
+    return PydanticCustomError("params_rule", "{problem}", {"key": key, "problem": problem})
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+# --- the kinds of value, as pydantic types --------------------------------------------------------------------
 
 
-def _number_hint(value: Any) -> str:
-    """Why a number came out as something else: the YAML 1.1 spellings that trip people up."""
-    if isinstance(value, str):
-        text = value.strip()
-        if re.fullmatch(r"[-+]?\d+[eE][-+]?\d+", text):
-            mantissa, exponent = re.split("[eE]", text)
-            return f" (YAML reads {text} as text: write {mantissa}.0e{exponent})"
-        try:
-            float(text)
-        except ValueError:
-            return ""
-        return " (a quoted number: remove the quotes)"
-    if isinstance(value, bool):
-        return " (true/false, yes/no and on/off are booleans in YAML)"
-    return ""
+def _keep_int(value: Any, handler: Callable[[Any], Any]) -> Any:
+    out = handler(value)
+    return value if type(value) is int else out  # 1 stays 1: the hashed sections (model, loss) hash what was written
 
 
-class Kind:
-    """What a value must be; ``check`` returns the value to use or raises Invalid."""
-
-    expected = "a value"
-
-    def check(self, value: Any, key: str, params: dict[str, Any]) -> Any:
-        raise NotImplementedError
-
-    def fail(self, value: Any, key: str, hint: str = "") -> Invalid:
-        return Invalid(key, f"expected {self.expected}, got {show(value)}{hint}")
+def Int(**limits: Any) -> Any:  # noqa: N802 - a type
+    """An integer (never a boolean or a float); ``limits`` are pydantic's ge, le, multiple_of."""
+    return Annotated[StrictInt, Field(**limits)]
 
 
-@dataclass
-class Int(Kind):
-    min: int | None = None
-    max: int | None = None
-    multiple_of: int | None = None
-
-    @property
-    def expected(self) -> str:  # type: ignore[override]
-        what = {None: "an integer", 2: "an even integer"}.get(self.multiple_of, f"a multiple of {self.multiple_of}")
-        return f"{what} {_range(self.min, self.max, False, False)}".rstrip()
-
-    def check(self, value: Any, key: str, params: dict[str, Any]) -> Any:
-        if isinstance(value, bool) or not isinstance(value, int):
-            hint = _number_hint(value)
-            if isinstance(value, float) and value.is_integer():
-                hint = f" (write {int(value)}, without the decimal point)"
-            raise self.fail(value, key, hint)
-        if (self.min is not None and value < self.min) or (self.max is not None and value > self.max) \
-                or (self.multiple_of is not None and value % self.multiple_of):
-            raise self.fail(value, key)
-        return value
+def Number(**limits: Any) -> Any:  # noqa: N802 - a type
+    """A finite int or float (an int stays an int; a boolean is never a number); ``limits``: ge, gt, le, lt."""
+    return Annotated[float, Field(strict=True, allow_inf_nan=False, **limits), WrapValidator(_keep_int)]
 
 
-@dataclass
-class Number(Kind):
-    """A finite int or float (an int is fine where a float is expected; a boolean never is)."""
-
-    min: float | None = None
-    max: float | None = None
-    min_open: bool = False
-    max_open: bool = False
-
-    @property
-    def expected(self) -> str:  # type: ignore[override]
-        return f"a number {_range(self.min, self.max, self.min_open, self.max_open)}".rstrip()
-
-    def check(self, value: Any, key: str, params: dict[str, Any]) -> Any:
-        if not _is_number(value) or not math.isfinite(value):
-            raise self.fail(value, key, _number_hint(value))
-        low_ok = self.min is None or (value > self.min if self.min_open else value >= self.min)
-        high_ok = self.max is None or (value < self.max if self.max_open else value <= self.max)
-        if not (low_ok and high_ok):
-            raise self.fail(value, key)
-        return value
-
-
-class Bool(Kind):
-    expected = "true or false"
-
-    def check(self, value: Any, key: str, params: dict[str, Any]) -> Any:
-        if not isinstance(value, bool):
-            hint = " (quoted: remove the quotes)" if str(value).lower() in ("true", "false", "yes", "no") else ""
-            raise self.fail(value, key, hint)
-        return value
-
-
-def _bool_hint(value: Any) -> str:
-    return " (YAML reads unquoted yes/no/on/off/true/false as a boolean: quote it)" if isinstance(value, bool) else ""
-
-
-@dataclass
-class Text(Kind):
-    """A string; ``rule`` returns a problem with the text (or None) for checks beyond its type."""
-
-    expected: str = "a string"  # type: ignore[assignment]
-    nonempty: bool = False
-    rule: Callable[[str], str | None] | None = None
-
-    def check(self, value: Any, key: str, params: dict[str, Any]) -> Any:
-        if not isinstance(value, str) or (self.nonempty and not value.strip()):
-            raise self.fail(value, key, _bool_hint(value))
-        problem = self.rule(value) if self.rule else None
+def Text(expected: str = "a string", nonempty: bool = False, pattern: str | None = None,
+         rule: Callable[[str], str | None] | None = None) -> Any:  # noqa: N802 - a type
+    """A string described as ``expected``; ``rule`` returns what is wrong with the text (or None)."""
+    def check(value: str) -> str:
+        problem = rule(value) if rule else None
         if problem:
-            raise Invalid(key, f"{problem}, got {show(value)}")
+            raise PydanticCustomError("params_text", "{problem}", {"problem": problem})
         return value
 
-
-PATH = Text("a path", nonempty=True)
-
-
-@dataclass
-class Choice(Kind):
-    """One of ``choices``; ``aliases`` maps accepted spellings to a choice; ``note`` explains a wrong type."""
-
-    choices: tuple[Any, ...]
-    aliases: dict[Any, Any] = field(default_factory=dict)
-    note: str = ""
-
-    @property
-    def expected(self) -> str:  # type: ignore[override]
-        return "one of " + ", ".join(str(c) for c in self.choices)
-
-    def check(self, value: Any, key: str, params: dict[str, Any]) -> Any:
-        if not isinstance(value, bool) and value in self.aliases:
-            return self.aliases[value]
-        if isinstance(value, bool) or value not in self.choices:
-            close = _closest(value, self.choices) if isinstance(value, str) else None
-            hint = f" (did you mean '{close}'?)" if close else _bool_hint(value)
-            if self.note and not isinstance(value, str):
-                hint = f" ({self.note})"
-            raise self.fail(value, key, hint)
-        return value
+    limits = {"pattern": pattern or (r"\S" if nonempty else None)}
+    return Annotated[StrictStr, Field(description=expected, **{k: v for k, v in limits.items() if v}),
+                     AfterValidator(check)]
 
 
-DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+def _path_text(value: Any) -> Any:
+    return os.fspath(value) if isinstance(value, os.PathLike) else value
 
 
-# A device name (grizal.devices.resolve_device); whether it is present here is checked when it is used.
-DEVICES = "auto, cpu, cuda, cuda:N or mps"
-DEVICE = Text(f"a device: {DEVICES}",
-              rule=lambda v: None if DEVICE_PATTERN.fullmatch(v) else f"expected a device: {DEVICES}")
+def _to_path(value: str) -> Path:
+    return Path(value)
 
 
-def _plural(expected: str) -> str:
-    """'a number > 0' -> 'numbers > 0', for the items of a list."""
-    for one, many in (("an integer", "integers"), ("a number", "numbers"), ("a string", "strings"),
-                      ("a path", "paths"), ("an even integer", "even integers"), ("a multiple", "multiples")):
-        if expected.startswith(one):
-            return many + expected[len(one):]
-    return "items, each " + expected
+# A path: written as a string, a Path in the model (section dicts keep the string as written).
+PATH = Annotated[Text("a path", nonempty=True), BeforeValidator(_path_text), AfterValidator(_to_path),
+                 PlainSerializer(str, return_type=str)]
+DEVICE = Text("a device: auto, cpu, cuda, cuda:N or mps", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
-@dataclass
-class ListOf(Kind):
-    item: Kind
-    min_len: int = 0
-    max_len: int | None = None
-    unique: Callable[[Any], Any] | None = None  # items must differ by this key
-    scalar_ok: bool = False  # a single item stands for a list of one
-
-    @property
-    def expected(self) -> str:  # type: ignore[override]
-        if self.max_len is not None and self.max_len == self.min_len:
-            size = f"a list of {self.min_len}"
-        elif self.max_len is not None:
-            size = f"a list of {self.min_len} to {self.max_len}"
-        else:
-            size = "a non-empty list of" if self.min_len == 1 else "a list of"
-        return f"{size} {_plural(self.item.expected)}" + (" without repeats" if self.unique else "")
-
-    def check(self, value: Any, key: str, params: dict[str, Any]) -> Any:
-        if self.scalar_ok and not isinstance(value, list | tuple | dict | str | type(None)):
-            value = [value]
-        if not isinstance(value, list | tuple):
-            raise self.fail(value, key)
-        if len(value) < self.min_len or (self.max_len is not None and len(value) > self.max_len):
-            raise self.fail(value, key)
-        items = [self.item.check(v, f"{key}[{i}]", params) for i, v in enumerate(value)]
-        if self.unique is not None:
-            keys = [self.unique(v) for v in items]
-            repeated = next((items[i] for i, k in enumerate(keys) if k in keys[:i]), None)
-            if len(set(keys)) != len(keys):
-                raise Invalid(key, f"expected {self.expected}, got {show(value)} ({show(repeated)} is repeated)")
+def _unique(key: Callable[[Any], Any]) -> Callable[[list], list]:
+    def check(items: list) -> list:
+        seen = set()
+        for item in items:
+            if key(item) in seen:
+                raise PydanticCustomError("params_repeated", "repeated", {"repeated": item})
+            seen.add(key(item))
         return items
+    return check
 
 
-@dataclass
-class Maybe(Kind):
-    """``inner`` or null."""
+def ListOf(item: Any, min_length: int = 0, max_length: int | None = None,  # noqa: N802 - a type
+           unique: Callable[[Any], Any] | None = None, scalar_ok: bool = False) -> Any:
+    """A list of ``item``; ``unique``: items must differ by this key; ``scalar_ok``: one item stands for a list."""
+    def length_first(value: Any) -> Any:  # a list of the wrong length is named as a whole, before its items
+        if isinstance(value, list | tuple) and not min_length <= len(value) <= (max_length or len(value)):
+            raise PydanticCustomError("params_length", "wrong length", {})
+        return value
 
-    inner: Kind
-
-    @property
-    def expected(self) -> str:  # type: ignore[override]
-        return f"{self.inner.expected} or null"
-
-    def check(self, value: Any, key: str, params: dict[str, Any]) -> Any:
-        if value is None:
-            return None
-        try:
-            return self.inner.check(value, key, params)
-        except Invalid as err:
-            raise Invalid(err.key, err.problem.replace(f"expected {self.inner.expected},",
-                                                      f"expected {self.expected},", 1)) from None
+    extra: list[Any] = [AfterValidator(_unique(unique))] if unique else []
+    extra.append(BeforeValidator(length_first))
+    if scalar_ok:  # runs first: the outermost before-validator
+        extra.append(BeforeValidator(lambda v: v if isinstance(v, list | tuple | dict | str | type(None)) else [v]))
+    return Annotated[list[item], Field(min_length=min_length, max_length=max_length,
+                                       json_schema_extra={"uniqueItems": True} if unique else None), *extra]
 
 
-@dataclass(frozen=True)
-class Field:
-    kind: Kind
-    default: Any = NO_DEFAULT
+class Section(BaseModel):
+    """A params section or a part of one: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-Check = Callable[[dict[str, Any], str, dict[str, Any]], None]
+NO_DEFAULT = "x-no-default"  # marks a key that is left out when absent (json_schema() drops it and its null default)
 
 
-@dataclass
-class Section(Kind):
-    """A mapping with known keys; ``checks`` see the checked values (and the whole params) for rules across keys."""
-
-    fields: dict[str, Field]
-    checks: tuple[Check, ...] = ()
-    expected: str = "a mapping of settings"  # type: ignore[assignment]
-
-    def check(self, value: Any, key: str, params: dict[str, Any], fill: bool = True) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise self.fail(value, key)
-        for name in value:
-            if name not in self.fields:
-                close = _closest(name, self.fields)
-                why = f"did you mean '{close}'?" if close else f"known: {', '.join(self.fields)}"
-                raise Invalid(f"{key}.{name}", f"unknown key ({why})")
-        out: dict[str, Any] = {}
-        for name, spec in self.fields.items():
-            if name in value:
-                kind = spec.kind
-                checked = (kind.check(value[name], f"{key}.{name}", params, fill) if isinstance(kind, Section)
-                           else kind.check(value[name], f"{key}.{name}", params))
-                out[name] = checked
-            elif spec.default is REQUIRED:
-                raise Invalid(f"{key}.{name}", f"missing (expected {spec.kind.expected})")
-        for check in self.checks:
-            check(out, key, params)
-        given = {name: out[name] for name in value}  # in the user's order
-        return self._with_defaults(given, key, params) if fill else given
-
-    def _with_defaults(self, given: dict[str, Any], key: str, params: dict[str, Any]) -> dict[str, Any]:
-        filled = dict(given)
-        for name, spec in self.fields.items():
-            if name in filled or spec.default in (REQUIRED, NO_DEFAULT):
-                continue
-            if spec.default is FILL:
-                filled[name] = spec.kind.check({}, f"{key}.{name}", params)
-            else:
-                filled[name] = copy.deepcopy(spec.default)
-        return filled
+def Optional() -> Any:  # noqa: N802 - a field
+    """An optional key with nothing filled in when it is absent (validate_section leaves it out)."""
+    return Field(default=None, json_schema_extra={NO_DEFAULT: True})
 
 
-# --- demo (pipeline/data/demo.py DemoConfig) ----------------------------------------------------------------
+def _has_no_default(field: Any) -> bool:
+    return isinstance(field.json_schema_extra, dict) and NO_DEFAULT in field.json_schema_extra
 
 
-def _demo_durations(values: dict[str, Any], key: str, params: dict[str, Any]) -> None:
-    low, high = values.get("min_duration", 24.0), values.get("max_duration", 36.0)
-    if high < low:
-        raise Invalid(f"{key}.max_duration", f"expected a number >= demo.min_duration ({low:g}), got {show(high)}")
+# --- demo (pipeline/data/demo.py DemoConfig) ---------------------------------
 
 
-DEMO = Section({
-    "seed": Field(Int(min=0), 0),
-    "videos_per_class_train": Field(Int(min=1), 3),
-    "videos_per_class_test": Field(Int(min=1), 3),
+class DemoWorld(Section):
+    """The demo world's settings (pipeline/data/demo.py DemoConfig is this model)."""
+
+    seed: Int(ge=0) = 0
+    videos_per_class_train: Int(ge=1) = 3
+    videos_per_class_test: Int(ge=1) = 3
     # A moving actor's path (up to 0.55 of the frame) plus its margins must fit: size > 108.4; libx264 needs
     # an even size.
-    "size": Field(Int(min=110, multiple_of=2), 128),
-    "fps": Field(Int(min=1), 10),  # the mp4 stream's rate is a whole number of frames per second
+    size: Int(ge=110, multiple_of=2) = 128
+    fps: Int(ge=1) = 10  # the mp4 stream's rate is a whole number of frames per second
     # Each video holds at least one action of >= 0.5 s between 1.5 s background gaps and 1 s edges.
-    "min_duration": Field(Number(min=6), 24.0),
-    "max_duration": Field(Number(min=6), 36.0),
-    "second_class_prob": Field(Number(min=0, max=1), 0.35),
-    "out": Field(PATH),  # read and ignored: the stage's --out option names the folder
-}, checks=(_demo_durations,))
+    min_duration: Number(ge=6) = 24.0
+    max_duration: Number(ge=6) = 36.0
+    second_class_prob: Number(ge=0, le=1) = 0.35
+
+    @model_validator(mode="after")
+    def _durations(self) -> DemoWorld:
+        if self.max_duration < self.min_duration:
+            raise _problem("max_duration", f"expected a number >= demo.min_duration ({self.min_duration:g}), "
+                                           f"got {_shown(self.max_duration)}")
+        return self
+
+
+class DemoParams(DemoWorld):
+    out: PATH = Optional()  # read and ignored: the stage's --out option names the folder
 
 
 # --- pretrain (pipeline/pretraining/loop.py PretrainConfig, corpus.py CorpusConfig) --------------------------
 
 
-def _pretrain_rules(values: dict[str, Any], key: str, params: dict[str, Any]) -> None:
-    low, high = values.get("min_radius", 7.0), values.get("max_radius", 14.0)
-    if high < low:
-        raise Invalid(f"{key}.max_radius", f"expected a number >= {key}.min_radius ({low:g}), got {show(high)}")
-    counts = values.get("distractor_counts")
-    if counts is not None and not math.isclose(sum(counts), 1.0, abs_tol=1e-6):
-        raise Invalid(f"{key}.distractor_counts", f"expected probabilities of 0, 1, 2, ... distractors that sum "
-                                                  f"to 1, got {show(counts)} (sum {sum(counts):g})")
+class PretrainParams(Section):
+    seed: Int(ge=0, le=2**32 - 1) = 0
+    steps: Int(ge=1) = 1500
+    batch_size: Int(ge=2) = 64  # contrastive: each caption needs other stills as negatives
+    lr: Number(gt=0) = 1e-3
+    warmup: Int(ge=0) = 50
+    weight_decay: Number(ge=0) = 0.1
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # autocast; auto: fp32 on the CPU
+    n_stills: Int(ge=2) = 30000
+    min_radius: Number(ge=2, le=40) = 7.0  # px at the demo world's 128 px frame
+    max_radius: Number(ge=2, le=40) = 14.0
+    distractor_counts: ListOf(Number(ge=0, le=1), min_length=1) = [0.0, 0.5, 0.5]
+    trail_prob: Number(ge=0, le=1) = 0.5
+    long_caption_prob: Number(ge=0, le=1) = 0.3
+    eval_stills: Int(ge=1) = 480
 
-
-PRETRAIN = Section({
-    "seed": Field(Int(min=0, max=2**32 - 1), 0),
-    "steps": Field(Int(min=1), 1500),
-    "batch_size": Field(Int(min=2), 64),  # contrastive: each caption needs other stills as negatives
-    "lr": Field(Number(min=0, min_open=True), 1e-3),
-    "warmup": Field(Int(min=0), 50),
-    "weight_decay": Field(Number(min=0), 0.1),
-    "precision": Field(Choice(("auto", "fp32", "bf16")), "auto"),  # autocast; auto: fp32 on the CPU
-    "n_stills": Field(Int(min=2), 30000),
-    "min_radius": Field(Number(min=2, max=40), 7.0),  # px at the demo world's 128 px frame
-    "max_radius": Field(Number(min=2, max=40), 14.0),
-    "distractor_counts": Field(ListOf(Number(min=0, max=1), min_len=1), [0.0, 0.5, 0.5]),
-    "trail_prob": Field(Number(min=0, max=1), 0.5),
-    "long_caption_prob": Field(Number(min=0, max=1), 0.3),
-    "eval_stills": Field(Int(min=1), 480),
-}, checks=(_pretrain_rules,))
+    @model_validator(mode="after")
+    def _rules(self) -> PretrainParams:
+        if self.max_radius < self.min_radius:
+            raise _problem("max_radius", f"expected a number >= pretrain.min_radius ({self.min_radius:g}), "
+                                         f"got {_shown(self.max_radius)}")
+        counts = self.distractor_counts
+        if not math.isclose(sum(counts), 1.0, abs_tol=1e-6):
+            raise _problem("distractor_counts", "expected probabilities of 0, 1, 2, ... distractors that sum to 1, "
+                                                f"got {_shown(counts)} (sum {sum(counts):g})")
+        return self
 
 
 # --- prepare (pipeline/data/build.py) -----------------------------------------------------------------------
@@ -412,39 +271,48 @@ REQUIRED_BY_DATASET = {
     "custom": ("annotations",),
     "charades": ("sta_train", "sta_test", "charades_csv"),
 }
+SPLIT_SETTINGS = ("75_25", "50_50")
 
 
-def _prepare_dataset_keys(values: dict[str, Any], key: str, params: dict[str, Any]) -> None:
-    dataset = values["dataset"]
-    for name, datasets in DATASET_KEYS.items():
-        if name in values and dataset not in datasets:
-            raise Invalid(f"{key}.{name}", f"not read for dataset '{dataset}' (only for {', '.join(datasets)}), "
-                                           f"got {show(values[name])}: remove it or change {key}.dataset")
-    for name in REQUIRED_BY_DATASET[dataset]:
-        if values.get(name) in (None, ""):
-            expected = PREPARE.fields[name].kind.expected
-            raise Invalid(f"{key}.{name}", f"missing (expected {expected}, required for dataset '{dataset}')")
-    if values.get("seen_list") and not values.get("unseen_list"):
-        raise Invalid(f"{key}.seen_list", f"only read together with {key}.unseen_list, "
-                                          f"got {show(values['seen_list'])}")
+def _split_setting(value: Any) -> Any:
+    """YAML reads an unquoted 75_25 as the integer 7525: accepted, as prepare always has."""
+    aliases = {int(s.replace("_", "")): s for s in SPLIT_SETTINGS}
+    if type(value) is int and value in aliases:
+        return aliases[value]
+    if not isinstance(value, str):
+        raise PydanticCustomError("params_note", "quote it: YAML reads an unquoted 75_25 as the number 7525", {})
+    return value
 
 
-PREPARE = Section({
-    "dataset": Field(Choice(DATASETS), REQUIRED),
-    "annotations": Field(PATH),
-    "video_dir": Field(Maybe(PATH)),  # null: no videos (features come from an import)
-    "protocol": Field(Choice(("open", "closed")), "closed"),
-    "split_setting": Field(Choice(("75_25", "50_50"), aliases={7525: "75_25", 5050: "50_50"},
-                                  note="quote it: YAML reads an unquoted 75_25 as the number 7525")),
-    "split_id": Field(Int(min=0), 0),
-    "unseen_list": Field(Maybe(PATH)),
-    "seen_list": Field(Maybe(PATH)),
-    "allow_empty": Field(Bool(), False),
-    "video_info": Field(Maybe(PATH)),
-    "sta_train": Field(PATH),
-    "sta_test": Field(PATH),
-    "charades_csv": Field(ListOf(PATH, min_len=1)),
-}, checks=(_prepare_dataset_keys,))
+class PrepareParams(Section):
+    dataset: Literal[DATASETS]
+    annotations: PATH = Optional()
+    video_dir: PATH | None = Optional()  # null: no videos (features come from an import)
+    protocol: Literal["open", "closed"] = "closed"
+    split_setting: Annotated[Literal[SPLIT_SETTINGS], BeforeValidator(_split_setting)] = Optional()
+    split_id: Int(ge=0) = 0
+    unseen_list: PATH | None = Optional()
+    seen_list: PATH | None = Optional()
+    allow_empty: StrictBool = False
+    video_info: PATH | None = Optional()
+    sta_train: PATH = Optional()
+    sta_test: PATH = Optional()
+    charades_csv: ListOf(PATH, min_length=1) = Optional()
+
+    @model_validator(mode="after")
+    def _dataset_keys(self) -> PrepareParams:
+        for name, datasets in DATASET_KEYS.items():
+            if name in self.model_fields_set and self.dataset not in datasets:
+                raise _problem(name, f"not read for dataset '{self.dataset}' (only for {', '.join(datasets)}), got "
+                                     f"{_show_as_written(getattr(self, name))}: remove it or change prepare.dataset")
+        for name in REQUIRED_BY_DATASET[self.dataset]:
+            if getattr(self, name) in (None, ""):
+                raise _problem(name, f"missing (expected {expected_at(PrepareParams, (name,))}, required for "
+                                     f"dataset '{self.dataset}')")
+        if self.seen_list and not self.unseen_list:
+            raise _problem("seen_list", f"only read together with prepare.unseen_list, got "
+                                            f"{_show_as_written(self.seen_list)}")
+        return self
 
 
 # --- generate (pipeline/priors/config.py GenerateConfig, build_config) ---------------------------------------
@@ -466,59 +334,77 @@ def _template(allowed: set[str]) -> Callable[[str], str | None]:
     return rule
 
 
-def _generate_rules(values: dict[str, Any], key: str, params: dict[str, Any]) -> None:
-    low, high = values.get("min_words", 6), values.get("max_words", 60)
-    if low > high:
-        raise Invalid(f"{key}.min_words", f"expected an integer <= {key}.max_words ({high}), got {show(low)}")
-    if values.get("image_backend") == "openworld" and values.get("openworld_dir") is None:
-        raise Invalid(f"{key}.openworld_dir", "expected a path (a folder with one folder per class) for "
-                                              "image_backend 'openworld', got null")
+def _template_text(allowed: set[str]) -> Any:
+    return Text(rule=_template(allowed))
 
 
 TEXT_BACKENDS = ("offline", "openai", "hf")
 IMAGE_BACKENDS = ("offline", "openai", "diffusers", "openworld")
 
-GENERATE = Section({
-    "out": Field(PATH, "cache/priors"),
-    "store": Field(Maybe(PATH), None),
-    "index": Field(PATH, "cache/prepare/index.json"),
-    "text_backend": Field(Choice(TEXT_BACKENDS), "offline"),
-    "image_backend": Field(Choice(IMAGE_BACKENDS), "offline"),
-    "text_model": Field(Maybe(Text()), None),
-    "image_model": Field(Maybe(Text()), None),
-    "k": Field(Int(min=1), 4),
-    "seed": Field(Int(min=0), 0),
-    "image_size": Field(Int(min=1, max=4096), 224),
-    "concurrency": Field(Int(min=1), 8),
-    "max_retries": Field(Int(min=0), 4),
-    "malformed_retries": Field(Int(min=0), 2),
-    "backoff_s": Field(Number(min=0), 1.0),
-    "backoff_max_s": Field(Number(min=0), 30.0),
-    "timeout_s": Field(Number(min=0, min_open=True), 60.0),
-    "target_words": Field(Int(min=1), 30),
-    "min_words": Field(Int(min=1), 6),
-    "max_words": Field(Int(min=1), 60),
-    # The default prompts live in GenerateConfig; only a prompt that is given is checked here.
-    "text_system_prompt": Field(Text(rule=_template(set()))),
-    "text_prompt": Field(Text(rule=_template({"action", "k", "words"}))),
-    "hf_prompt": Field(Text(rule=_template({"action", "words"}))),
-    "image_prompt": Field(Text(rule=_template({"action", "sentence"}))),
-    "openai_image_size": Field(Text("a size WIDTHxHEIGHT (e.g. 1024x1024) or auto", rule=lambda v: None if re.fullmatch(
-        r"\d+x\d+|auto", v) else "expected a size WIDTHxHEIGHT (e.g. 1024x1024) or auto"), "1024x1024"),
-    "openai_image_quality": Field(Maybe(Text()), None),
-    "hf_max_new_tokens": Field(Int(min=1), 60),
-    "hf_temperature": Field(Number(min=0, min_open=True), 0.9),
-    "hf_top_p": Field(Number(min=0, max=1, min_open=True), 0.95),
-    "diffusion_steps": Field(Int(min=1), 30),
-    "guidance_scale": Field(Number(min=0), 7.5),
-    "diffusion_resolution": Field(Maybe(Int(min=8, multiple_of=8)), None),
-    "negative_prompt": Field(Text(), ""),
-    "device": Field(DEVICE, "auto"),
-    "openworld_dir": Field(Maybe(PATH), None),
-}, checks=(_generate_rules,))
+DEFAULT_SYSTEM_PROMPT = (
+    "You write short, concrete visual descriptions of human actions for a video understanding model."
+)
+DEFAULT_TEXT_PROMPT = (
+    'Describe the action "{action}" in {k} different sentences of about {words} words each. Each sentence '
+    "describes what a video of someone doing this action shows: the person, their movements, the objects "
+    "involved and the setting. Vary the setting and viewpoint from sentence to sentence. Do not number them."
+)
+# Local LMs are asked for one sentence at a time; k samples give the k descriptions.
+DEFAULT_HF_PROMPT = (
+    'Describe what a video of the action "{action}" shows, in one sentence of about {words} words.\n'
+    "Description:"
+)
+DEFAULT_IMAGE_PROMPT = "A realistic photograph of {action}: {sentence}"
 
 
-# --- extract (pipeline/features/settings.py DEFAULTS, extract_config; grizal/encoders clip.py, flow.py) -----
+class GenerateParams(Section):
+    out: PATH = Path("cache/priors")
+    store: PATH | None = None  # the content-addressed item cache; null: the out folder itself
+    index: PATH = Path("cache/prepare/index.json")
+    text_backend: Literal[TEXT_BACKENDS] = "offline"
+    image_backend: Literal[IMAGE_BACKENDS] = "offline"
+    text_model: Text() | None = None
+    image_model: Text() | None = None
+    k: Int(ge=1) = 4
+    seed: Int(ge=0) = 0
+    image_size: Int(ge=1, le=4096) = 224
+    concurrency: Int(ge=1) = 8
+    max_retries: Int(ge=0) = 4
+    malformed_retries: Int(ge=0) = 2
+    backoff_s: Number(ge=0) = 1.0
+    backoff_max_s: Number(ge=0) = 30.0
+    timeout_s: Number(gt=0) = 60.0
+    target_words: Int(ge=1) = 30
+    min_words: Int(ge=1) = 6
+    max_words: Int(ge=1) = 60
+    text_system_prompt: _template_text(set()) = DEFAULT_SYSTEM_PROMPT
+    text_prompt: _template_text({"action", "k", "words"}) = DEFAULT_TEXT_PROMPT
+    hf_prompt: _template_text({"action", "words"}) = DEFAULT_HF_PROMPT
+    image_prompt: _template_text({"action", "sentence"}) = DEFAULT_IMAGE_PROMPT
+    openai_image_size: Text("a size WIDTHxHEIGHT (e.g. 1024x1024) or auto", pattern=r"^(\d+x\d+|auto)$") = "1024x1024"
+    openai_image_quality: Text() | None = None  # null: the model's default (dall-e-3: standard)
+    hf_max_new_tokens: Int(ge=1) = 60
+    hf_temperature: Number(gt=0) = 0.9
+    hf_top_p: Number(gt=0, le=1) = 0.95
+    diffusion_steps: Int(ge=1) = 30
+    guidance_scale: Number(ge=0) = 7.5
+    diffusion_resolution: Int(ge=8, multiple_of=8) | None = None
+    negative_prompt: Text() = ""
+    device: DEVICE = "auto"
+    openworld_dir: PATH | None = None
+
+    @model_validator(mode="after")
+    def _rules(self) -> GenerateParams:
+        if self.min_words > self.max_words:
+            raise _problem("min_words", f"expected an integer <= generate.max_words ({self.max_words}), "
+                                        f"got {_shown(self.min_words)}")
+        if self.image_backend == "openworld" and self.openworld_dir is None:
+            raise _problem("openworld_dir", "expected a path (a folder with one folder per class) for "
+                                            "image_backend 'openworld', got null")
+        return self
+
+
+# --- extract (pipeline/features/settings.py reads it; grizal/encoders clip.py, flow.py, video.py) ------------
 
 
 def _name_template(text: str) -> str | None:
@@ -533,151 +419,165 @@ def _name_template(text: str) -> str | None:
     return f"expected a template where {{}}, {{name}} or {{class}} stands for the class name ({problem})"
 
 
-EXTRACT = Section({
-    "index": Field(PATH, "cache/prepare/index.json"),
-    "priors_json": Field(PATH, "cache/priors/priors.json"),
-    "out": Field(Section({
-        "rgb": Field(PATH, "cache/features/rgb.zarr"),
-        "flow": Field(PATH, "cache/features/flow.zarr"),
-        "priors": Field(PATH, "cache/features/priors.zarr"),
-    }), FILL),
-    "device": Field(DEVICE, "auto"),
-    "T": Field(Int(min=1), 100),
-    "max_failure_fraction": Field(Number(min=0, max=1), 0.05),
-    "queue_size": Field(Int(min=1), 128),
-    "decode_workers": Field(Int(min=1), 2),
-    "clip": Field(Section({
-        "model": Field(Text("an open_clip model name", nonempty=True), "ViT-B-32-quickgelu"),
-        "pretrained": Field(Maybe(Text("a pretrained tag or a checkpoint file", nonempty=True)), "openai"),
-        "seed": Field(Int(min=0), 0),
-        "precision": Field(Choice(("auto", "fp32", "bf16", "fp16")), "auto"),  # grizal/precision.py
-        "batch_size": Field(Int(min=1), 64),
-    }), FILL),
-    "frames": Field(Section({
-        "sample_fps": Field(Maybe(Number(min=1e-3)), 5.0),  # null: every frame
-        "min_frames": Field(Int(min=2), 2),
-    }), FILL),
-    # The rgb stream's encoder (grizal/encoders/video.py); open_clip: the `clip` model above.
-    "frame_encoder": Field(Section({
-        "family": Field(Choice(("open_clip", "torchvision_video")), "open_clip"),
-        "model": Field(Choice(("r2plus1d_18", "r3d_18", "mc3_18", "s3d", "mvit_v1_b", "mvit_v2_s")), "r2plus1d_18"),
-        "weights": Field(Maybe(Text("a torchvision weights name (DEFAULT, KINETICS400_V1) or a checkpoint file",
-                                    nonempty=True)), "DEFAULT"),
-        "seed": Field(Int(min=0), 0),
-        "window": Field(Int(min=1), 16),
-        "stride": Field(Int(min=1), 1),
-        "batch_size": Field(Int(min=1), 8),
-        "crop_size": Field(Maybe(Int(min=8)), None),  # null: the weights' own crop (112 or 224)
-    }), FILL),
-    "flow": Field(Section({
-        "method": Field(Choice(("farneback", "dis", "raft_small", "raft_large")), "raft_large"),
-        "max_side": Field(Maybe(Int(min=8)), 256),
-        "raft_weights": Field(Maybe(Text("a torchvision weights tag or a file")), "DEFAULT"),
-        "num_flow_updates": Field(Int(min=1), 12),
-        "autocast": Field(Choice(("auto", "bf16", "fp16", "none")), "auto"),
-        "seed": Field(Int(min=0), 0),
-        "batch_size": Field(Int(min=1), 8),
-        "wheel_max_magnitude": Field(Maybe(Number(min=0, min_open=True)), None),
-        "dis_preset": Field(Choice(("ultrafast", "fast", "medium")), "medium"),
-        # OpenCV's calcOpticalFlowFarneback arguments; those not given keep FARNEBACK_DEFAULTS (null: all).
-        "farneback": Field(Maybe(Section({
-            "pyr_scale": Field(Number(min=0, max=1, min_open=True, max_open=True)),
-            "levels": Field(Int(min=0)),
-            "winsize": Field(Int(min=1)),
-            "iterations": Field(Int(min=1)),
-            "poly_n": Field(Int(min=1)),
-            "poly_sigma": Field(Number(min=0, min_open=True)),
-        })), {}),
-    }), FILL),
-    "priors": Field(Section({
-        "name_template": Field(Text(rule=_name_template), "a video of a person {}"),
-        "joint_unit": Field(Choice(("concat", "gafnet", "pooled")), "concat"),  # grizal/encoders/priors.py
-    }), FILL),
-})
+class ExtractOut(Section):
+    rgb: PATH = Path("cache/features/rgb.zarr")
+    flow: PATH = Path("cache/features/flow.zarr")
+    priors: PATH = Path("cache/features/priors.zarr")
+
+
+class ClipParams(Section):
+    model: Text("an open_clip model name", nonempty=True) = "ViT-B-32-quickgelu"
+    pretrained: Text("a pretrained tag or a checkpoint file", nonempty=True) | None = "openai"
+    seed: Int(ge=0) = 0
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # grizal/precision.py
+    batch_size: Int(ge=1) = 64
+
+
+class FramesParams(Section):
+    sample_fps: Number(ge=1e-3) | None = 5.0  # null: every frame
+    min_frames: Int(ge=2) = 2
+
+
+class FrameEncoderParams(Section):
+    """The rgb stream's encoder (grizal/encoders/video.py); open_clip: the `clip` model."""
+
+    family: Literal["open_clip", "torchvision_video"] = "open_clip"
+    model: Literal["r2plus1d_18", "r3d_18", "mc3_18", "s3d", "mvit_v1_b", "mvit_v2_s"] = "r2plus1d_18"
+    weights: Text("a torchvision weights name (DEFAULT, KINETICS400_V1) or a checkpoint file",
+                  nonempty=True) | None = "DEFAULT"
+    seed: Int(ge=0) = 0
+    window: Int(ge=1) = 16
+    stride: Int(ge=1) = 1
+    batch_size: Int(ge=1) = 8
+    crop_size: Int(ge=8) | None = None  # null: the weights' own crop (112 or 224)
+
+
+class FarnebackParams(Section):
+    """OpenCV's calcOpticalFlowFarneback arguments; those not given keep FARNEBACK_DEFAULTS."""
+
+    pyr_scale: Number(gt=0, lt=1) = Optional()
+    levels: Int(ge=0) = Optional()
+    winsize: Int(ge=1) = Optional()
+    iterations: Int(ge=1) = Optional()
+    poly_n: Int(ge=1) = Optional()
+    poly_sigma: Number(gt=0) = Optional()
+
+
+class FlowParams(Section):
+    method: Literal["farneback", "dis", "raft_small", "raft_large"] = "raft_large"
+    max_side: Int(ge=8) | None = 256
+    raft_weights: Text("a torchvision weights tag or a file") | None = "DEFAULT"
+    num_flow_updates: Int(ge=1) = 12
+    autocast: Literal["auto", "bf16", "fp16", "none"] = "auto"
+    seed: Int(ge=0) = 0
+    batch_size: Int(ge=1) = 8
+    wheel_max_magnitude: Number(gt=0) | None = None
+    dis_preset: Literal["ultrafast", "fast", "medium"] = "medium"
+    farneback: FarnebackParams | None = Field(default_factory=FarnebackParams)  # null: all of OpenCV's defaults
+
+
+class ExtractPriorsParams(Section):
+    name_template: Text(rule=_name_template) = "a video of a person {}"
+    joint_unit: Literal["concat", "gafnet", "pooled"] = "concat"  # grizal/encoders/priors.py
+
+
+class ExtractParams(Section):
+    index: PATH = Path("cache/prepare/index.json")
+    priors_json: PATH = Path("cache/priors/priors.json")
+    out: ExtractOut = Field(default_factory=ExtractOut)
+    device: DEVICE = "auto"
+    T: Int(ge=1) = 100
+    max_failure_fraction: Number(ge=0, le=1) = 0.05
+    queue_size: Int(ge=1) = 128
+    decode_workers: Int(ge=1) = 2
+    clip: ClipParams = Field(default_factory=ClipParams)
+    frames: FramesParams = Field(default_factory=FramesParams)
+    frame_encoder: FrameEncoderParams = Field(default_factory=FrameEncoderParams)
+    flow: FlowParams = Field(default_factory=FlowParams)
+    priors: ExtractPriorsParams = Field(default_factory=ExtractPriorsParams)
 
 
 # --- model (grizal/model/config.py ModelConfig) -------------------------------------------------------------
 
 
-def _model_heads(values: dict[str, Any], key: str, params: dict[str, Any]) -> None:
-    width, heads = values.get("width", 512), values.get("heads", 8)
-    if width % heads:
-        raise Invalid(f"{key}.width", f"expected a multiple of {key}.heads ({heads}), got {show(width)}")
-
-
-MODEL = Section({
+class ModelParams(Section):
     # The input sizes come from the feature stores when the model is built; a value here is overridden.
-    "rgb_dim": Field(Int(min=1)),
-    "flow_dim": Field(Int(min=1)),
-    "prior_dim": Field(Int(min=1)),
-    "width": Field(Int(min=1), 512),
-    "heads": Field(Int(min=1), 8),
-    "vle_layers": Field(Int(min=0), 7),
-    "ofe_layers": Field(Int(min=0), 2),
-    "ft_layers": Field(Int(min=1), 1),  # the F-Transformer is the mainstream
-    "mlp_ratio": Field(Number(min=0, min_open=True), 4.0),
-    "dropout": Field(Number(min=0, max=1, max_open=True), 0.1),
-    "k": Field(Int(min=1), 4),  # at most the prior pairs the store holds: checked when the store is read
-    "use_flow": Field(Bool(), True),
-    "use_fourier": Field(Bool(), True),
-    "use_images": Field(Bool(), True),
-    "use_texts": Field(Bool(), True),
-    "use_name": Field(Bool(), False),
-    "pool_flow": Field(Bool(), False),
-    "image_tokens": Field(Choice(("patches", "pooled")), "patches"),  # every patch token, or one pooled per image
-}, checks=(_model_heads,))
+    rgb_dim: Int(ge=1) = Optional()
+    flow_dim: Int(ge=1) = Optional()
+    prior_dim: Int(ge=1) = Optional()
+    width: Int(ge=1) = 512
+    heads: Int(ge=1) = 8
+    vle_layers: Int(ge=0) = 7
+    ofe_layers: Int(ge=0) = 2
+    ft_layers: Int(ge=1) = 1  # the F-Transformer is the mainstream
+    mlp_ratio: Number(gt=0) = 4.0
+    dropout: Number(ge=0, lt=1) = 0.1
+    k: Int(ge=1) = 4  # at most the prior pairs the store holds: checked when the store is read
+    use_flow: StrictBool = True
+    use_fourier: StrictBool = True
+    use_images: StrictBool = True
+    use_texts: StrictBool = True
+    use_name: StrictBool = False
+    pool_flow: StrictBool = False
+    image_tokens: Literal["patches", "pooled"] = "patches"  # every patch token, or one pooled per image
+
+    @model_validator(mode="after")
+    def _heads(self) -> ModelParams:
+        if self.width % self.heads:
+            raise _problem("width", f"expected a multiple of model.heads ({self.heads}), got {_shown(self.width)}")
+        return self
 
 
 # --- loss (grizal/losses.py LOSS_DEFAULTS, loss_config) -----------------------------------------------------
 
-LOSS = Section({
-    "bce": Field(Number(min=0), 1.0),
-    "tiou": Field(Number(min=0), 1.0),
-    "cosine": Field(Number(min=0), 0.5),
-    "infonce": Field(Number(min=0), 0.5),
-    "temperature": Field(Number(min=0, min_open=True), 0.07),
-    "tiou_smooth": Field(Number(min=0), 1.0),
-    "objective": Field(Choice(("all", "supervised", "self_supervised")), "all"),
-})
+
+class LossParams(Section):
+    bce: Number(ge=0) = 1.0
+    tiou: Number(ge=0) = 1.0
+    cosine: Number(ge=0) = 0.5
+    infonce: Number(ge=0) = 0.5
+    temperature: Number(gt=0) = 0.07
+    tiou_smooth: Number(ge=0) = 1.0
+    objective: Literal["all", "supervised", "self_supervised"] = "all"
 
 
-# --- train (pipeline/modelling/fit.py TrainConfig; torch.optim.Adam) ---------------------------------------
+# --- train (pipeline/modelling/fit.py TrainConfig is built from it; torch.optim.Adam) ------------------------
 
-TRAIN = Section({
-    "epochs": Field(Int(min=1), 30),
-    "batch_size": Field(Int(min=1), 32),
-    "lr": Field(Number(min=0, min_open=True), 3e-4),
-    "weight_decay": Field(Number(min=0), 0.0),
-    "betas": Field(ListOf(Number(min=0, max=1, max_open=True), min_len=2, max_len=2), [0.9, 0.999]),
-    "eps": Field(Number(min=0), 1e-8),
-    "warmup_fraction": Field(Number(min=0, max=1), 0.1),
-    "negatives_per_positive": Field(Number(min=0), 1.0),
-    "hard_negatives": Field(Int(min=0), 0),
-    "hard_negative_pool": Field(Int(min=1), 3),
-    "grad_clip": Field(Maybe(Number(min=0)), 1.0),  # 0 or null: no clipping
-    "seed": Field(Int(min=0, max=2**32 - 1), 0),  # numpy's seed range
-    "device": Field(DEVICE, "auto"),
-    "T": Field(Maybe(Int(min=1)), None),  # snippets per video the model reads; null: the stores' extract.T
-    "precision": Field(Choice(("auto", "fp32", "bf16")), "auto"),  # autocast; auto: bf16 on CUDA with bf16
-})
+
+class TrainParams(Section):
+    epochs: Int(ge=1) = 30
+    batch_size: Int(ge=1) = 32
+    lr: Number(gt=0) = 3e-4
+    weight_decay: Number(ge=0) = 0.0
+    betas: ListOf(Number(ge=0, lt=1), min_length=2, max_length=2) = [0.9, 0.999]
+    eps: Number(ge=0) = 1e-8
+    warmup_fraction: Number(ge=0, le=1) = 0.1
+    negatives_per_positive: Number(ge=0) = 1.0
+    hard_negatives: Int(ge=0) = 0
+    hard_negative_pool: Int(ge=1) = 3
+    grad_clip: Number(ge=0) | None = 1.0  # 0 or null: no clipping
+    seed: Int(ge=0, le=2**32 - 1) = 0  # numpy's seed range
+    device: DEVICE = "auto"
+    T: Int(ge=1) | None = None  # snippets per video the model reads; null: the stores' extract.T
+    # autocast: auto is bf16 on a CUDA GPU that runs it natively and fp32 on every CPU
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
 
 
 # --- localization (grizal/localization.py LOCALIZATION_DEFAULTS, localization_config) ----------------------
 
-LOCALIZATION = Section({
-    "thresholds": Field(ListOf(Number(min=0, max=1, min_open=True, max_open=True), min_len=1, scalar_ok=True),
-                        [0.3, 0.4, 0.5, 0.6, 0.7]),
-    "merge_gap": Field(Number(min=0), 0.0),
-    "min_length": Field(Number(min=0), 0.0),
-    "score": Field(Choice(("mean", "contrast", "max")), "contrast"),
-    "context": Field(Number(min=0), 0.25),
-    "nms": Field(Choice(("soft", "hard", "none")), "soft"),
-    "nms_sigma": Field(Number(min=0, min_open=True), 0.5),
-    "nms_iou": Field(Number(min=0, max=1), 0.5),
-    "min_score": Field(Number(min=0), 0.001),
-    "max_segments": Field(Int(min=1), 100),
-    "cross_class": Field(Choice(("none", "geometric")), "none"),
-})
+
+class LocalizationParams(Section):
+    thresholds: ListOf(Number(gt=0, lt=1), min_length=1, scalar_ok=True) = [0.3, 0.4, 0.5, 0.6, 0.7]
+    merge_gap: Number(ge=0) = 0.0
+    min_length: Number(ge=0) = 0.0
+    score: Literal["mean", "contrast", "max"] = "contrast"
+    context: Number(ge=0) = 0.25
+    nms: Literal["soft", "hard", "none"] = "soft"
+    nms_sigma: Number(gt=0) = 0.5
+    nms_iou: Number(ge=0, le=1) = 0.5
+    min_score: Number(ge=0) = 0.001
+    max_segments: Int(ge=1) = 100
+    cross_class: Literal["none", "geometric"] = "none"
 
 
 # --- evaluate (pipeline/modelling/scoring.py thresholds_from_params; the evaluate stage) -------------------
@@ -687,112 +587,317 @@ def _tiou_key(value: float) -> str:
     return f"{value:g}"  # scoring.threshold_key: the JSON key a threshold is reported under
 
 
-TIOUS = ListOf(Number(min=0, max=1, min_open=True), min_len=1, unique=_tiou_key)
-
-EVALUATE = Section({
-    "tious": Field(TIOUS, REQUIRED),
-    "report_tious": Field(Maybe(TIOUS)),  # null or absent: the tious
-    "n_plots": Field(Int(min=0), 6),
-    "device": Field(DEVICE, "auto"),
-})
+TIOUS = ListOf(Number(gt=0, le=1), min_length=1, unique=_tiou_key)
 
 
-# --- results (pipeline/modelling/variants.py BUILT_IN, pipeline/modelling/grid.py grid_jobs, run_grid) -------------
+class EvaluateParams(Section):
+    tious: TIOUS
+    report_tious: TIOUS | None = Optional()  # null or absent: the tious
+    n_plots: Int(ge=0) = 6
+    device: DEVICE = "auto"
+
+
+# --- results (pipeline/modelling/variants.py BUILT_IN, pipeline/modelling/grid.py grid_jobs, run_grid) -------
 
 VARIANTS = ("GRIZAL", "w/o images", "w/o texts", "w/o flow", "w/o Fourier", "w/o Fourier and OF", "supervised only",
             "self-supervised only", "k=1", "k=2", "k=3", "k=4", "k=8", "N=1", "N=3", "N=5", "N=7", "N=9")
 VARIANT_KEYS = ("model", "loss", "train", "localization", "features")
+_VARIANT_NAMES = f"a non-empty list of items, each one of {', '.join(VARIANTS)} without repeats"
+_VARIANTS_EXPECTED = f"{_VARIANT_NAMES}, or a mapping name -> null or overrides ({', '.join(VARIANT_KEYS)})"
 
 
-@dataclass
-class VariantsKind(Kind):
-    """results.variants: a list of built-in names, or a mapping name -> null (the built-in of that name) or
-    section overrides (model, loss, train, localization) and an optional `features` folder."""
-
-    names = ListOf(Choice(VARIANTS), min_len=1, unique=lambda v: v)
-    expected = f"{names.expected}, or a mapping name -> null or overrides ({', '.join(VARIANT_KEYS)})"
-
-    def check(self, value: Any, key: str, params: dict[str, Any]) -> Any:
-        if isinstance(value, list | tuple):
-            return self.names.check(value, key, params)
-        if not isinstance(value, dict) or not value:
-            raise self.fail(value, key)
-        for name, spec in value.items():
-            where = f"{key}.{name}"
-            if spec is None:
-                if name not in VARIANTS:
-                    raise Invalid(where, f"null means the built-in variant of that name, and there is none "
-                                         f"(built in: {', '.join(VARIANTS)})")
-                continue
-            if not isinstance(spec, dict):
-                raise Invalid(where, f"expected null or a mapping of overrides ({', '.join(VARIANT_KEYS)}), "
-                                     f"got {show(spec)}")
-            for part, override in spec.items():
-                if part not in VARIANT_KEYS:
-                    close = _closest(part, VARIANT_KEYS) if isinstance(part, str) else None
-                    hint = f" (did you mean '{close}'?)" if close else ""
-                    raise Invalid(f"{where}.{part}", f"unknown key{hint}; extract and generate settings need the "
-                                                     "variant's own feature stores (`features:` or dvc exp run -S)")
-                if part == "features":
-                    if not isinstance(override, str) or not override:
-                        raise Invalid(f"{where}.features", f"expected a folder path, got {show(override)}")
-                elif not isinstance(override, dict):
-                    raise Invalid(f"{where}.{part}", f"expected a mapping, got {show(override)}")
-        return value
-
-
-def _results_splits(values: dict[str, Any], key: str, params: dict[str, Any]) -> None:
-    prepare = params.get("prepare") if isinstance(params.get("prepare"), dict) else {}
-    if "splits" not in values and prepare.get("protocol", "closed") == "open":
-        raise Invalid(f"{key}.splits", f"missing (expected {RESULTS.fields['splits'].kind.expected}; "
-                                       "prepare.protocol is open)")
+def _variants(value: Any) -> Any:
+    """A list of built-in names, or a mapping name -> null (the built-in of that name) or section overrides
+    (model, loss, train, localization) and an optional `features` folder."""
+    if isinstance(value, list | tuple) and value:
+        for i, name in enumerate(value):
+            if isinstance(name, bool) or name not in VARIANTS:
+                close = _closest(name, VARIANTS) if isinstance(name, str) else None
+                raise _problem(f"[{i}]", f"expected one of {', '.join(VARIANTS)}, got {_shown(name)}"
+                                         + (f" (did you mean '{close}'?)" if close else ""))
+            if name in value[:i]:
+                raise _problem("", f"expected {_VARIANT_NAMES}, got {_shown(value)} ({_shown(name)} is repeated)")
+        return list(value)
+    if isinstance(value, list | tuple):  # empty
+        raise _problem("", f"expected {_VARIANT_NAMES}, got {_shown(value)}")
+    if not isinstance(value, dict) or not value:
+        raise _problem("", f"expected {_VARIANTS_EXPECTED}, got {_shown(value)}")
+    for name, spec in value.items():
+        if spec is None:
+            if name not in VARIANTS:
+                raise _problem(f".{name}", "null means the built-in variant of that name, and there is none "
+                                           f"(built in: {', '.join(VARIANTS)})")
+            continue
+        if not isinstance(spec, dict):
+            raise _problem(f".{name}", f"expected null or a mapping of overrides ({', '.join(VARIANT_KEYS)}), "
+                                       f"got {_shown(spec)}")
+        for part, override in spec.items():
+            if part not in VARIANT_KEYS:
+                close = _closest(part, VARIANT_KEYS) if isinstance(part, str) else None
+                hint = f" (did you mean '{close}'?)" if close else ""
+                raise _problem(f".{name}.{part}", f"unknown key{hint}; extract and generate settings need the "
+                                                  "variant's own feature stores (`features:` or dvc exp run -S)")
+            if part == "features":
+                if not isinstance(override, str) or not override:
+                    raise _problem(f".{name}.features", f"expected a folder path, got {_shown(override)}")
+            elif not isinstance(override, dict):
+                raise _problem(f".{name}.{part}", f"expected a mapping, got {_shown(override)}")
+    return value
 
 
-RESULTS = Section({
-    "splits": Field(ListOf(Int(min=0), unique=lambda s: s)),  # the open-set split ids, read when protocol is open
-    "seeds": Field(ListOf(Int(min=0, max=2**32 - 1), min_len=1, unique=lambda s: s)),  # GRIZAL's; absent: train.seed
-    "ablation_seeds": Field(ListOf(Int(min=0, max=2**32 - 1), min_len=1, unique=lambda s: s)),  # absent: seeds[0]
-    "variants": Field(VariantsKind(), REQUIRED),
-    "closed_set": Field(Bool(), True),
-    "workers": Field(Int(min=1), 1),
-}, checks=(_results_splits,))
+_VARIANTS_SCHEMA = {"description": _VARIANTS_EXPECTED, "anyOf": [
+    {"type": "array", "minItems": 1, "uniqueItems": True, "items": {"enum": list(VARIANTS)}},
+    {"type": "object", "minProperties": 1, "additionalProperties": {"anyOf": [
+        {"type": "null"},
+        {"type": "object", "additionalProperties": False,
+         "properties": {**{k: {"type": "object"} for k in VARIANT_KEYS[:-1]}, "features": {"type": "string"}}},
+    ]}},
+]}
 
 
-SCHEMAS: dict[str, Section] = {
-    "demo": DEMO,
-    "pretrain": PRETRAIN,
-    "prepare": PREPARE,
-    "generate": GENERATE,
-    "extract": EXTRACT,
-    "model": MODEL,
-    "loss": LOSS,
-    "train": TRAIN,
-    "localization": LOCALIZATION,
-    "evaluate": EVALUATE,
-    "results": RESULTS,
+class ResultsParams(Section):
+    splits: ListOf(Int(ge=0), unique=lambda s: s) = Optional()  # the open-set split ids, read when protocol is open
+    seeds: ListOf(Int(ge=0, le=2**32 - 1), min_length=1, unique=lambda s: s) = Optional()  # absent: train.seed
+    ablation_seeds: ListOf(Int(ge=0, le=2**32 - 1), min_length=1, unique=lambda s: s) = Optional()  # : seeds[0]
+    variants: Annotated[Any, AfterValidator(_variants), WithJsonSchema(_VARIANTS_SCHEMA)]
+    closed_set: StrictBool = True
+    workers: Int(ge=1) = 1
+
+    @model_validator(mode="after")
+    def _splits(self, info: ValidationInfo) -> ResultsParams:
+        params = (info.context or {}).get("params", {})
+        prepare = params.get("prepare") if isinstance(params.get("prepare"), dict) else {}
+        if self.splits is None and prepare.get("protocol", "closed") == "open":
+            raise _problem("splits", f"missing (expected {expected_at(ResultsParams, ('splits',))}; "
+                                     "prepare.protocol is open)")
+        return self
+
+
+SCHEMAS: dict[str, type[Section]] = {
+    "demo": DemoParams,
+    "pretrain": PretrainParams,
+    "prepare": PrepareParams,
+    "generate": GenerateParams,
+    "extract": ExtractParams,
+    "model": ModelParams,
+    "loss": LossParams,
+    "train": TrainParams,
+    "localization": LocalizationParams,
+    "evaluate": EvaluateParams,
+    "results": ResultsParams,
 }
 # Sections the code reads with `.get(name, {})`: absent (or empty) means all defaults.
 OPTIONAL_SECTIONS = {"loss"}
 
 
+# --- what is expected, in words, from the JSON Schema -------------------------------------------------------
+
+
+def _range(node: dict[str, Any]) -> str:
+    def num(x: float) -> str:
+        return str(x) if isinstance(x, int) else f"{x:g}"
+
+    low, low_open = (node["exclusiveMinimum"], True) if "exclusiveMinimum" in node else (node.get("minimum"), False)
+    high, high_open = (node["exclusiveMaximum"], True) if "exclusiveMaximum" in node else (node.get("maximum"), False)
+    if low is not None and high is not None:
+        return f" in {'(' if low_open else '['}{num(low)}, {num(high)}{')' if high_open else ']'}"
+    if low is not None:
+        return f" {'>' if low_open else '>='} {num(low)}"
+    if high is not None:
+        return f" {'<' if high_open else '<='} {num(high)}"
+    return ""
+
+
+def _plural(expected: str) -> str:
+    """'a number > 0' -> 'numbers > 0', for the items of a list."""
+    for one, many in (("an integer", "integers"), ("a number", "numbers"), ("a string", "strings"),
+                      ("a path", "paths"), ("an even integer", "even integers"), ("a multiple", "multiples")):
+        if expected.startswith(one):
+            return many + expected[len(one):]
+    return "items, each " + expected
+
+
+def _describe(node: dict[str, Any], defs: dict[str, Any]) -> str:
+    node = defs[node["$ref"].split("/")[-1]] if "$ref" in node else node
+    if "anyOf" in node:
+        kinds = [b for b in node["anyOf"] if b.get("type") != "null"]
+        inner = node.get("description") or " or ".join(_describe(b, defs) for b in kinds)
+        return inner + (" or null" if len(kinds) < len(node["anyOf"]) else "")
+    if "description" in node and node.get("type") != "object":
+        return node["description"]
+    if "enum" in node:
+        return "one of " + ", ".join(str(c) for c in node["enum"])
+    kind = node.get("type")
+    if kind == "integer":
+        step = node.get("multipleOf")
+        return {None: "an integer", 2: "an even integer"}.get(step, f"a multiple of {step}") + _range(node)
+    if kind == "number":
+        return "a number" + _range(node)
+    if kind == "boolean":
+        return "true or false"
+    if kind == "array":
+        low, high = node.get("minItems", 0), node.get("maxItems")
+        if high is not None:
+            size = f"a list of {low}" if high == low else f"a list of {low} to {high}"
+        else:
+            size = "a non-empty list of" if low == 1 else "a list of"
+        return f"{size} {_plural(_describe(node['items'], defs))}" + (" without repeats" if node.get("uniqueItems")
+                                                                       else "")
+    if kind == "object":
+        return "a mapping of settings"
+    return "a string"
+
+
+@functools.cache
+def _schema(model: type[BaseModel]) -> dict[str, Any]:
+    return model.model_json_schema()
+
+
+def _node_at(model: type[BaseModel], loc: tuple) -> tuple[dict[str, Any], dict[str, Any]]:
+    schema = _schema(model)
+    defs = schema.get("$defs", {})
+    node: dict[str, Any] = schema
+    for part in loc:
+        node = defs[node["$ref"].split("/")[-1]] if "$ref" in node else node
+        if "anyOf" in node and "properties" not in node and "items" not in node:
+            node = next(b for b in node["anyOf"] if b.get("type") != "null")
+            node = defs[node["$ref"].split("/")[-1]] if "$ref" in node else node
+        node = node["items"] if isinstance(part, int) else node["properties"][part]
+    return node, defs
+
+
+def expected_at(model: type[BaseModel], loc: tuple) -> str:
+    """What the value at ``loc`` of ``model`` must be, in words (``a number in [0, 1)``)."""
+    return _describe(*_node_at(model, loc))
+
+
+def _number_hint(value: Any) -> str:
+    """Why a number came out as something else: the YAML 1.1 spellings that trip people up."""
+    if isinstance(value, str):
+        text = value.strip()
+        if re.fullmatch(r"[-+]?\d+[eE][-+]?\d+", text):
+            mantissa, exponent = re.split("[eE]", text)
+            return f" (YAML reads {text} as text: write {mantissa}.0e{exponent})"
+        try:
+            float(text)
+        except ValueError:
+            return ""
+        return " (a quoted number: remove the quotes)"
+    if isinstance(value, bool):
+        return " (true/false, yes/no and on/off are booleans in YAML)"
+    return ""
+
+
+def _bool_hint(value: Any) -> str:
+    return " (YAML reads unquoted yes/no/on/off/true/false as a boolean: quote it)" if isinstance(value, bool) else ""
+
+
+def _hint(error: dict[str, Any], node: dict[str, Any]) -> str:
+    kind, value = error["type"], error["input"]
+    if kind.startswith("int_"):
+        if isinstance(value, float) and value.is_integer():
+            return f" (write {int(value)}, without the decimal point)"
+        return _number_hint(value)
+    if kind in ("float_type", "finite_number"):
+        return _number_hint(value)
+    if kind.startswith("bool_"):
+        return " (quoted: remove the quotes)" if str(value).lower() in ("true", "false", "yes", "no") else ""
+    if kind == "literal_error":
+        close = _closest(value, node.get("enum", ())) if isinstance(value, str) else None
+        return f" (did you mean '{close}'?)" if close else _bool_hint(value)
+    if kind == "params_note":
+        return f" ({error['msg']})"
+    if kind == "string_type":
+        return _bool_hint(value)
+    return ""
+
+
+def _message(model: type[BaseModel], section: str, error: dict[str, Any]) -> str:
+    """One pydantic error as ``<dotted.key>: <problem>``."""
+    loc = tuple(error["loc"])
+    key = section + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)
+    kind, value = error["type"], error.get("input")
+    if kind == "params_rule":
+        suffix = error["ctx"]["key"]
+        return f"{key}{suffix if suffix[:1] in ('', '.', '[') else '.' + suffix}: {error['ctx']['problem']}"
+    if kind == "extra_forbidden":
+        parent, defs = _node_at(model, loc[:-1])
+        parent = defs[parent["$ref"].split("/")[-1]] if "$ref" in parent else parent
+        if "anyOf" in parent:
+            parent = next(b for b in parent["anyOf"] if b.get("type") != "null")
+            parent = defs[parent["$ref"].split("/")[-1]] if "$ref" in parent else parent
+        known = list(parent.get("properties", ()))
+        close = _closest(loc[-1], known)
+        return f"{key}: unknown key ({f'did you mean {close!r}?' if close else 'known: ' + ', '.join(known)})"
+    node, defs = _node_at(model, loc)
+    expected = _describe(node, defs)
+    if kind == "missing":
+        return f"{key}: missing (expected {expected})"
+    if kind == "params_text":
+        return f"{key}: {error['ctx']['problem']}, got {_shown(value)}"
+    if kind == "params_repeated":
+        return f"{key}: expected {expected}, got {_shown(value)} ({_shown(error['ctx']['repeated'])} is repeated)"
+    return f"{key}: expected {expected}, got {_shown(value)}{_hint(error, node)}"
+
+
+def _first(errors: list[dict[str, Any]]) -> dict[str, Any]:
+    """The error to report: an unknown key first (its siblings may only look wrong because of it)."""
+    return next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+
+
+def _plain(value: Any, given: Any, fill: bool) -> Any:
+    if isinstance(value, Path):
+        return given if isinstance(given, str) else str(value)
+    if isinstance(value, BaseModel):
+        return _dump(value, given if isinstance(given, dict) else {}, fill)
+    if isinstance(value, list):
+        return [_plain(v, g, fill) for v, g in zip(value, given if isinstance(given, list) else value, strict=False)]
+    return value
+
+
+def _dump(model: BaseModel, given: dict[str, Any], fill: bool) -> dict[str, Any]:
+    """The checked values of the keys given, in the user's order, then (``fill``) the defaults of the others."""
+    out = {name: _plain(getattr(model, name), given[name], fill) for name in given}
+    if fill:
+        for name, field in type(model).model_fields.items():
+            if name not in out and not _has_no_default(field):
+                out[name] = _plain(getattr(model, name), None, True)
+    return out
+
+
 def validate_section(params: dict[str, Any], name: str, where: str | os.PathLike | None,
                      fill_defaults: bool = True) -> dict[str, Any]:
-    """The section ``name`` of ``params`` (read from ``where``) checked against its schema, with the defaults of
+    """The section ``name`` of ``params`` (read from ``where``) checked against its model, with the defaults of
     the keys not given filled in (``fill_defaults=False``: only the keys given); the first problem is a UserError
     naming ``where``, the dotted key, the value and what is expected."""
+    return section_dict(check_section(params, name, where), params.get(name), fill_defaults)
+
+
+def check_section(params: dict[str, Any], name: str, where: str | os.PathLike | None,
+                  model: type[Section] | None = None) -> Section:
+    """The section ``name`` of ``params`` as its model (or ``model``, a subclass a stage reads); bad values are a
+    UserError."""
     if name not in SCHEMAS:
         raise ValueError(f"no schema for section '{name}' (known: {', '.join(SCHEMAS)})")
-    schema = SCHEMAS[name]
+    model = model or SCHEMAS[name]
     value = params.get(name)
     if value is None and name in OPTIONAL_SECTIONS:
         value = {}
     if name not in params and value is None:
         close = _closest(name, [k for k in params if isinstance(k, str)])
         raise UserError(where, f"missing section '{name}'" + (f" (did you mean '{close}'?)" if close else ""))
+    if not isinstance(value, dict):
+        raise UserError(where, f"{name}: expected a mapping of settings, got {_shown(value)}")
     try:
-        return schema.check(value, name, params, fill_defaults)
-    except Invalid as err:
-        raise UserError(where, _one_line(f"{err.key}: {err.problem}")) from None
+        return model.model_validate(value, context={"params": params})
+    except ValidationError as err:
+        problem = _message(model, name, _first(err.errors(include_url=False)))
+        raise UserError(where, " ".join(problem.split("\n"))) from None
+
+
+def section_dict(checked: Section, given: dict[str, Any] | None, fill_defaults: bool = True) -> dict[str, Any]:
+    """A checked section as plain data: the keys given (in their order), and the defaults with ``fill_defaults``."""
+    return _dump(checked, given or {}, fill_defaults)
 
 
 def validate_params(params: dict[str, Any], names: Iterable[str], where: str | os.PathLike | None,
@@ -804,5 +909,45 @@ def validate_params(params: dict[str, Any], names: Iterable[str], where: str | o
     return out
 
 
-def _one_line(text: str) -> str:
-    return " ".join(text.split("\n"))
+class ParamsFile(BaseModel):
+    """A whole params file (params.yaml, a paper config): the sections, each optional where a file leaves it out;
+    other top-level keys are the file's own (DVC `vars`, YAML anchors)."""
+
+    model_config = ConfigDict(extra="allow", title="grizal params.yaml")
+
+    demo: DemoParams | None = None
+    pretrain: PretrainParams | None = None
+    prepare: PrepareParams | None = None
+    generate: GenerateParams | None = None
+    extract: ExtractParams | None = None
+    model: ModelParams | None = None
+    loss: LossParams | None = None
+    train: TrainParams | None = None
+    localization: LocalizationParams | None = None
+    evaluate: EvaluateParams | None = None
+    results: ResultsParams | None = None
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of params.yaml, for editors (yaml-language-server) and for checking files without grizal."""
+    def clean(node: Any) -> Any:
+        if isinstance(node, dict):
+            if node.pop(NO_DEFAULT, False):
+                node.pop("default", None)
+            return {k: clean(v) for k, v in node.items()}
+        return [clean(v) for v in node] if isinstance(node, list) else node
+
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **clean(ParamsFile.model_json_schema())}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args != ["--json-schema"]:
+        print("usage: python -m pipeline.params_schema --json-schema > params.schema.json", file=sys.stderr)
+        return 2
+    print(json.dumps(json_schema(), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

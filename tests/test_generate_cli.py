@@ -241,7 +241,8 @@ def test_openworld_images_are_matched_by_loose_class_name_and_normalised(tmp_pat
     (["--classes-file", "missing.txt"], "error: missing.txt: classes file not found"),
     (["--classes", "a", "--dataset", "thumos14"], "name the classes one way only"),
     (["--split", "2", "--classes", "a"], "error: --split: needs --dataset"),
-    (["--classes", "a", "--text-backend", "gpt"], "unknown text backend 'gpt'"),
+    (["--classes", "a", "--text-backend", "gpt"], "error: --text-backend: generate.text_backend: expected one of "
+                                                  "offline, openai, hf, got 'gpt'"),
     (["--dataset", "thumos14", "--split", "99"], "error: --split: thumos14 75_25 has no split 99"),
     (["--classes", "a", "--image-backend", "openworld", "--openworld-dir", "nowhere"], "openworld folder not found"),
     ([], "no classes: give --classes"),

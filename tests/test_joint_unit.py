@@ -86,7 +86,7 @@ def test_the_model_reads_every_unit(clip, unit):
 def test_unknown_unit_is_refused(clip):
     with pytest.raises(ValueError, match="unknown joint unit 'fnet'"):
         encode(clip, "fnet")
-    with pytest.raises(UserError, match="joint_unit must be one of concat, gafnet, pooled"):
+    with pytest.raises(UserError, match="extract.priors.joint_unit: expected one of concat, gafnet, pooled"):
         extract_config({"extract": {"priors": {"joint_unit": "fnet"}}})
 
 

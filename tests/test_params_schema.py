@@ -7,7 +7,7 @@ import copy
 import dataclasses
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 import yaml
@@ -79,6 +79,8 @@ CASES = [
     C("prepare.annotations", 5, "expected a path"),
     C("prepare.video_dir", 3, "expected a path or null"),
     C("prepare.unseen_lst", "unseen.txt", "unknown key (did you mean 'unseen_list'?)"),
+    C("prepare.protocol", ["open"], "expected one of open, closed, got ['open']"),  # a list is no choice
+    C("prepare.split_setting", {"a": 1}, "expected one of 75_25, 50_50, got {'a': 1} (quote it"),
     C("prepare.seen_list", "seen.txt", "only read together with prepare.unseen_list"),
     C("prepare.sta_test", DELETE, "missing (expected a path, required for dataset 'charades')",
       base="configs/charades_sta.yaml"),
@@ -328,54 +330,84 @@ def test_defaults_fill_only_what_is_missing():
     assert list(validate_section(params, "train", WHERE, fill_defaults=False)) == ["epochs"]
 
 
-# --- the schema's defaults and choices are those of the code that reads each section --------------------------
+# --- the stages' configs are the models; the copies grizal keeps (it imports no pipeline) match them -----------
 
 def _without(values: dict[str, Any], *names: str) -> dict[str, Any]:
     return {k: v for k, v in values.items() if k not in names}
 
 
-def test_defaults_match_the_dataclasses():
-    from grizal.model.config import ModelConfig
+def test_the_stage_configs_are_the_models():
     from pipeline.data.demo import DemoConfig
+    from pipeline.features.settings import DEFAULTS
     from pipeline.modelling.fit import TrainConfig
+    from pipeline.params_schema import DemoWorld, TrainParams
+
+    assert issubclass(TrainConfig, TrainParams) and issubclass(DemoConfig, DemoWorld)
+    assert validate_section({"train": {}}, "train", WHERE) == TrainConfig().to_dict()
+    assert validate_section({"demo": {}}, "demo", WHERE) == DemoConfig().model_dump()
+    assert validate_section({"extract": {}}, "extract", WHERE) == DEFAULTS
+    assert TrainConfig.from_dict({"epochs": 2}).epochs == 2
+    with pytest.raises(UserError, match=r"^x.yaml: train.epochs: expected an integer >= 1, got 0$"):
+        TrainConfig.from_dict({"epochs": 0}, "x.yaml")
+
+
+def test_defaults_match_the_dataclasses_that_stay():
+    from grizal.model.config import ModelConfig
+    from pipeline.params_schema import GenerateParams
     from pipeline.priors.config import GenerateConfig
 
-    train = dataclasses.asdict(TrainConfig())
-    assert validate_section({"train": {}}, "train", WHERE) == {**train, "betas": list(train["betas"])}
     model = _without(ModelConfig().to_dict(), "rgb_dim", "flow_dim", "prior_dim")
     assert validate_section({"model": {}}, "model", WHERE) == model
-    assert validate_section({"demo": {}}, "demo", WHERE) == dataclasses.asdict(DemoConfig())
-    generate = {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(GenerateConfig()).items()}
-    prompts = ("text_system_prompt", "text_prompt", "hf_prompt", "image_prompt")
-    assert validate_section({"generate": {}}, "generate", WHERE) == _without(generate, *prompts)
-    validate_section({"generate": {p: generate[p] for p in prompts}}, "generate", WHERE)
+    assert issubclass(GenerateConfig, GenerateParams)
+    generate = validate_section({"generate": {}}, "generate", WHERE)
+    assert generate == {k: str(v) if isinstance(v, Path) else v for k, v in GenerateConfig().model_dump().items()}
 
 
 def test_defaults_match_the_config_functions():
     from grizal.localization import LOCALIZATION_DEFAULTS, localization_config
     from grizal.losses import LOSS_DEFAULTS, loss_config
-    from pipeline.features.settings import DEFAULTS
 
     assert validate_section({"loss": {}}, "loss", WHERE) == loss_config({}) == LOSS_DEFAULTS
     assert validate_section({"localization": {}}, "localization", WHERE) == localization_config({}) \
         == LOCALIZATION_DEFAULTS
-    assert validate_section({"extract": {}}, "extract", WHERE) == DEFAULTS
+
+
+def _choices(model, name):
+    annotation = model.model_fields[name].annotation
+    return set(get_args(annotation))
 
 
 def test_choices_match_the_code():
     from grizal.encoders.flow import AUTOCAST_DTYPES, DIS_PRESETS, FARNEBACK_DEFAULTS, FLOW_METHODS
+    from grizal.encoders.priors import JOINT_UNITS
     from grizal.precision import PRECISIONS
     from pipeline import params_schema as schema
     from pipeline.data.build import DATASETS
+    from pipeline.features.settings import FRAME_FAMILIES
     from pipeline.modelling.grid import VARIANTS
     from pipeline.priors.config import IMAGE_BACKENDS, TEXT_BACKENDS
 
-    flow = schema.EXTRACT.fields["flow"].kind.fields
-    assert set(flow["method"].kind.choices) == set(FLOW_METHODS)
-    assert set(flow["autocast"].kind.choices) == set(AUTOCAST_DTYPES)
-    assert set(flow["dis_preset"].kind.choices) == set(DIS_PRESETS)
-    assert set(flow["farneback"].kind.inner.fields) == set(FARNEBACK_DEFAULTS)
-    assert set(schema.EXTRACT.fields["clip"].kind.fields["precision"].kind.choices) == set(PRECISIONS)
+    assert _choices(schema.FlowParams, "method") == set(FLOW_METHODS)
+    assert _choices(schema.FlowParams, "autocast") == set(AUTOCAST_DTYPES)
+    assert _choices(schema.FlowParams, "dis_preset") == set(DIS_PRESETS)
+    assert set(schema.FarnebackParams.model_fields) == set(FARNEBACK_DEFAULTS)
+    assert _choices(schema.ClipParams, "precision") == set(PRECISIONS)
+    assert _choices(schema.ExtractPriorsParams, "joint_unit") == set(JOINT_UNITS)
+    assert _choices(schema.FrameEncoderParams, "family") == set(FRAME_FAMILIES)
     assert schema.DATASETS == DATASETS
     assert (schema.TEXT_BACKENDS, schema.IMAGE_BACKENDS) == (TEXT_BACKENDS, IMAGE_BACKENDS)
     assert tuple(VARIANTS) == schema.VARIANTS
+
+
+def test_a_huge_value_is_shown_short():
+    """A long list or a deeply shared one (what a YAML alias bomb loads as) is named by a short prefix."""
+    params = _params("params.yaml")
+    level = [0] * 10
+    for _ in range(8):  # 10**8 leaves when walked
+        level = [level] * 10
+    for path, value in (("train.betas", list(range(10**6))), ("train.epochs", level), ("train.device", "x" * 10**6)):
+        set_dotted(params, path, value)
+        with pytest.raises(UserError) as err:
+            validate_section(params, "train", WHERE)
+        set_dotted(params, path, _params("params.yaml")["train"][path.split(".")[1]])
+        assert len(str(err.value)) < 250 and str(err.value).endswith("...")

@@ -83,17 +83,19 @@ def test_classes_of_an_index(tmp_path):
 def test_settings_merge_and_validate():
     cfg = build_config({"k": 8, "text_backend": "openai"}, "p.yaml", {"k": 2, "seed": None})
     assert (cfg.k, cfg.text_backend, cfg.seed, cfg.resolved_text_model) == (2, "openai", 0, "gpt-4o")
-    with pytest.raises(UserError, match="unknown key 'kk'"):
+    with pytest.raises(UserError, match=r"^p.yaml: generate.kk: unknown key \(did you mean 'k'\?\)$"):
         build_config({"kk": 3}, "p.yaml")
-    with pytest.raises(UserError, match="'k' must be an integer"):
+    with pytest.raises(UserError, match="generate.k: expected an integer >= 1, got 'four'"):
         build_config({"k": "four"}, "p.yaml")
-    with pytest.raises(UserError, match="unknown image backend 'midjourney'"):
+    with pytest.raises(UserError, match="^--image-backend: generate.image_backend: expected one of .*, "
+                                         "got 'midjourney'"):
         build_config(None, overrides={"image_backend": "midjourney"})
-    with pytest.raises(UserError, match=r"unknown placeholder \{class\}"):
+    with pytest.raises(UserError, match=r"generate.text_prompt: expected a template with "
+                                         r"placeholders .*, not \{class\}"):
         build_config({"text_prompt": DEFAULT_TEXT_PROMPT + " {class}"}, "p.yaml")
     with pytest.raises(UserError, match="openworld_dir"):
         build_config(None, overrides={"image_backend": "openworld"})
-    with pytest.raises(UserError, match="'min_words'"):
+    with pytest.raises(UserError, match="generate.min_words: expected an integer <= generate.max_words"):
         build_config({"min_words": 50, "max_words": 10}, "p.yaml")
 
 

@@ -92,7 +92,10 @@ def test_local_checkpoint_loads_with_weights_only(tmp_path):
 def test_bad_frame_encoder_params_are_one_line_errors():
     with pytest.raises(UserError, match="frame_encoder.family"):
         extract_config({"extract": {"frame_encoder": {"family": "i3d"}}})
-    cfg = extract_config({"extract": {**EXTRACT, "frame_encoder": {**VIDEO, "model": "c3d"}}})
+    with pytest.raises(UserError, match="extract.frame_encoder.model: expected one of r2plus1d_18, .*, got 'c3d'"):
+        extract_config({"extract": {**EXTRACT, "frame_encoder": {**VIDEO, "model": "c3d"}}})
+    cfg = extract_config({"extract": {**EXTRACT, "frame_encoder": VIDEO}})
+    cfg["frame_encoder"]["model"] = "c3d"  # past the door: the builder still names it
     with pytest.raises(UserError, match="unknown torchvision video model 'c3d'"):
         build_extractors(cfg, ("rgb",), "params.yaml")
 

@@ -22,23 +22,16 @@ import numpy as np
 
 from pipeline.common import atomic_write_json
 from pipeline.data import demo_vocab as vocab
+from pipeline.params_schema import DemoWorld
 
 
-@dataclass(frozen=True)
-class DemoConfig:
-    seed: int = 0
-    videos_per_class_train: int = 3
-    videos_per_class_test: int = 3
-    size: int = 128
-    fps: int = 10
-    min_duration: float = 24.0
-    max_duration: float = 36.0
-    second_class_prob: float = 0.35
+class DemoConfig(DemoWorld):
+    """The demo world's settings: keys, defaults and ranges are those of ``pipeline.params_schema.DemoWorld``."""
 
     @classmethod
     def from_section(cls, section: dict) -> DemoConfig:
         """From a checked ``demo`` section (``params_schema``); its ``out`` key is the stage's, not the world's."""
-        return cls(**{name: value for name, value in section.items() if name in cls.__dataclass_fields__})
+        return cls(**{name: value for name, value in section.items() if name in cls.model_fields})
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ stage, the standalone CLI and `grizal localize`."""
 
 from __future__ import annotations
 
-import copy
 import functools
 import hashlib
 import json
@@ -15,112 +14,28 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from grizal.encoders.priors import JOINT_UNITS
 from pipeline.common import UserError
 from pipeline.features.engine import Extractors, describe_flow
 from pipeline.features.store import settings_differences, settings_sha256
+from pipeline.params_schema import ExtractParams, section_dict, validate_section
 from pipeline.precision import announce
 
 if TYPE_CHECKING:  # the encoders (open_clip, torch, OpenCV) load when they are built
     from grizal.encoders.clip import ClipEncoder
     from grizal.encoders.video import VideoEncoder
 
-# The paper's setup for anyone's videos; params.yaml's `extract` section overrides any of it.
-DEFAULTS: dict[str, Any] = {
-    "index": "cache/prepare/index.json",
-    "priors_json": "cache/priors/priors.json",
-    "out": {
-        "rgb": "cache/features/rgb.zarr",
-        "flow": "cache/features/flow.zarr",
-        "priors": "cache/features/priors.zarr",
-    },
-    "device": "auto",
-    "T": 100,
-    "max_failure_fraction": 0.05,
-    "queue_size": 128,
-    "decode_workers": 2,
-    "clip": {"model": "ViT-B-32-quickgelu", "pretrained": "openai", "seed": 0, "precision": "auto",
-             "batch_size": 64},
-    "frames": {"sample_fps": 5.0, "min_frames": 2},
-    # The rgb stream's encoder: `open_clip` (the `clip` model above, one feature per sampled frame) or a
-    # torchvision video model (grizal/encoders/video.py: one clip feature per window position); the flow
-    # stream and the priors always use `clip`.
-    "frame_encoder": {"family": "open_clip", "model": "r2plus1d_18", "weights": "DEFAULT", "seed": 0,
-                      "window": 16, "stride": 1, "batch_size": 8, "crop_size": None},
-    "flow": {
-        "method": "raft_large",
-        "max_side": 256,
-        "raft_weights": "DEFAULT",
-        "num_flow_updates": 12,
-        "autocast": "auto",
-        "seed": 0,
-        "batch_size": 8,
-        "wheel_max_magnitude": None,
-        "dis_preset": "medium",
-        "farneback": {},
-    },
-    "priors": {"name_template": "a video of a person {}", "joint_unit": "concat"},
-}
+# The paper's setup for anyone's videos (the `extract` params model's defaults); params.yaml's `extract` section
+# overrides any of it.
+DEFAULTS: dict[str, Any] = section_dict(ExtractParams(), {})
 
 FRAME_FAMILIES = ("open_clip", "torchvision_video")
 # Settings that 'auto' resolves per machine: a configured 'auto' matches whatever a checkpoint's features recorded.
 AUTO_RESOLVED = ("clip.precision", "flow.autocast")
 
 
-def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict) and key != "farneback":
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-def _number(cfg: dict[str, Any], dotted: str, where: str, *, minimum: float, integer: bool = False,
-            optional: bool = False, maximum: float | None = None) -> float | int | None:
-    value: Any = cfg
-    for part in dotted.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
-    if value is None and optional:
-        return None
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and value >= minimum
-    ok = ok and (not integer or float(value).is_integer()) and (maximum is None or value <= maximum)
-    if not ok:
-        kind = "an integer" if integer else "a number"
-        bound = f">= {minimum}" + (f" and <= {maximum}" if maximum is not None else "")
-        raise UserError(where, f"extract.{dotted} must be {kind} {bound}{' or null' if optional else ''}, "
-                               f"got {value!r}")
-    return int(value) if integer else float(value)
-
-
 def extract_config(params: dict[str, Any] | None, where: str = "params.yaml") -> dict[str, Any]:
-    """The `extract` section over the defaults, checked."""
-    section = (params or {}).get("extract", {})
-    if not isinstance(section, dict):
-        raise UserError(where, "section 'extract' must be a mapping")
-    cfg = _merge(DEFAULTS, section)
-    _number(cfg, "frames.sample_fps", where, minimum=1e-3, optional=True)
-    _number(cfg, "frames.min_frames", where, minimum=2, integer=True)
-    _number(cfg, "clip.batch_size", where, minimum=1, integer=True)
-    _number(cfg, "clip.seed", where, minimum=0, integer=True)
-    _number(cfg, "flow.batch_size", where, minimum=1, integer=True)
-    for key in ("seed", "window", "stride", "batch_size"):
-        _number(cfg, f"frame_encoder.{key}", where, minimum=0 if key == "seed" else 1, integer=True)
-    _number(cfg, "frame_encoder.crop_size", where, minimum=8, integer=True, optional=True)
-    if cfg["frame_encoder"].get("family") not in FRAME_FAMILIES:
-        raise UserError(where, f"extract.frame_encoder.family must be one of {', '.join(FRAME_FAMILIES)}, "
-                               f"got {cfg['frame_encoder'].get('family')!r}")
-    _number(cfg, "flow.max_side", where, minimum=8, integer=True, optional=True)
-    _number(cfg, "flow.wheel_max_magnitude", where, minimum=1e-6, optional=True)
-    _number(cfg, "T", where, minimum=1, integer=True)
-    _number(cfg, "queue_size", where, minimum=1, integer=True)
-    _number(cfg, "decode_workers", where, minimum=1, integer=True)
-    _number(cfg, "max_failure_fraction", where, minimum=0, maximum=1)
-    if cfg["priors"].get("joint_unit") not in JOINT_UNITS:
-        raise UserError(where, f"extract.priors.joint_unit must be one of {', '.join(JOINT_UNITS)}, "
-                               f"got {cfg['priors'].get('joint_unit')!r}")
-    return cfg
+    """The `extract` section over the defaults, checked by its params model."""
+    return validate_section({"extract": (params or {}).get("extract") or {}}, "extract", where)
 
 
 def build_clip(cfg: dict[str, Any], where: str) -> ClipEncoder:

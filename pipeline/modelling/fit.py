@@ -17,7 +17,7 @@ import math
 import os
 import random
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +26,7 @@ from pipeline.data.index import Index
 from pipeline.data.splits import Split
 from pipeline.modelling.checkpoint import load_resume, save_model, save_resume
 from pipeline.modelling.devices import torch_device
+from pipeline.params_schema import TrainParams, validate_section
 from pipeline.precision import announce
 
 if TYPE_CHECKING:  # torch, numpy and the model load when training starts, not for `--help`
@@ -35,51 +36,16 @@ if TYPE_CHECKING:  # torch, numpy and the model load when training starts, not f
 
     from pipeline.features.inputs import PriorTensors
 
-TRAIN_PRECISIONS = ("auto", "fp32", "bf16")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    epochs: int = 30
-    batch_size: int = 32
-    lr: float = 3e-4
-    weight_decay: float = 0.0
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-8
-    warmup_fraction: float = 0.1
-    negatives_per_positive: float = 1.0
-    hard_negatives: int = 0
-    hard_negative_pool: int = 3
-    grad_clip: float = 1.0
-    seed: int = 0
-    device: str = "auto"
-    T: int | None = None  # snippets per video the model reads; None: the stores' extract.T
-    # autocast: auto is bf16 on a CUDA GPU that runs it natively and fp32 on every CPU (at the demo's widths bf16
-    # autocast measured slower than fp32 even on a CPU with native bf16); bf16 asks for it anywhere
-    precision: str = "auto"
+class TrainConfig(TrainParams):
+    """The train settings: the ``train`` params model (keys, defaults, ranges in ``pipeline.params_schema``)."""
 
     @classmethod
     def from_dict(cls, cfg: dict[str, Any], where: str | os.PathLike | None = "params.yaml") -> TrainConfig:
-        """From a ``train`` section (the stages check it first with ``pipeline.params_schema``)."""
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(cfg) - known)
-        if unknown:
-            raise UserError(where, f"unknown train setting '{unknown[0]}' (known: {', '.join(sorted(known))})")
-        cfg = dict(cfg)
-        if "betas" in cfg:
-            cfg["betas"] = tuple(cfg["betas"])
-        out = cls(**cfg)
-        if out.epochs < 1 or out.batch_size < 1 or out.lr <= 0:
-            raise UserError(where, "train: epochs >= 1, batch_size >= 1 and lr > 0 are required")
-        if out.T is not None and (isinstance(out.T, bool) or not isinstance(out.T, int) or out.T < 1):
-            raise UserError(where, f"train.T: expected null or an integer >= 1, got {out.T!r}")
-        if out.precision not in TRAIN_PRECISIONS:
-            raise UserError(where, f"train.precision: expected one of {', '.join(TRAIN_PRECISIONS)}, "
-                                   f"got {out.precision!r}")
-        if out.hard_negatives < 0 or out.hard_negative_pool < 1 or out.negatives_per_positive < 0:
-            raise UserError(where, "train: negatives_per_positive >= 0, hard_negatives >= 0 and "
-                                   "hard_negative_pool >= 1 are required")
-        return out
+        """From a ``train`` section; a bad value is one line naming ``where`` and the key."""
+        return cls(**validate_section({"train": cfg}, "train", where))
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump()
 
 
 def check_prior_pairs(model_cfg: dict[str, Any], features_dir: str | os.PathLike, where: str | os.PathLike | None,
@@ -270,7 +236,7 @@ def train(index: Index, split: Split, features_dir: Path, model_cfg: dict[str, A
 
     out_dir.mkdir(parents=True, exist_ok=True)
     def digest_in(run_precision: str) -> str:
-        return config_digest(full_model_cfg, loss_cfg, asdict(cfg) | {"precision": run_precision},
+        return config_digest(full_model_cfg, loss_cfg, cfg.to_dict() | {"precision": run_precision},
                              split.to_json(), signature, data)
 
     digest = digest_in(precision)
@@ -345,7 +311,7 @@ def train(index: Index, split: Split, features_dir: Path, model_cfg: dict[str, A
     model_path = out_dir / "model.pt"
     if info.main:
         save_model(model_path, {"model": model.state_dict(), "model_config": model.config.to_dict(),
-                                "loss_config": loss_cfg, "train_config": asdict(cfg), "T": T,
+                                "loss_config": loss_cfg, "train_config": cfg.to_dict(), "T": T,
                                 "seen_classes": classes, "encoders": signature, "digest": digest,
                                 "precision": precision,
                                 "feature_stats": feature_stats,

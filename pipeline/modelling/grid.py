@@ -27,7 +27,6 @@ import os
 import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -187,7 +186,7 @@ def resolved_settings(values: dict[str, Any], where: str | os.PathLike = "params
     # The model section is checked where each run builds its model (in its worker, when there are workers).
     model = {f.name: f.default for f in fields(ModelConfig)} | copy.deepcopy(values["model"])
     return {"model": model, "loss": loss, "localization": localization,
-            "train": asdict(TrainConfig.from_dict(section(values, "train", where), where)),
+            "train": TrainConfig.from_dict(section(values, "train", where), where).to_dict(),
             "tious": _scored_thresholds(values)}
 
 
