@@ -4,7 +4,7 @@ stage's door.
 ``validate_section(params, "train", where)`` checks the ``train`` section of a loaded params file and returns it
 with the defaults filled in. The first problem found is a ``UserError`` of one line naming the file passed, the
 dotted key, the value and what is expected (the text comes from the section's JSON Schema, the same one editors
-read: ``python -m pipeline.params_schema --json-schema``)::
+read: ``python -m pipeline.json_schema``)::
 
     error: configs/x.yaml: train.epochs: expected an integer >= 1, got 'ten'
     error: configs/x.yaml: extract.clip.modle: unknown key (did you mean 'model'?)
@@ -18,12 +18,10 @@ from __future__ import annotations
 
 import difflib
 import functools
-import json
 import math
 import os
 import re
 import string
-import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -938,16 +936,3 @@ def json_schema() -> dict[str, Any]:
         return [clean(v) for v in node] if isinstance(node, list) else node
 
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", **clean(ParamsFile.model_json_schema())}
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if args != ["--json-schema"]:
-        print("usage: python -m pipeline.params_schema --json-schema > params.schema.json", file=sys.stderr)
-        return 2
-    print(json.dumps(json_schema(), indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

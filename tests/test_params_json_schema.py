@@ -20,14 +20,14 @@ RESOLVED = sorted((ROOT / "tests" / "data" / "resolved_configs").glob("*.yaml"))
 
 def test_the_committed_schema_is_up_to_date():
     committed = json.loads((ROOT / "params.schema.json").read_text())
-    assert committed == json_schema(), "regenerate: python -m pipeline.params_schema --json-schema > params.schema.json"
+    assert committed == json_schema(), "regenerate: python -m pipeline.json_schema > params.schema.json"
 
 
 def test_the_command_writes_it():
-    out = subprocess.run([sys.executable, "-m", "pipeline.params_schema", "--json-schema"], cwd=ROOT,
+    out = subprocess.run([sys.executable, "-m", "pipeline.json_schema"], cwd=ROOT,
                          capture_output=True, text=True, check=True).stdout
     assert json.loads(out) == json_schema()
-    bad = subprocess.run([sys.executable, "-m", "pipeline.params_schema", "--jsn"], cwd=ROOT, capture_output=True,
+    bad = subprocess.run([sys.executable, "-m", "pipeline.json_schema", "--jsn"], cwd=ROOT, capture_output=True,
                          text=True)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "usage:" in bad.stderr
 
