@@ -24,6 +24,7 @@ import re
 import string
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pipeline.common import UserError
@@ -398,7 +399,7 @@ PRETRAIN = Section({
 DATASETS = ("demo", "thumos14", "activitynet", "charades", "custom")
 # Keys only some data sets read; every other key of the section is read for all of them.
 DATASET_KEYS = {
-    "annotations": ("demo", "thumos14", "activitynet", "custom"),
+    "annotations": DATASETS,  # dvc.yaml's prepare dep: every data set names its annotation file or folder
     "video_info": ("activitynet",),
     "sta_train": ("charades",),
     "sta_test": ("charades",),
@@ -409,8 +410,20 @@ REQUIRED_BY_DATASET = {
     "thumos14": ("annotations",),
     "activitynet": ("annotations",),
     "custom": ("annotations",),
-    "charades": ("sta_train", "sta_test", "charades_csv"),
+    "charades": ("annotations", "sta_train", "sta_test", "charades_csv"),
 }
+
+
+def _inside_annotations(values: dict[str, Any], key: str) -> None:
+    """Charades-STA's annotations key is the folder of its files: DVC hashes that folder, so each file it reads
+    must lie inside it (a file outside would change without rerunning prepare)."""
+    folder = Path(str(values["annotations"]))
+    for name in ("sta_train", "sta_test", "charades_csv"):
+        paths = values[name] if isinstance(values[name], list) else [values[name]]
+        for path in paths:
+            if folder not in Path(str(path)).parents:
+                raise Invalid(f"{key}.{name}", f"expected a file inside {key}.annotations ({folder}, the folder "
+                                               f"dvc.yaml's prepare stage depends on), got {show(path)}")
 
 
 def _prepare_dataset_keys(values: dict[str, Any], key: str, params: dict[str, Any]) -> None:
@@ -423,6 +436,8 @@ def _prepare_dataset_keys(values: dict[str, Any], key: str, params: dict[str, An
         if values.get(name) in (None, ""):
             expected = PREPARE.fields[name].kind.expected
             raise Invalid(f"{key}.{name}", f"missing (expected {expected}, required for dataset '{dataset}')")
+    if dataset == "charades":
+        _inside_annotations(values, key)
     if values.get("seen_list") and not values.get("unseen_list"):
         raise Invalid(f"{key}.seen_list", f"only read together with {key}.unseen_list, "
                                           f"got {show(values['seen_list'])}")
