@@ -39,6 +39,7 @@ if TYPE_CHECKING:  # torch and the model load when predicting, not for `--help`
     from pipeline.features.inputs import PriorTensors, VideoTensors
 
 CLIP_TEMPERATURE = 100.0
+CHUNK_FLOATS = 1 << 24  # probabilities held at once while evaluating (64 MB of float32)
 NO_GROUND_TRUTH = ("no ground truth to score: the test videos hold no annotated instance of the evaluated classes "
                    "(unlabelled videos, prepare.allow_empty); predictions are written")
 
@@ -53,14 +54,15 @@ def model_probs(model: torch.nn.Module, videos: VideoTensors, priors: PriorTenso
 
 
 def _model_probs(model: torch.nn.Module, videos: VideoTensors, priors: PriorTensors, device: torch.device | str,
-                 batch_size: int) -> np.ndarray:
+                 batch_size: int, z_cls: torch.Tensor | None = None) -> np.ndarray:
     import numpy as np
     import torch
 
     n_videos, n_classes = len(videos.ids), len(priors.classes)
     out = np.zeros((n_videos, n_classes, videos.rgb.shape[1]), dtype=np.float32)
     pairs = [(v, c) for v in range(n_videos) for c in range(n_classes)]
-    z_cls = model.encode_priors({k: t.to(device) for k, t in priors.tensors.items()})  # once per class
+    if z_cls is None:
+        z_cls = model.encode_priors({k: t.to(device) for k, t in priors.tensors.items()})  # once per class
     for start in range(0, len(pairs), batch_size):
         chunk = torch.tensor(pairs[start:start + batch_size])
         v_idx, c_idx = chunk[:, 0], chunk[:, 1]
@@ -69,6 +71,24 @@ def _model_probs(model: torch.nn.Module, videos: VideoTensors, priors: PriorTens
         probs = outputs["probs"].float().cpu().numpy()
         out[v_idx.numpy(), c_idx.numpy()] = probs
     return out
+
+
+def video_chunks(ids: list[str], n_classes: int, T: int, max_floats: int = CHUNK_FLOATS) -> list[list[str]]:
+    """The test videos in chunks whose (videos, classes, T) probabilities hold at most ``max_floats`` numbers
+    (at least one video a chunk): evaluation memory is O(chunk x C x T), not O(V x C x T)."""
+    per_chunk = max(1, max_floats // max(1, n_classes * T))
+    return [ids[i:i + per_chunk] for i in range(0, len(ids), per_chunk)]
+
+
+def _chunk_curves(model, z_cls, videos: VideoTensors, model_videos: VideoTensors, priors: PriorTensors,
+                  model_priors: PriorTensors, device, with_baseline: bool) -> dict[str, np.ndarray]:
+    import torch
+
+    with torch.no_grad():
+        curves = {"grizal": _model_probs(model, model_videos, model_priors, device, 64, z_cls)}
+    if with_baseline:
+        curves["baseline"] = baseline_probs(videos, priors)
+    return curves
 
 
 def baseline_undefined(rgb_settings: dict[str, Any]) -> str | None:
@@ -125,9 +145,13 @@ def score(results: dict[str, Any], gt: GroundTruth, classes: list[str],
 def evaluate_model(index: Index, split: Split, features_dir: Path, model_path: Path,
                    loc_cfg: dict[str, Any], tious: list[float] | Thresholds, out_dir: Path | None = None,
                    n_plots: int = 6, device: str = "auto", metrics_path: Path | None = None,
-                   where: str | os.PathLike | None = "params.yaml") -> dict[str, Any]:
-    """Predict, score and (with ``out_dir``) write predictions, metrics (to ``metrics_path``, by default
-    ``out_dir/metrics.json``), tables and plots. ``where`` names the params file of ``loc_cfg`` and ``device``."""
+                   where: str | os.PathLike | None = "params.yaml",
+                   max_floats: int = CHUNK_FLOATS) -> dict[str, Any]:
+    """Predict, one chunk of test videos at a time (``video_chunks``, ``max_floats``), score and (with
+    ``out_dir``) write predictions, metrics (to ``metrics_path``, by default ``out_dir/metrics.json``), tables
+    and plots. ``where`` names the params file of ``loc_cfg`` and ``device``."""
+    import torch
+
     from grizal.localization import localization_config
     from grizal.model import ConfigError
     from pipeline.modelling.fit import check_prior_pairs
@@ -144,20 +168,34 @@ def evaluate_model(index: Index, split: Split, features_dir: Path, model_path: P
         raise UserError(where, str(err)) from None
     ids, classes = list(split.test_videos), list(split.unseen)
     durations = {vid: index.videos[vid].duration for vid in ids}
-    videos = feature_set.videos(ids, durations, checkpoint["T"], use_flow)
     priors = feature_set.priors(classes)
     gt = ground_truth_of(index, ids, classes)
     annotated = set(gt.label)
     scored = [c for c in classes if c in annotated]  # classes without ground truth are predicted, not scored
     unscored = [c for c in classes if c not in annotated]
-    model_videos, model_priors = standardized(videos, priors, checkpoint["feature_stats"])
     no_baseline = baseline_undefined(feature_set.attrs("rgb").get("settings", {}))
-    curves = {"grizal": model_probs(model, model_videos, model_priors, run_on)}
-    if no_baseline is None:
-        curves["baseline"] = baseline_probs(videos, priors)
-    reports, results, metrics = {}, {}, {}
-    for name, probs in curves.items():
-        results[name] = curves_to_results(probs, videos, classes, loc_cfg)
+    names = ["grizal"] + (["baseline"] if no_baseline is None else [])
+    results: dict[str, dict[str, Any]] = {name: {} for name in names}
+    plotted: list[tuple] = []  # the curves of the first n_plots test videos
+    z_cls = model_priors = None
+    n_done = 0
+    for chunk_ids in video_chunks(ids, len(classes), checkpoint["T"], max_floats):
+        videos = feature_set.videos(chunk_ids, durations, checkpoint["T"], use_flow)
+        model_videos, chunk_priors = standardized(videos, priors, checkpoint["feature_stats"])
+        if z_cls is None:
+            model_priors = chunk_priors
+            with torch.no_grad():
+                z_cls = model.encode_priors({k: t.to(run_on) for k, t in model_priors.tensors.items()})
+        curves = _chunk_curves(model, z_cls, videos, model_videos, priors, model_priors, run_on,
+                               no_baseline is None)
+        for name, probs in curves.items():
+            results[name].update(curves_to_results(probs, videos, classes, loc_cfg))
+        wanted = n_plots - n_done
+        if wanted > 0:
+            plotted.extend(_plot_inputs(curves["grizal"][:wanted], videos, classes, index, results["grizal"]))
+        n_done += len(chunk_ids)
+    reports, metrics = {}, {}
+    for name in names:
         if scored:
             reports[name] = score(results[name], gt, scored, tious)
             metrics[name] = metrics_json(reports[name])
@@ -176,14 +214,15 @@ def evaluate_model(index: Index, split: Split, features_dir: Path, model_path: P
         atomic_write_json(metrics_path or out_dir / "metrics.json", metrics)
         if scored:
             write_per_class(out_dir / "per_class.md", reports["grizal"])
-        _plots(curves["grizal"], videos, classes, index, results["grizal"], out_dir / "plots", n_plots)
+        plot_probability_curves(plotted, out_dir / "plots")
     return {"metrics": metrics, "reports": reports, "unscored": unscored}
 
 
-def _plots(probs, videos: VideoTensors, classes, index: Index, results, out_dir: Path, n_plots: int) -> None:
-    """Probability curves of the first ``n_plots`` test videos, for a class each video contains."""
+def _plot_inputs(probs, videos: VideoTensors, classes, index: Index, results) -> list[tuple]:
+    """The probability curve of each video of ``probs`` (a leading slice of ``videos``), for a class the video
+    contains (videos with none of the classes are left out)."""
     chosen = []
-    for v, vid in enumerate(videos.ids[:n_plots]):
+    for v, vid in enumerate(videos.ids[:len(probs)]):
         labels = [s.label for s in index.videos[vid].segments if s.label in classes]
         if not labels:
             continue
@@ -191,4 +230,4 @@ def _plots(probs, videos: VideoTensors, classes, index: Index, results, out_dir:
         gt_segments = [(s.start, s.end) for s in index.videos[vid].segments if s.label == labels[0]]
         pred = [tuple(r["segment"]) for r in results[vid] if r["label"] == labels[0]][:3]
         chosen.append((vid, labels[0], videos.times[v], probs[v, c], gt_segments, pred))
-    plot_probability_curves(chosen, out_dir)
+    return chosen
