@@ -40,6 +40,8 @@ if TYPE_CHECKING:  # torch and the model load when predicting, not for `--help`
 
 CLIP_TEMPERATURE = 100.0
 CHUNK_FLOATS = 1 << 24  # probabilities held at once while evaluating (64 MB of float32)
+BASELINE_NOT_PER_QUERY = ("training-free baseline undefined per query: its softmax over the evaluated classes "
+                          "has one class when each sentence is localized on its own")
 NO_GROUND_TRUTH = ("no ground truth to score: the test videos hold no annotated instance of the evaluated classes "
                    "(unlabelled videos, prepare.allow_empty); predictions are written")
 
@@ -91,6 +93,59 @@ def _chunk_curves(model, z_cls, videos: VideoTensors, model_videos: VideoTensors
     return curves
 
 
+def _query_probs(model, z_cls, videos: VideoTensors, classes: list[str], index: Index, device,
+                 batch_size: int = 64) -> np.ndarray:
+    """(V, C, T) with each video's own query sentences filled and every other (video, sentence) left at 0: the
+    model runs one forward pass per query, not per (video, class) pair; zeros yield no segment."""
+    import numpy as np
+    import torch
+
+    out = np.zeros((len(videos.ids), len(classes), videos.rgb.shape[1]), dtype=np.float32)
+    pairs = [(v, c) for v, cs in enumerate(_own_queries(videos.ids, classes, index)) for c in cs]
+    with torch.no_grad():
+        for start in range(0, len(pairs), batch_size):
+            chunk = torch.tensor(pairs[start:start + batch_size])
+            v_idx, c_idx = chunk[:, 0], chunk[:, 1]
+            flow = videos.flow[v_idx].to(device) if videos.flow is not None else None
+            outputs = model(videos.rgb[v_idx].to(device), flow, z_cls=z_cls[c_idx.to(device)])
+            out[v_idx.numpy(), c_idx.numpy()] = outputs["probs"].float().cpu().numpy()
+    return out
+
+
+def _own_queries(ids: list[str], classes: list[str], index: Index) -> list[list[int]]:
+    """Per video, the columns of ``classes`` that are its own query sentences."""
+    column = {name: c for c, name in enumerate(classes)}
+    return [sorted({column[s.label] for s in index.videos[vid].segments if s.label in column}) for vid in ids]
+
+
+def grounding_metrics(index: Index, ids: list[str], results: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Charades-STA's Table 3 columns: R@1 and R@5 at IoU 0.5 and 0.7 and the mean IoU of each query's top-1
+    moment; a query is a (video, sentence, moment) of a test video, ranked among that video's moments for it."""
+    import numpy as np
+
+    from grizal.metrics import score_grounding
+
+    moments, ranked = [], []
+    for vid in ids:
+        for segment in index.videos[vid].segments:
+            rows = sorted((r for r in results.get(vid, []) if r["label"] == segment.label), key=lambda r: -r["score"])
+            moments.append(np.array([segment.start, segment.end]))
+            ranked.append(np.array([r["segment"] for r in rows], dtype=np.float64).reshape(-1, 2))
+    if not moments:
+        return {"scored": False, "reason": NO_GROUND_TRUTH}
+    scores = score_grounding(moments, ranked)
+    return {"recall": {f"R@{n},IoU={m}": round(v, 6) for (n, m), v in scores.recall.items()},
+            "mIoU": round(scores.mean_iou, 6), "counts": {"queries": scores.queries}}
+
+
+def grounding_table(metrics: dict[str, Any]) -> str:
+    """The grounding metrics as a markdown table, in percent (Table 3's columns)."""
+    names = [*metrics["recall"], "mIoU"]
+    values = [*metrics["recall"].values(), metrics["mIoU"]]
+    return (f"| {' | '.join(names)} | queries |\n|{'---|' * (len(names) + 1)}\n"
+            f"| {' | '.join(f'{100 * v:.2f}' for v in values)} | {metrics['counts']['queries']} |\n")
+
+
 def baseline_undefined(rgb_settings: dict[str, Any]) -> str | None:
     """Why the training-free baseline cannot run on these frame features (None when it can): it compares frame
     features with CLIP text embeddings, which needs the frames encoded by the same CLIP."""
@@ -122,14 +177,18 @@ def baseline_probs(videos: VideoTensors, priors: PriorTensors) -> np.ndarray:
 
 
 def curves_to_results(probs: np.ndarray, videos: VideoTensors, classes: list[str],
-                      loc_cfg: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+                      loc_cfg: dict[str, Any], own: list[list[int]] | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Segments of every (video, class) curve; with ``own``, only of each video's own classes ``own[v]`` (the
+    queries of temporal grounding, each localized alone: no cross-class weighting)."""
     from grizal.localization import cross_class_curves, probs_to_segments
 
     results: dict[str, list[dict[str, Any]]] = {}
-    probs = cross_class_curves(probs, loc_cfg.get("cross_class", "none"))
+    if own is None:
+        probs = cross_class_curves(probs, loc_cfg.get("cross_class", "none"))
     for v, vid in enumerate(videos.ids):
         found = []
-        for c, name in enumerate(classes):
+        for c in (range(len(classes)) if own is None else own[v]):
+            name = classes[c]
             for start, end, score in probs_to_segments(probs[v, c], videos.times[v], videos.durations[v], **loc_cfg):
                 found.append({"label": name, "score": round(float(score), 6),
                               "segment": [round(float(start), 3), round(float(end), 3)]})
@@ -186,15 +245,25 @@ def evaluate_model(index: Index, split: Split, features_dir: Path, model_path: P
             model_priors = chunk_priors
             with torch.no_grad():
                 z_cls = model.encode_priors({k: t.to(run_on) for k, t in model_priors.tensors.items()})
-        curves = _chunk_curves(model, z_cls, videos, model_videos, priors, model_priors, run_on,
-                               no_baseline is None)
+        if index.dataset == "charades":  # each query in its own video only
+            curves = {"grizal": _query_probs(model, z_cls, model_videos, classes, index, run_on)}
+        else:
+            curves = _chunk_curves(model, z_cls, videos, model_videos, priors, model_priors, run_on,
+                                   no_baseline is None)
+        own = _own_queries(videos.ids, classes, index) if index.dataset == "charades" else None
         for name, probs in curves.items():
-            results[name].update(curves_to_results(probs, videos, classes, loc_cfg))
+            results[name].update(curves_to_results(probs, videos, classes, loc_cfg, own))
         wanted = n_plots - n_done
         if wanted > 0:
             plotted.extend(_plot_inputs(curves["grizal"][:wanted], videos, classes, index, results["grizal"]))
         n_done += len(chunk_ids)
     reports, metrics = {}, {}
+    if index.dataset == "charades":
+        names = []
+        metrics["grizal"] = grounding_metrics(index, ids, results["grizal"])
+        metrics["baseline"] = {"scored": False, "reason": BASELINE_NOT_PER_QUERY}
+        results.pop("baseline", None)
+        scored = []
     for name in names:
         if scored:
             reports[name] = score(results[name], gt, scored, tious)
@@ -204,7 +273,7 @@ def evaluate_model(index: Index, split: Split, features_dir: Path, model_path: P
                              "counts": {"predictions": sum(len(r) for r in results[name].values())}}
         if unscored:
             metrics[name]["unscored_classes"] = unscored
-    if no_baseline is not None:
+    if no_baseline is not None and index.dataset != "charades":
         metrics["baseline"] = _unscored_like(metrics["grizal"], f"training-free baseline {no_baseline}")
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -214,6 +283,8 @@ def evaluate_model(index: Index, split: Split, features_dir: Path, model_path: P
         atomic_write_json(metrics_path or out_dir / "metrics.json", metrics)
         if scored:
             write_per_class(out_dir / "per_class.md", reports["grizal"])
+        elif "recall" in metrics["grizal"]:  # Charades-STA: the table is per query, not per class
+            (out_dir / "per_class.md").write_text(grounding_table(metrics["grizal"]))
         plot_probability_curves(plotted, out_dir / "plots")
     return {"metrics": metrics, "reports": reports, "unscored": unscored}
 
