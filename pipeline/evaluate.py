@@ -44,7 +44,7 @@ def main(
     for name, report in outcome["reports"].items():
         print(f"== {name} ({split.protocol}, {len(split.unseen)} classes, {len(split.test_videos)} test videos)")
         print(format_table(report))
-    if "recall" in outcome["metrics"]["grizal"]:  # Charades-STA, per query
+    if index.dataset == "charades" and "mIoU" in outcome["metrics"]["grizal"]:  # Charades-STA, per query
         print(f"== grizal ({len(split.test_videos)} test videos, per query)")
         print(grounding_table(outcome["metrics"]["grizal"]), end="")
     elif not outcome["reports"]:

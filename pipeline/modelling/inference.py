@@ -283,7 +283,7 @@ def evaluate_model(index: Index, split: Split, features_dir: Path, model_path: P
         atomic_write_json(metrics_path or out_dir / "metrics.json", metrics)
         if scored:
             write_per_class(out_dir / "per_class.md", reports["grizal"])
-        elif "recall" in metrics["grizal"]:  # Charades-STA: the table is per query, not per class
+        elif index.dataset == "charades" and "recall" in metrics["grizal"]:  # per query, not per class
             (out_dir / "per_class.md").write_text(grounding_table(metrics["grizal"]))
         plot_probability_curves(plotted, out_dir / "plots")
     return {"metrics": metrics, "reports": reports, "unscored": unscored}
