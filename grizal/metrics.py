@@ -269,3 +269,34 @@ def score_detections(
         mean_best_tiou=float(matching.best_iou.mean()) if len(gt) else float("nan"),
         recall=recall,
     )
+
+
+@dataclass(frozen=True)
+class GroundingScores:
+    """Temporal grounding (Charades-STA): one query per (video, sentence, moment)."""
+
+    recall: dict[tuple[int, float], float]  # (n, IoU m) -> R@n,IoU=m: the share of queries hit in their top n
+    mean_iou: float  # the mean over queries of the top-1 moment's IoU (0 for a query with no moment)
+    queries: int
+
+
+def score_grounding(moments: list[np.ndarray], ranked: list[np.ndarray], ns: Iterable[int] = (1, 5),
+                    tious: Iterable[float] = (0.5, 0.7)) -> GroundingScores:
+    """``moments[q]`` the `(2,)` ground-truth moment of query q, ``ranked[q]`` its predicted moments `(M, 2)`,
+    best first. A query counts for R@n,IoU=m when one of its first n moments has IoU >= m with its moment."""
+    ns, tious = sorted(set(ns)), sorted(set(tious))
+    if len(moments) != len(ranked):
+        raise ValueError(f"{len(moments)} queries but {len(ranked)} prediction lists")
+    if not moments:
+        raise ValueError("no query to score")
+    hits = np.zeros((len(moments), len(ns), len(tious)), dtype=bool)
+    top1 = np.zeros(len(moments))
+    for q, (moment, predicted) in enumerate(zip(moments, ranked, strict=True)):
+        ious = segment_iou(moment, predicted)[0]
+        if ious.size:
+            top1[q] = ious[0]
+        for i, n in enumerate(ns):
+            best = ious[:n].max() if ious.size else 0.0
+            hits[q, i] = [best >= m for m in tious]
+    recall = {(n, m): float(hits[:, i, j].mean()) for i, n in enumerate(ns) for j, m in enumerate(tious)}
+    return GroundingScores(recall, float(top1.mean()), len(moments))

@@ -15,7 +15,7 @@ import typer
 
 from pipeline.common import exit_on_user_error, load_params
 from pipeline.data.build import load_prepared
-from pipeline.modelling.inference import NO_GROUND_TRUTH, evaluate_model
+from pipeline.modelling.inference import NO_GROUND_TRUTH, evaluate_model, grounding_table
 from pipeline.modelling.scoring import format_table, thresholds_from_params
 from pipeline.params_schema import validate_section
 
@@ -44,7 +44,10 @@ def main(
     for name, report in outcome["reports"].items():
         print(f"== {name} ({split.protocol}, {len(split.unseen)} classes, {len(split.test_videos)} test videos)")
         print(format_table(report))
-    if not outcome["reports"]:
+    if index.dataset == "charades" and "mIoU" in outcome["metrics"]["grizal"]:  # Charades-STA, per query
+        print(f"== grizal ({len(split.test_videos)} test videos, per query)")
+        print(grounding_table(outcome["metrics"]["grizal"]), end="")
+    elif not outcome["reports"]:
         print(NO_GROUND_TRUTH)
     elif outcome["unscored"]:
         print(f"not scored (no ground truth in the test videos): {', '.join(outcome['unscored'])}")

@@ -256,7 +256,7 @@ class PretrainParams(Section):
 DATASETS = ("demo", "thumos14", "activitynet", "charades", "custom")
 # Keys only some data sets read; every other key of the section is read for all of them.
 DATASET_KEYS = {
-    "annotations": ("demo", "thumos14", "activitynet", "custom"),
+    "annotations": DATASETS,  # dvc.yaml's prepare dep: every data set names its annotation file or folder
     "video_info": ("activitynet",),
     "sta_train": ("charades",),
     "sta_test": ("charades",),
@@ -267,7 +267,7 @@ REQUIRED_BY_DATASET = {
     "thumos14": ("annotations",),
     "activitynet": ("annotations",),
     "custom": ("annotations",),
-    "charades": ("sta_train", "sta_test", "charades_csv"),
+    "charades": ("annotations", "sta_train", "sta_test", "charades_csv"),
 }
 SPLIT_SETTINGS = ("75_25", "50_50")
 
@@ -307,6 +307,14 @@ class PrepareParams(Section):
             if getattr(self, name) in (None, ""):
                 raise _problem(name, f"missing (expected {expected_at(PrepareParams, (name,))}, required for "
                                      f"dataset '{self.dataset}')")
+        if self.dataset == "charades":  # annotations is the folder of its files: DVC hashes that folder
+            folder = Path(str(self.annotations))
+            for name in ("sta_train", "sta_test", "charades_csv"):
+                value = getattr(self, name)
+                for path in value if isinstance(value, list) else [value]:
+                    if folder not in Path(str(path)).parents:
+                        raise _problem(name, f"expected a file inside prepare.annotations ({folder}, the folder "
+                                             f"dvc.yaml's prepare stage depends on), got {_show_as_written(path)}")
         if self.seen_list and not self.unseen_list:
             raise _problem("seen_list", f"only read together with prepare.unseen_list, got "
                                             f"{_show_as_written(self.seen_list)}")

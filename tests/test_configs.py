@@ -126,7 +126,8 @@ def test_paper_settings_resolve_to_the_paper_values():
 def test_charades_prepare_is_replaced_not_merged():
     prepare = load_params(CONFIGS / "charades_sta.yaml")["prepare"]
     assert prepare["dataset"] == "charades"
-    assert not {"annotations", "split_setting", "split_id", "_delete_"} & set(prepare)
+    assert not {"split_setting", "split_id", "_delete_"} & set(prepare)
+    assert prepare["annotations"] == "/data/charades/annotations"  # its own folder, not a base's JSON
 
 
 # --- `_base_` semantics, on files written here --------------------------------------------------------------------

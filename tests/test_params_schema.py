@@ -86,7 +86,10 @@ CASES = [
       base="configs/charades_sta.yaml"),
     C("prepare.charades_csv", "train.csv", "expected a non-empty list of paths", base="configs/charades_sta.yaml"),
     C("prepare.charades_csv", [], "expected a non-empty list of paths", base="configs/charades_sta.yaml"),
-    C("prepare.annotations", "a.json", "not read for dataset 'charades'", base="configs/charades_sta.yaml"),
+    C("prepare.annotations", "/elsewhere", "expected a file inside prepare.annotations", key="prepare.sta_train",
+      got="/data/charades/annotations/charades_sta_train.txt", base="configs/charades_sta.yaml"),
+    C("prepare.annotations", DELETE, "missing (expected a path, required for dataset 'charades')",
+      base="configs/charades_sta.yaml"),
     C("prepare.split_setting", "70_30", "expected one of 75_25, 50_50",
       base="configs/thumos14_75_25.yaml"),
     # generate (GenerateConfig)

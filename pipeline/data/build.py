@@ -48,7 +48,7 @@ def build_index(cfg: dict[str, Any], where: str = "params.yaml", videos: bool = 
         index = parse_activitynet_json(_required(cfg, "annotations", where), dataset,
                                        allow_empty=bool(cfg.get("allow_empty", False)))
     if videos:
-        attach_videos(index, cfg.get("video_dir"), cfg.get("annotations") or cfg.get("sta_train"))
+        attach_videos(index, cfg.get("video_dir"), cfg.get("annotations"))
     return index
 
 

@@ -99,11 +99,24 @@ def open_set(index: Index, seen: list[str], unseen: list[str], protocol: str, sp
 
 
 def closed_set(index: Index, allow_empty: bool = False) -> Split:
+    if index.dataset == "charades":
+        return _sentence_queries(index, allow_empty)
     classes = index.classes
     train = sorted(v for v, video in index.videos.items() if video.subset == "train" and video.segments)
     test = sorted(v for v, video in index.videos.items()
                   if video.subset == "test" and (video.segments or allow_empty))
     return Split("closed", None, classes, classes, train, test)
+
+
+def _sentence_queries(index: Index, allow_empty: bool) -> Split:
+    """Charades-STA: the training sentences are the seen classes (training's positives and negatives), the test
+    sentences the queries scored, each in its own video only; no test sentence becomes a training negative."""
+    train = sorted(v for v, video in index.videos.items() if video.subset == "train" and video.segments)
+    test = sorted(v for v, video in index.videos.items()
+                  if video.subset == "test" and (video.segments or allow_empty))
+    seen = sorted({s.label for v in train for s in index.videos[v].segments})
+    queries = sorted({s.label for v in test for s in index.videos[v].segments})
+    return Split("closed", None, seen, queries, train, test)
 
 
 def validation_split(split: Split, index: Index, fraction: float = 0.25, seed: int = 0) -> Split:

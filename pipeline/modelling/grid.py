@@ -276,6 +276,9 @@ def run_grid(values: dict[str, Any], index, features: Path, out: Path, log=print
              where: str | os.PathLike = "params.yaml") -> dict[str, Any]:
     """Every run of the grid, in the table's order: finished runs with an unchanged key are reused, the others
     are trained and evaluated (in ``results.workers`` processes), each stored as soon as it finishes."""
+    if getattr(index, "dataset", None) == "charades":  # its metrics are per query (R@n), not this table's mAP
+        raise UserError(where, "results: the table holds detection mAP; Charades-STA is scored per query (R@n, "
+                               "IoU=m) by the evaluate stage (metrics/evaluate.json): run `dvc repro evaluate`")
     jobs = grid_jobs(values, where)
     from pipeline.modelling.scoring import threshold_key
 
