@@ -150,3 +150,20 @@ def test_a_source_that_broke_after_extraction_loses_its_old_features(tmp_path):
     assert result.exit_code == 0, result.output  # 1 of 2 is within max_failure_fraction 0.6
     store = open_store(out / "rgb.zarr")
     assert store.complete_ids() == ["clip_0"] and list(store.failures()) == ["clip_1"]
+
+
+def test_a_budgeted_extraction_failure_is_left_out_with_one_line(tmp_path, capsys):
+    from pipeline.features.inputs import FeatureSet
+
+    data = {f"v{i}": video(3 + i, seed=i) for i in range(3)}
+    with FeatureStoreWriter(tmp_path / "rgb.zarr", attrs()) as writer:
+        for vid in ("v0", "v2"):
+            writer.write_video(vid, *data[vid], {"duration": 10.0})
+        writer.failures.add("v1", "v1.mp4", "undecodable: no video stream")
+        writer.set_expected(data)
+    videos = FeatureSet(tmp_path).videos(["v0", "v1", "v2"], {v: 10.0 for v in data}, T=6, use_flow=False)
+    assert videos.ids == ["v0", "v2"] and tuple(videos.rgb.shape) == (2, 6, 4) and videos.durations.shape == (2,)
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "leaving out 1 of 3 video(s) that failed extraction" in err and "v1" in err
+    with pytest.raises(UserError, match="not extracted"):  # a video neither complete nor failed stays an error
+        FeatureSet(tmp_path).videos(["v0", "v3"], {"v0": 10.0, "v3": 10.0}, T=6, use_flow=False)

@@ -6,6 +6,7 @@ evaluation and ``grizal localize``. The frozen encoders are never loaded here.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -92,11 +93,30 @@ class FeatureSet:
         """The number of snippets the model reads per video: ``extract.T``, recorded in the rgb store."""
         return int(self.store("rgb").attrs["T"])
 
+    def extracted(self, ids: list[str], use_flow: bool = True) -> list[str]:
+        """`ids` less the videos recorded as failed in a store's failures manifest (the extract stage allowed
+        them within extract.max_failure_fraction): they are left out, with one line saying so."""
+        kinds = ["rgb"] + (["flow"] if use_flow else [])
+        failed: dict[str, str] = {}
+        for kind in kinds:
+            store = self.store(kind)
+            records = store.failures()
+            if records:
+                complete = set(store.complete_ids())
+                failed.update({v: str(records[v].get("reason")) for v in ids if v in records and v not in complete})
+        if failed:
+            first = sorted(failed)[0]
+            print(f"{self.folder}: leaving out {len(failed)} of {len(ids)} video(s) that failed extraction "
+                  f"(within extract.max_failure_fraction), e.g. {first}: {failed[first][:160]}", file=sys.stderr)
+        return [v for v in ids if v not in failed]
+
     def videos(self, ids: list[str], durations: dict[str, float], T: int, use_flow: bool = True) -> VideoTensors:
+        """The model inputs of `ids`, less the recorded extraction failures (`extracted`): use the result's ids."""
         import torch
 
         from grizal.temporal import snippet_times
 
+        ids = self.extracted(list(ids), use_flow)
         arrays = {}
         for kind in ["rgb"] + (["flow"] if use_flow else []):
             store = self.store(kind)

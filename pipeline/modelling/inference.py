@@ -157,6 +157,7 @@ def evaluate_model(index: Index, split: Split, features_dir: Path, model_path: P
     ids, classes = list(split.test_videos), list(split.unseen)
     durations = {vid: index.videos[vid].duration for vid in ids}
     videos = feature_set.videos(ids, durations, checkpoint["T"], use_flow)
+    ids = videos.ids  # less the videos that failed extraction within its budget
     priors = feature_set.priors(classes)
     gt = ground_truth_of(index, ids, classes)
     annotated = set(gt.label)
