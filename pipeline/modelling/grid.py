@@ -20,11 +20,15 @@ from __future__ import annotations
 
 import ast
 import copy
+import ctypes
 import hashlib
 import json
 import multiprocessing
 import os
+import signal
 import statistics
+import sys
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
@@ -265,6 +269,43 @@ def run_one(values: dict[str, Any], index, features: Path, out: Path, job: Job, 
     return record
 
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+WATCH_SECONDS = 0.5
+
+
+def die_with_parent(parent_pid: int, use_prctl: bool = True) -> None:
+    """A pool worker's initializer: the worker ends when its parent does, however the parent ends (kill -9
+    included), so no orphan finishes runs into a folder that a rerun is writing. On Linux the kernel sends
+    SIGKILL (prctl PR_SET_PDEATHSIG); elsewhere a daemon thread watches the parent's pid."""
+    if use_prctl and sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0:
+                if os.getppid() != parent_pid:  # the parent died before the request was made
+                    os._exit(1)
+                return
+        except (OSError, AttributeError):
+            pass
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(WATCH_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
+
+
+def results_lock(out: Path):
+    """The results folder's writer lock (the stores' lock, `.<folder>.lock` beside it): one writer at a time."""
+    from pipeline.features.store import StoreBusy, WriterLock
+
+    try:
+        return WriterLock(out)
+    except StoreBusy:
+        raise UserError(out, "another run is writing this results folder; wait for it to finish, then run "
+                             "again") from None
+
+
 def _with_seed(settings: dict[str, Any], seed: int) -> dict[str, Any]:
     return {**settings, "train": {**settings["train"], "seed": seed}}
 
@@ -278,6 +319,7 @@ def run_grid(values: dict[str, Any], index, features: Path, out: Path, log=print
     """Every run of the grid, in the table's order: finished runs with an unchanged key are reused, the others
     are trained and evaluated (in ``results.workers`` processes), each stored as soon as it finishes."""
     jobs = grid_jobs(values, where)
+    lock = results_lock(out)  # held until run_grid returns; the OS drops it when the process ends
     from pipeline.modelling.scoring import threshold_key
 
     tious = [threshold_key(t) for t in _thresholds(values).reported]  # the table's columns
@@ -324,7 +366,8 @@ def run_grid(values: dict[str, Any], index, features: Path, out: Path, log=print
         threads = max(1, torch.get_num_threads() // workers)
         # spawn, not fork: a forked child of a process whose thread pools are running can deadlock. Each worker
         # writes its run's record when the run finishes, so a kill loses only the runs in flight.
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
             futures = {job: pool.submit(run_one, values, index, features, out, job, keys[job], threads, where)
                        for job in todo}
             try:
@@ -334,6 +377,7 @@ def run_grid(values: dict[str, Any], index, features: Path, out: Path, log=print
             except BaseException:
                 pool.shutdown(cancel_futures=True)  # runs not started yet would only delay the error
                 raise
+    lock.release()
     return {"tious": tious, "runs": [runs[job] for job in jobs],
             "skipped": [{"protocol": job[0], "split": job[1], "variant": job[2], "seed": job[3]} for job in unscorable]}
 
