@@ -101,12 +101,50 @@ def _read_params_file(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise UserError(path, "params file not found")
     try:
-        params = yaml.safe_load(path.read_text())
+        params = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
         raise UserError(path, f"not valid YAML ({str(err).splitlines()[0]})") from None
+    except UnicodeDecodeError as err:
+        raise UserError(path, f"not UTF-8 text (byte {err.start}: {err.reason}); save it as UTF-8") from None
+    except RecursionError:
+        raise UserError(path, "nested too deeply to be params") from None
     if not isinstance(params, dict):
         raise UserError(path, "expected a mapping of stage sections at the top level")
+    try:
+        size = expanded_size(params)
+    except RecursionError:
+        raise UserError(path, "nested too deeply to be params") from None
+    except ValueError as err:
+        raise UserError(path, str(err)) from None
+    if size > MAX_PARAMS_VALUES:
+        raise UserError(path, f"its aliases (*name) expand to more than {MAX_PARAMS_VALUES:,} values (a 'billion "
+                              "laughs' document); write the values out or use fewer aliases")
     return params
+
+
+# Params files are a few hundred values; YAML aliases can make a short file stand for billions of them.
+MAX_PARAMS_VALUES = 1_000_000
+
+
+def expanded_size(value: Any, memo: dict[int, int] | None = None, active: set[int] | None = None) -> int:
+    """How many values `value` holds once every shared (aliased) node is counted each time it is used; counted
+    once per distinct node, so a 'billion laughs' document is measured without being expanded. A node that
+    contains itself (a recursive alias) raises ValueError."""
+    if not isinstance(value, dict | list):
+        return 1
+    memo = {} if memo is None else memo
+    active = set() if active is None else active
+    key = id(value)
+    if key in memo:
+        return memo[key]
+    if key in active:
+        raise ValueError("a value contains itself (a recursive YAML alias)")
+    active.add(key)
+    children = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+    total = 1 + sum(expanded_size(child, memo, active) for child in children)
+    active.discard(key)
+    memo[key] = total
+    return total
 
 
 def _refuse_resolved_base(base: Path, overlay: Path) -> None:
@@ -133,6 +171,8 @@ def read_json(path: str | os.PathLike) -> Any:
         return json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=_unique_keys)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise UserError(path, f"not valid JSON ({err})") from None
+    except RecursionError:
+        raise UserError(path, "not valid JSON here (nested too deeply)") from None
     except _DuplicateKey as err:
         raise UserError(path, f"duplicate key '{err.args[0]}' (e.g. a video id listed twice)") from None
 
