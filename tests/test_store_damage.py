@@ -167,3 +167,42 @@ def test_a_budgeted_extraction_failure_is_left_out_with_one_line(tmp_path, capsy
     assert err.count("\n") == 0 and "leaving out 1 of 3 video(s) that failed extraction" in err and "v1" in err
     with pytest.raises(UserError, match="not extracted"):  # a video neither complete nor failed stays an error
         FeatureSet(tmp_path).videos(["v0", "v3"], {"v0": 10.0, "v3": 10.0}, T=6, use_flow=False)
+
+
+def priors_json(tmp_path: Path, k=2, texts=None) -> Path:
+    path = tmp_path / "priors.json"
+    texts = texts if texts is not None else ["a person jumps", "someone leaps"]
+    images = [f"images/{i}.png" for i in range(len(texts))]
+    path.write_text(json.dumps({"k": k, "classes": {"jump": {"texts": texts, "images": images}}}))
+    return path
+
+
+@pytest.mark.parametrize(("k", "texts", "problem"), [
+    ("four", None, "'k' must be a whole number"),
+    (True, None, "'k' must be a whole number"),
+    (4, ["a", "b", "c"], "has 3 sentence\\(s\\), k is 4"),
+    (2, ["a person jumps", 7], "every sentence must be non-empty text, got 7"),
+    (2, ["a person jumps", None], "every sentence must be non-empty text, got None"),
+    (2, ["a person jumps", "  "], "every sentence must be non-empty text"),
+])
+def test_priors_json_is_checked_where_it_is_read(tmp_path, k, texts, problem):
+    from pipeline.features.priors import load_priors_json
+
+    with pytest.raises(UserError, match=problem) as err:
+        load_priors_json(priors_json(tmp_path, k, texts))
+    assert "\n" not in str(err.value)
+    assert load_priors_json(priors_json(tmp_path))[0] == 2
+
+
+def test_a_stale_or_short_class_in_the_priors_store_is_refused(tmp_path):
+    path = tmp_path / "priors.zarr"
+    priors_store(path)
+    writer = PriorsStoreWriter(path, json.loads((path / "zarr.json").read_text())["attributes"])
+    writer.set_classes(["jump", "swim"])  # 'high/jump' was removed from priors.json
+    writer.write_class("swim", prior_arrays(k=1), "h")  # 1 pair where the store's k is 2
+    writer.lock.release()
+    with pytest.raises(UserError, match="no longer in priors.json, e.g. 'high/jump'"):
+        read_priors(path, ["jump", "high/jump"])
+    with pytest.raises(UserError, match="class 'swim' has 1 prior pair\\(s\\), the store's k is 2"):
+        read_priors(path, ["jump", "swim"])
+    assert read_priors(path, ["jump"])["jump"]["joint"].shape[0] == 2

@@ -817,12 +817,18 @@ def read_priors(path: str | os.PathLike, classes: Sequence[str]) -> dict[str, di
     name_embedding (E,), text_embedding (k, E). Missing or incomplete classes are an error."""
     path = Path(path)
     root = _open_root(path)
-    _check_root_attrs(path, dict(root.attrs), (PRIORS_KIND,))
+    attrs = dict(root.attrs)
+    _check_root_attrs(path, attrs, (PRIORS_KIND,))
     classes = list(classes)
     paths = [f"{CLASSES}/{safe_key(c)}" for c in classes]
     missing = [c for c, p in zip(classes, paths, strict=True) if not (path / p / "zarr.json").is_file()]
     if missing:
         raise UserError(path, f"no priors for {len(missing)} class(es), e.g. {missing[:3]}; rerun the priors stage")
+    listed = attrs.get("classes")
+    dropped = [c for c in classes if isinstance(listed, list) and c not in listed]
+    if dropped:
+        raise UserError(path, f"{len(dropped)} class(es) are no longer in priors.json, e.g. '{dropped[0]}' (its "
+                              "old group is stale); rerun the priors stage with priors for them")
     results = _read_classes(path, paths)
     damaged = {c: r for c, r in zip(classes, results, strict=True) if isinstance(r, str)}
     if damaged:
@@ -837,6 +843,11 @@ def read_priors(path: str | os.PathLike, classes: Sequence[str]) -> dict[str, di
                if any(a.dtype.kind == "f" and not np.isfinite(a).all() for a in arrays.values())]
     if damaged:
         raise UserError(path, f"priors of {damaged[:3]} have non-finite values; rerun the priors stage")
+    k = attrs.get("k")
+    short = [c for c, arrays in out.items() if isinstance(k, int) and arrays["joint"].shape[0] != k]
+    if short:
+        raise UserError(path, f"class '{short[0]}' has {out[short[0]]['joint'].shape[0]} prior pair(s), the store's "
+                              f"k is {k}; generate its priors again, then rerun the priors stage")
     return out
 
 
