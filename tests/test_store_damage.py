@@ -206,3 +206,16 @@ def test_a_stale_or_short_class_in_the_priors_store_is_refused(tmp_path):
     with pytest.raises(UserError, match="class 'swim' has 1 prior pair\\(s\\), the store's k is 2"):
         read_priors(path, ["jump", "swim"])
     assert read_priors(path, ["jump"])["jump"]["joint"].shape[0] == 2
+
+
+def test_a_video_annotated_far_beyond_its_decoded_duration_is_left_out(tmp_path, capsys):
+    from pipeline.features.inputs import FeatureSet
+
+    with FeatureStoreWriter(tmp_path / "rgb.zarr", attrs()) as writer:
+        for i, vid in enumerate(("v0", "v1", "v2", "v3")):
+            writer.write_video(vid, *video(4, seed=i), {"duration": 34.7})
+    durations = {"v0": 34.7, "v1": 347.0, "v2": 1e308, "v3": 36.0}  # v3: within the slack
+    videos = FeatureSet(tmp_path).videos(list(durations), durations, T=5, use_flow=False)
+    assert videos.ids == ["v0", "v3"]
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "leaving out 2 of 4" in err and "v1: 347 s annotated, 34.7 s decoded" in err
