@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import os
@@ -38,8 +39,28 @@ def exit_on_user_error(fn: F) -> F:
         except UserError as err:
             print(f"error: {err}", file=sys.stderr)
             raise SystemExit(2) from None
+        except Exception as err:
+            full = disk_full(err)
+            if full is None:
+                raise
+            where = full.filename or "disk"
+            print(f"error: {where}: no space left on the device; free some space and run again (finished work "
+                  "is kept)", file=sys.stderr)
+            raise SystemExit(2) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def disk_full(err: BaseException) -> OSError | None:
+    """The 'no space left' (or quota) OSError behind `err`, following its causes (libraries re-raise it)."""
+    seen = 0
+    current: BaseException | None = err
+    while current is not None and seen < 20:
+        if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EDQUOT):
+            return current
+        current = current.__cause__ or current.__context__
+        seen += 1
+    return None
 
 
 BASE_KEY = "_base_"

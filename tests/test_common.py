@@ -81,3 +81,29 @@ def test_show_never_reprs_a_huge_value_whole():
 
     laughs = yaml.safe_load(LAUGHS)  # shared nodes: 9**10 strings once expanded
     assert len(show(laughs)) <= 80 and show({"b": 1, "a": [1, 2]}) == "{'b': 1, 'a': [1, 2]}"
+
+
+def test_disk_full_is_one_line_and_exit_2(capsys):
+    import errno
+
+    from pipeline.common import exit_on_user_error
+
+    @exit_on_user_error
+    def stage():
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device", "cache/features/rgb.zarr/videos/v1/c/0")
+        except OSError as err:
+            raise RuntimeError("a library wrapped it") from err
+
+    with pytest.raises(SystemExit) as exit_:
+        stage()
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err == ("error: cache/features/rgb.zarr/videos/v1/c/0: no space left on the device; "
+                                       "free some space and run again (finished work is kept)\n")
+
+    @exit_on_user_error
+    def other():
+        raise OSError(errno.EACCES, "Permission denied")
+
+    with pytest.raises(OSError):
+        other()
