@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 PARENT = """
 import multiprocessing, os, sys, time
 from concurrent.futures import ProcessPoolExecutor
-from pipeline.modelling.grid import die_with_parent
+from pipeline.common import die_with_parent
 pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=die_with_parent,
                            initargs=(os.getpid(), sys.argv[1] == "prctl"))
 print(pool.submit(os.getpid).result(), flush=True)

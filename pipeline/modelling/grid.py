@@ -20,22 +20,18 @@ from __future__ import annotations
 
 import ast
 import copy
-import ctypes
 import hashlib
 import json
 import multiprocessing
 import os
-import signal
 import statistics
-import sys
-import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from pipeline.common import UserError, atomic_write_json, section
+from pipeline.common import UserError, atomic_write_json, die_with_parent, section
 from pipeline.data.build import build_split
 from pipeline.data.splits import Split
 from pipeline.modelling.variants import BUILT_IN, REFERENCE, Variant, resolve_variants, slug_of, variant_of
@@ -267,32 +263,6 @@ def run_one(values: dict[str, Any], index, features: Path, out: Path, job: Job, 
               "grizal": outcome["metrics"]["grizal"], "baseline": outcome["metrics"]["baseline"]}
     atomic_write_json(folder / RUN_RECORD, record)  # last: a folder without it is redone
     return record
-
-
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
-WATCH_SECONDS = 0.5
-
-
-def die_with_parent(parent_pid: int, use_prctl: bool = True) -> None:
-    """A pool worker's initializer: the worker ends when its parent does, however the parent ends (kill -9
-    included), so no orphan finishes runs into a folder that a rerun is writing. On Linux the kernel sends
-    SIGKILL (prctl PR_SET_PDEATHSIG); elsewhere a daemon thread watches the parent's pid."""
-    if use_prctl and sys.platform.startswith("linux"):
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0:
-                if os.getppid() != parent_pid:  # the parent died before the request was made
-                    os._exit(1)
-                return
-        except (OSError, AttributeError):
-            pass
-
-    def watch() -> None:
-        while os.getppid() == parent_pid:
-            time.sleep(WATCH_SECONDS)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
 
 
 def results_lock(out: Path):
