@@ -219,3 +219,19 @@ def test_a_video_annotated_far_beyond_its_decoded_duration_is_left_out(tmp_path,
     assert videos.ids == ["v0", "v3"]
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "leaving out 2 of 4" in err and "v1: 347 s annotated, 34.7 s decoded" in err
+
+
+def test_a_broken_videos_or_classes_group_is_named_and_rewritten_by_the_next_writer(tmp_path):
+    frames, priors = tmp_path / "rgb.zarr", tmp_path / "priors.zarr"
+    data = frame_store(frames)
+    priors_store(priors)
+    for store, child in ((frames, "videos"), (priors, "classes")):
+        (store / child / "zarr.json").write_text('{"zarr_format": 3, "node_')
+        result = invoke(["check", str(store)], tmp_path)
+        assert result.exit_code != 0 and f"invalid {child}: damaged: {child}/zarr.json" in result.output
+    with FeatureStoreWriter(frames, attrs()) as writer:
+        assert writer.complete_ids() == set(data)
+    settings = {"kind": "priors", "joint_unit": "concat"}
+    PriorsStoreWriter(priors, {"kind": "priors", "dim": 4, "k": 2, "settings": settings,
+                               "settings_sha256": settings_sha256(settings)}).lock.release()
+    assert check_feature_store(frames).ok(0.0) and check_priors_store(priors).ok(0.0)

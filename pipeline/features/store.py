@@ -92,6 +92,28 @@ def _is_reserved(key: str) -> bool:
     return key.casefold() in _RESERVED_KEYS or _RESERVED_PATTERN.fullmatch(key) is not None
 
 
+GROUP_META = {"zarr_format": 3, "node_type": "group", "attributes": {}}
+
+
+def _child_damage(store: Path, child: str) -> str | None:
+    """Why the store's `videos`/`classes` group metadata is unreadable, or None."""
+    try:
+        meta = json.loads((store / child / "zarr.json").read_bytes())
+    except FileNotFoundError:
+        return f"damaged: {child}/zarr.json is missing"
+    except (OSError, ValueError) as err:
+        return f"damaged: {child}/zarr.json is unreadable ({type(err).__name__})"
+    return None if isinstance(meta, dict) and meta.get("node_type") == "group" else f"damaged: {child}/zarr.json"
+
+
+def _repaired_child(store: Path, child: str) -> str:
+    """A writer rewrites a damaged `videos`/`classes` group metadata (it holds no attributes) and keeps the
+    groups under it, which are checked one by one."""
+    if _child_damage(store, child):
+        atomic_write_json(store / child / "zarr.json", GROUP_META)
+    return child
+
+
 def _remove_if_unreadable(group_dir: Path) -> None:
     """A group whose zarr.json is broken (a damaged store) is deleted before it is written again."""
     meta = group_dir / "zarr.json"
@@ -471,7 +493,7 @@ class FeatureStoreWriter:
         except BaseException:
             self.lock.release()
             raise
-        self.videos = self.root[VIDEOS]
+        self.videos = self.root[_repaired_child(self.path, VIDEOS)]
         self.dim = int(attrs["dim"])
         self.shard = shard
         self.failures = FailureLog(self.path, shard)
@@ -487,7 +509,10 @@ class FeatureStoreWriter:
         self.close()
 
     def complete_ids(self) -> set[str]:
-        return set(FeatureStore(self.path).complete_ids())
+        """Complete videos whose chunks pass their checks (a damaged one is written again)."""
+        store = FeatureStore(self.path)
+        ids = store.complete_ids()
+        return {v for v, result in zip(ids, store.load_many(ids), strict=True) if not isinstance(result, str)}
 
 
     def current_ids(self, fingerprints: dict[str, str | None]) -> set[str]:
@@ -742,6 +767,8 @@ def check_feature_store(path: str | os.PathLike, expected: Sequence[str] | None 
     complete = set(store.complete_ids())
     failures = store.failures()
     report = CheckReport(store.path, store.kind, expected, sorted(complete & set(expected)))
+    if problem := _child_damage(store.path, VIDEOS):
+        report.invalid[VIDEOS] = problem
     report.failed = {i: failures[i]["reason"] for i in expected if i in failures and i not in complete}
     report.missing = []
     for video_id in (i for i in expected if i not in complete and i not in failures):
@@ -770,7 +797,7 @@ class PriorsStoreWriter:
         self.path = Path(path)
         self.lock = WriterLock(self.path, wait=wait)  # a priors run is short: the next writer waits for it
         self.root = prepare_store(self.path, attrs, CLASSES, rebuild=rebuild)
-        self.classes = self.root[CLASSES]
+        self.classes = self.root[_repaired_child(self.path, CLASSES)]
 
     def is_current(self, name: str, source_sha256: str) -> bool:
         """Complete, made from the same source, and intact (a damaged class is written again)."""
@@ -875,6 +902,8 @@ def check_priors_store(path: str | os.PathLike, classes: Sequence[str] | None = 
     _check_root_attrs(path, attrs, (PRIORS_KIND,))
     expected = sorted(classes if classes is not None else attrs.get("classes", []))
     report = CheckReport(path, PRIORS_KIND, expected, [])
+    if problem := _child_damage(path, CLASSES):
+        report.invalid[CLASSES] = problem
     for name in expected:
         try:
             meta = json.loads((path / CLASSES / safe_key(name) / "zarr.json").read_bytes())
