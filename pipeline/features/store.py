@@ -445,20 +445,26 @@ def _checksummed() -> list[Any]:
 ALL_CHUNKS = {"write_empty_chunks": True}
 
 
-def _verified_chunk(path: Path, size: int, label: str) -> bytes:
-    """A chunk file's data bytes after checking its length and crc32c; else raises VideoUnreadable."""
+def _verified_chunk(path: Path, size: int, label: str) -> np.ndarray:
+    """A chunk file's data bytes (a writable uint8 array, read once) after checking its length and crc32c; else
+    raises VideoUnreadable."""
     import google_crc32c
 
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as f:
+            on_disk = os.fstat(f.fileno()).st_size
+            if on_disk != size + CRC_BYTES:
+                raise VideoUnreadable(f"damaged: chunk {label} has {on_disk} bytes, expected {size + CRC_BYTES}")
+            raw = np.empty(size + CRC_BYTES, dtype=np.uint8)
+            got = f.readinto(memoryview(raw))
     except FileNotFoundError:
         raise VideoUnreadable(f"damaged: chunk {label} is missing") from None
     except OSError as err:
         raise VideoUnreadable(f"damaged: chunk {label} unreadable ({err.strerror})") from None
-    if len(raw) != size + CRC_BYTES:
-        raise VideoUnreadable(f"damaged: chunk {label} has {len(raw)} bytes, expected {size + CRC_BYTES}")
-    data, stored = raw[:-CRC_BYTES], raw[-CRC_BYTES:]
-    if google_crc32c.value(data).to_bytes(4, "little") != stored:
+    if got != size + CRC_BYTES:
+        raise VideoUnreadable(f"damaged: chunk {label} has {got} bytes, expected {size + CRC_BYTES}")
+    data = raw[:-CRC_BYTES]
+    if google_crc32c.value(data).to_bytes(4, "little") != raw[-CRC_BYTES:].tobytes():
         raise VideoUnreadable(f"damaged: chunk {label} fails its crc32c checksum (its bytes changed)")
     return data
 
@@ -663,11 +669,9 @@ class FeatureStore:
             n = attrs.get("n")
             if not isinstance(n, int) or n < 1:
                 raise VideoUnreadable(f"damaged: attribute n is {n!r}")
-            features = np.frombuffer(_verified_chunk(group / "features" / "c" / "0" / "0", n * self.dim * 4,
-                                                     "features/c/0/0"),
-                                     dtype="<f4").reshape(n, self.dim)
-            timestamps = np.frombuffer(_verified_chunk(group / "timestamps" / "c" / "0", n * 8, "timestamps/c/0"),
-                                       dtype="<f8")
+            features = _verified_chunk(group / "features" / "c" / "0" / "0", n * self.dim * 4,
+                                       "features/c/0/0").view("<f4").reshape(n, self.dim)
+            timestamps = _verified_chunk(group / "timestamps" / "c" / "0", n * 8, "timestamps/c/0").view("<f8")
         else:
             import zarr.storage
 
