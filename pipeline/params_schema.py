@@ -21,13 +21,12 @@ import difflib
 import math
 import os
 import re
-import reprlib
 import string
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.common import UserError, expanded_size
+from pipeline.common import UserError
 
 
 class Invalid(Exception):
@@ -57,17 +56,22 @@ def show(value: Any) -> str:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
+    import reprlib
+
+    from pipeline.common import expanded_size
+
     try:  # bounded: a huge (e.g. alias-expanded) or self-containing value is never repr'd whole
         small = expanded_size(value) <= 1000
     except (ValueError, RecursionError):
         small = False
-    text = repr(value) if small else _SHORT_REPR.repr(value)
+    if small:
+        text = repr(value)
+    else:
+        short = reprlib.Repr()
+        short.maxlevel, short.maxdict, short.maxlist, short.maxtuple = 4, 12, 12, 12
+        short.maxstring, short.maxother, short.maxlong = 120, 120, 120
+        text = short.repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
-
-
-_SHORT_REPR = reprlib.Repr()
-_SHORT_REPR.maxlevel, _SHORT_REPR.maxdict, _SHORT_REPR.maxlist, _SHORT_REPR.maxtuple = 4, 12, 12, 12
-_SHORT_REPR.maxstring, _SHORT_REPR.maxother, _SHORT_REPR.maxlong = 120, 120, 120
 
 
 def _closest(word: Any, choices: Iterable[str]) -> str | None:
