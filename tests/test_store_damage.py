@@ -235,3 +235,16 @@ def test_a_broken_videos_or_classes_group_is_named_and_rewritten_by_the_next_wri
     PriorsStoreWriter(priors, {"kind": "priors", "dim": 4, "k": 2, "settings": settings,
                                "settings_sha256": settings_sha256(settings)}).lock.release()
     assert check_feature_store(frames).ok(0.0) and check_priors_store(priors).ok(0.0)
+
+
+@pytest.mark.parametrize("how", DAMAGE)
+def test_a_damaged_priors_class_is_not_current_so_the_priors_stage_writes_it_again(tmp_path, how):
+    path = tmp_path / "priors.zarr"
+    priors_store(path)
+    damage(path / "classes" / "swim", "joint", how)
+    root = json.loads((path / "zarr.json").read_text())["attributes"]
+    writer = PriorsStoreWriter(path, root)
+    assert writer.is_current("jump", "h") and not writer.is_current("swim", "h")
+    writer.write_class("swim", {**prior_arrays(seed=2), "token_type": np.zeros((2, 8), np.int8)}, "h")
+    writer.lock.release()
+    assert check_priors_store(path).ok(0.0) and read_priors(path, CLASSES)["swim"]["joint"].shape == (2, 8, 4)
