@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import functools
 import json
 import os
 import secrets
+import signal
 import sys
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -38,8 +43,28 @@ def exit_on_user_error(fn: F) -> F:
         except UserError as err:
             print(f"error: {err}", file=sys.stderr)
             raise SystemExit(2) from None
+        except Exception as err:
+            full = disk_full(err)
+            if full is None:
+                raise
+            where = full.filename or "disk"
+            print(f"error: {where}: no space left on the device; free some space and run again (finished work "
+                  "is kept)", file=sys.stderr)
+            raise SystemExit(2) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def disk_full(err: BaseException) -> OSError | None:
+    """The 'no space left' (or quota) OSError behind `err`, following its causes (libraries re-raise it)."""
+    seen = 0
+    current: BaseException | None = err
+    while current is not None and seen < 20:
+        if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EDQUOT):
+            return current
+        current = current.__cause__ or current.__context__
+        seen += 1
+    return None
 
 
 BASE_KEY = "_base_"
@@ -101,12 +126,50 @@ def _read_params_file(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise UserError(path, "params file not found")
     try:
-        params = yaml.safe_load(path.read_text())
+        params = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
         raise UserError(path, f"not valid YAML ({str(err).splitlines()[0]})") from None
+    except UnicodeDecodeError as err:
+        raise UserError(path, f"not UTF-8 text (byte {err.start}: {err.reason}); save it as UTF-8") from None
+    except RecursionError:
+        raise UserError(path, "nested too deeply to be params") from None
     if not isinstance(params, dict):
         raise UserError(path, "expected a mapping of stage sections at the top level")
+    try:
+        size = expanded_size(params)
+    except RecursionError:
+        raise UserError(path, "nested too deeply to be params") from None
+    except ValueError as err:
+        raise UserError(path, str(err)) from None
+    if size > MAX_PARAMS_VALUES:
+        raise UserError(path, f"its aliases (*name) expand to more than {MAX_PARAMS_VALUES:,} values (a 'billion "
+                              "laughs' document); write the values out or use fewer aliases")
     return params
+
+
+# Params files are a few hundred values; YAML aliases can make a short file stand for billions of them.
+MAX_PARAMS_VALUES = 1_000_000
+
+
+def expanded_size(value: Any, memo: dict[int, int] | None = None, active: set[int] | None = None) -> int:
+    """How many values `value` holds once every shared (aliased) node is counted each time it is used; counted
+    once per distinct node, so a 'billion laughs' document is measured without being expanded. A node that
+    contains itself (a recursive alias) raises ValueError."""
+    if not isinstance(value, dict | list):
+        return 1
+    memo = {} if memo is None else memo
+    active = set() if active is None else active
+    key = id(value)
+    if key in memo:
+        return memo[key]
+    if key in active:
+        raise ValueError("a value contains itself (a recursive YAML alias)")
+    active.add(key)
+    children = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+    total = 1 + sum(expanded_size(child, memo, active) for child in children)
+    active.discard(key)
+    memo[key] = total
+    return total
 
 
 def _refuse_resolved_base(base: Path, overlay: Path) -> None:
@@ -133,6 +196,8 @@ def read_json(path: str | os.PathLike) -> Any:
         return json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=_unique_keys)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise UserError(path, f"not valid JSON ({err})") from None
+    except RecursionError:
+        raise UserError(path, "not valid JSON here (nested too deeply)") from None
     except _DuplicateKey as err:
         raise UserError(path, f"duplicate key '{err.args[0]}' (e.g. a video id listed twice)") from None
 
@@ -184,3 +249,29 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+WATCH_SECONDS = 0.5
+
+
+def die_with_parent(parent_pid: int, use_prctl: bool = True) -> None:
+    """A pool worker's initializer: the worker ends when its parent does, however the parent ends (kill -9
+    included), so no orphan finishes runs into a folder that a rerun is writing. On Linux the kernel sends
+    SIGKILL (prctl PR_SET_PDEATHSIG); elsewhere a daemon thread watches the parent's pid."""
+    if use_prctl and sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0:
+                if os.getppid() != parent_pid:  # the parent died before the request was made
+                    os._exit(1)
+                return
+        except (OSError, AttributeError):
+            pass
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(WATCH_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()

@@ -53,7 +53,21 @@ def show(value: Any) -> str:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
-    text = repr(value)
+    import reprlib
+
+    from pipeline.common import expanded_size
+
+    try:  # bounded: a huge (e.g. alias-expanded) or self-containing value is never repr'd whole
+        small = expanded_size(value) <= 1000
+    except (ValueError, RecursionError):
+        small = False
+    if small:
+        text = repr(value)
+    else:
+        short = reprlib.Repr()
+        short.maxlevel, short.maxdict, short.maxlist, short.maxtuple = 4, 12, 12, 12
+        short.maxstring, short.maxother, short.maxlong = 120, 120, 120
+        text = short.repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
 

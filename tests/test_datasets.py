@@ -321,3 +321,44 @@ def test_unlabelled_test_videos_without_allow_empty_say_what_to_set(tmp_path):
     (tmp_path / "train_only.json").write_text(json.dumps({"database": database}))
     with pytest.raises(UserError, match="no test videos .*need prepare.allow_empty: true"):
         prepare(cfg, tmp_path / "out")
+
+
+def anet(tmp_path, **record):
+    path = tmp_path / "anet.json"
+    base = {"subset": "training", "duration": 30.0,
+            "annotations": [{"segment": [1.0, 5.0], "label": "Surfing"}]}
+    path.write_text(json.dumps({"database": {"v1": {**base, **record}}}))
+    return path
+
+
+@pytest.mark.parametrize("fps", ["abc", [1], "nan", float("inf"), -5, True, {"a": 1}])
+def test_a_bad_fps_is_one_line(tmp_path, fps):
+    path = anet(tmp_path, fps=fps)
+    with pytest.raises(UserError, match="video v1: fps .* is not a positive number") as err:
+        parse_activitynet_json(path)
+    assert "\n" not in str(err.value)
+
+
+def test_a_good_fps_is_kept_and_nan_never_reaches_index_json(tmp_path):
+    index = parse_activitynet_json(anet(tmp_path, fps="29.97"))
+    assert index.videos["v1"].fps == 29.97
+    index.videos["v1"].fps = float("nan")
+    json.loads(json.dumps(index.to_json(), allow_nan=False))  # valid JSON everywhere
+
+
+@pytest.mark.parametrize("annotations", [5, "Surfing", {"segment": [1, 2]}])
+def test_annotations_that_are_not_a_list_are_a_recorded_skip(tmp_path, annotations):
+    path = tmp_path / "anet.json"
+    path.write_text(json.dumps({"database": {
+        "v1": {"subset": "training", "duration": 30.0, "annotations": annotations},
+        "v2": {"subset": "training", "duration": 30.0, "annotations": [{"segment": [1, 5], "label": "Surfing"}]}}}))
+    index = parse_activitynet_json(path)
+    assert list(index.videos) == ["v2"]
+    assert any(s["video"] == "v1" and "not a list" in s["reason"] for s in index.skipped)
+
+
+def test_a_non_utf8_split_list_is_one_line(tmp_path):
+    path = tmp_path / "unseen.txt"
+    path.write_bytes(b"Surfing\nCaf\xe9 dancing\n")
+    with pytest.raises(UserError, match="not UTF-8 text"):
+        read_list(path)

@@ -413,4 +413,4 @@ def test_a_huge_value_is_shown_short():
         with pytest.raises(UserError) as err:
             validate_section(params, "train", WHERE)
         set_dotted(params, path, _params("params.yaml")["train"][path.split(".")[1]])
-        assert len(str(err.value)) < 250 and str(err.value).endswith("...")
+        assert len(str(err.value)) < 250 and "..." in str(err.value)

@@ -107,6 +107,19 @@ def test_an_unreadable_cached_item_is_made_again(server, tmp_path):
     assert code == 0 and server.calls == {"chat": 1}  # same sentences again, so the images are cached
 
 
+def test_a_truncated_cached_image_is_made_again(server, tmp_path):
+    generate(tmp_path, ["skiing"])
+    images = sorted((tmp_path / "images").rglob("*.png"))
+    images[0].write_bytes(images[0].read_bytes()[:100])  # non-empty, but no longer decodes
+    server.reset_counts()
+    code, _ = generate(tmp_path, ["skiing"])
+    assert code == 0 and server.calls == {"images": 1}
+    from PIL import Image
+
+    with Image.open(images[0]) as image:
+        image.load()
+
+
 def cli(out: Path, classes: int, server) -> subprocess.Popen:
     env = {**os.environ, "OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": "sk-test-cache-0123456789",
            "HF_HUB_OFFLINE": "1"}

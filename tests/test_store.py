@@ -217,7 +217,7 @@ def test_check_and_failures(tmp_path):
     assert check_feature_store(path).ok(0.25) and not check_feature_store(path).ok(0.2)
     shutil.rmtree(path / "videos" / "b" / "features" / "c")  # a damaged store: check and readers must say so
     report = check_feature_store(path)
-    assert report.invalid["b"] == "damaged: a chunk file is missing" and not report.ok(1.0)
+    assert report.invalid["b"] == "damaged: chunk features/c/0/0 is missing" and not report.ok(1.0)
     with pytest.raises(UserError, match="1 video.s. damaged, e.g. b"):
         open_store(path).read_videos(["a", "b"])
 
@@ -232,8 +232,8 @@ def test_reading_through_zarr_when_the_layout_is_not_declared(tmp_path):
     got = open_store(path).read_videos(["a", "b"])
     assert all(np.array_equal(got[v][0], data[v][0]) for v in data)
     shutil.rmtree(path / "videos" / "b" / "features" / "c")
-    # Through zarr an unwritten chunk would be the fill value; it is NaN, so never taken for features.
-    assert "non-finite" in check_feature_store(path).invalid["b"]
+    # Through zarr an unwritten chunk would be the fill value: the chunk count says it is missing instead.
+    assert check_feature_store(path).invalid["b"] == "damaged: features: 1 of 1 chunk(s) missing"
 
 
 def prior_arrays(k=2, n_text=3, n_image=5, e=4, seed=0):

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from pipeline.common import UserError, read_json
-from pipeline.data.index import Index, SegmentChecker, VideoEntry, check_duration, parse_segments
+from pipeline.data.index import Index, SegmentChecker, VideoEntry, check_duration, check_fps, parse_segments
 
 # ActivityNet's "validation" subset is the test set of every TAL paper (its test labels are withheld).
 SUBSET_MAP = {"training": "train", "train": "train", "validation": "test", "val": "test", "test": "test",
@@ -38,8 +38,8 @@ def parse_activitynet_json(path: str | os.PathLike, dataset: str = "activitynet"
         if not segments and not allow_empty:
             checker.skip(vid, "no usable annotations")
             continue
-        fps = record.get("fps")
-        videos[vid] = VideoEntry(None, duration, float(fps) if fps else None, subset, segments)
+        fps = check_fps(path, vid, record.get("fps"))
+        videos[vid] = VideoEntry(None, duration, fps, subset, segments)
     if not videos:
         raise UserError(path, "no usable videos")
     return Index(dataset, videos, checker.skipped)

@@ -14,13 +14,14 @@ its door (the ``demo`` params section, checked by ``pipeline.params_schema``, ->
 from __future__ import annotations
 
 import math
+import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from pipeline.common import atomic_write_json
+from pipeline.common import atomic_write_json, die_with_parent
 from pipeline.data import demo_vocab as vocab
 from pipeline.params_schema import DemoWorld
 
@@ -222,7 +223,8 @@ def render_world(out_dir: Path, cfg: DemoConfig, workers: int = 2) -> dict:
     jobs = [(subset, n) for subset, per_class in (("training", cfg.videos_per_class_train),
                                                   ("validation", cfg.videos_per_class_test))
             for n in range(per_class * n_classes)]
-    with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
+    with ProcessPoolExecutor(max_workers=max(1, workers), initializer=die_with_parent,
+                             initargs=(os.getpid(),)) as pool:
         futures = [pool.submit(make_video, video_dir, cfg, subset, n) for subset, n in jobs]
         database = dict(future.result() for future in futures)
     annotations = {"version": "grizal-demo-1", "seed": cfg.seed, "database": database}

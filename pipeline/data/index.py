@@ -54,7 +54,7 @@ class Index:
                 vid: {
                     "path": v.path,
                     "duration": v.duration,
-                    "fps": v.fps,
+                    "fps": v.fps if v.fps is not None and math.isfinite(v.fps) else None,  # never NaN in JSON
                     "subset": v.subset,
                     "segments": [{"start": s.start, "end": s.end, "label": s.label} for s in v.segments],
                 }
@@ -114,8 +114,11 @@ class SegmentChecker:
 
 def parse_segments(checker: SegmentChecker, vid: str, annotations: Any, duration: float) -> list[Segment]:
     """The usable segments of a video's ``[{"segment": [s, e], "label"}]`` list; the rest is recorded as skipped."""
-    segments = []
-    for ann in annotations or []:
+    segments: list[Segment] = []
+    if annotations is not None and not isinstance(annotations, list):
+        checker.skip(vid, f"annotations is {type(annotations).__name__} {_short(annotations)}, not a list")
+        return segments
+    for ann in annotations:
         seg = ann.get("segment") if isinstance(ann, dict) else None
         if not isinstance(seg, list | tuple) or len(seg) != 2:
             checker.skip(vid, f"annotation {ann!r} has no [start, end] segment")
@@ -124,6 +127,25 @@ def parse_segments(checker: SegmentChecker, vid: str, annotations: Any, duration
         if checked:
             segments.append(checked)
     return segments
+
+
+def _short(value: Any) -> str:
+    text = repr(value) if isinstance(value, int | float | str | bool) else type(value).__name__
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def check_fps(source: str | os.PathLike, vid: str, value: Any) -> float | None:
+    """A video's frame rate as given (None when not given); anything but a positive finite number is an error."""
+    if value is None:
+        return None
+    try:
+        fps = float(value) if isinstance(value, int | float | str) and not isinstance(value, bool) else math.nan
+    except ValueError:
+        fps = math.nan
+    if not math.isfinite(fps) or fps <= 0:
+        raise UserError(source, f"video {vid}: fps {_short(value)} is not a positive number (frames per second, "
+                                "or leave it out)")
+    return fps
 
 
 def check_duration(source: str | os.PathLike, vid: str, value: Any) -> float:

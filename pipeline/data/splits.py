@@ -43,7 +43,11 @@ def read_list(path: str | os.PathLike) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise UserError(path, "split list not found")
-    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise UserError(path, f"not UTF-8 text (byte {err.start}: {err.reason}); save it as UTF-8") from None
+    names = [line.strip() for line in text.splitlines() if line.strip()]
     if not names:
         raise UserError(path, "split list is empty")
     if len(set(names)) != len(names):

@@ -79,6 +79,7 @@ def _extract(videos: dict[str, Path], writers: dict[str, FeatureStoreWriter], st
         failed.append(job.video_id)
         for writer in writers.values():
             writer.failures.add(job.video_id, str(job.path), reason)
+            writer.forget(job.video_id)
         tqdm.write(f"failed: {job.video_id} ({job.path}): {reason}", file=sys.stderr)
 
     with tqdm(total=len(jobs), unit="video", file=sys.stderr, mininterval=2, disable=not jobs) as bar:

@@ -6,6 +6,7 @@ evaluation and ``grizal localize``. The frozen encoders are never loaded here.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,6 +46,15 @@ class PriorTensors:
 def store_paths(features_dir: str | Path) -> dict[str, Path]:
     root = Path(features_dir)
     return {"rgb": root / "rgb.zarr", "flow": root / "flow.zarr", "priors": root / "priors.zarr"}
+
+
+# How far an annotated duration may run past the decoded one: the larger of a fraction and seconds (containers'
+# declared and decoded lengths differ a little; an annotation ten times the video's length is wrong).
+DURATION_SLACK = (0.10, 2.0)
+
+
+def _slack(decoded: float) -> float:
+    return max(DURATION_SLACK[0] * decoded, DURATION_SLACK[1])
 
 
 class FeatureSet:
@@ -92,11 +102,49 @@ class FeatureSet:
         """The number of snippets the model reads per video: ``extract.T``, recorded in the rgb store."""
         return int(self.store("rgb").attrs["T"])
 
+    def extracted(self, ids: list[str], use_flow: bool = True) -> list[str]:
+        """`ids` less the videos recorded as failed in a store's failures manifest (the extract stage allowed
+        them within extract.max_failure_fraction): they are left out, with one line saying so."""
+        kinds = ["rgb"] + (["flow"] if use_flow else [])
+        failed: dict[str, str] = {}
+        for kind in kinds:
+            store = self.store(kind)
+            records = store.failures()
+            if records:
+                complete = set(store.complete_ids())
+                failed.update({v: str(records[v].get("reason")) for v in ids if v in records and v not in complete})
+        if failed:
+            first = sorted(failed)[0]
+            print(f"{self.folder}: leaving out {len(failed)} of {len(ids)} video(s) that failed extraction "
+                  f"(within extract.max_failure_fraction), e.g. {first}: {failed[first][:160]}", file=sys.stderr)
+        return [v for v in ids if v not in failed]
+
+    def within_decoded(self, ids: list[str], durations: dict[str, float]) -> list[str]:
+        """`ids` less the videos whose annotated duration (the index's) is beyond the duration decoded at
+        extraction (the rgb store's) by more than DURATION_SLACK: their segments would lie past the video's end.
+        They are left out, with one line saying so."""
+        decoded = {v: a.get("duration") for v, a in self.store("rgb").video_attrs().items()}
+        beyond = {}
+        for vid in ids:
+            real = decoded.get(vid)
+            if isinstance(real, int | float) and real > 0 and not durations[vid] <= real + _slack(real):
+                beyond[vid] = (durations[vid], real)
+        if beyond:
+            first = sorted(beyond)[0]
+            told, real = beyond[first]
+            print(f"{self.paths['rgb']}: leaving out {len(beyond)} of {len(ids)} video(s) whose annotated duration "
+                  f"is beyond the decoded one by more than {DURATION_SLACK[0]:.0%} or {DURATION_SLACK[1]:g} s, "
+                  f"e.g. {first}: {told:g} s annotated, {real:g} s decoded (fix the annotation's duration)",
+                  file=sys.stderr)
+        return [v for v in ids if v not in beyond]
+
     def videos(self, ids: list[str], durations: dict[str, float], T: int, use_flow: bool = True) -> VideoTensors:
+        """The model inputs of `ids`, less the recorded extraction failures (`extracted`): use the result's ids."""
         import torch
 
         from grizal.temporal import snippet_times
 
+        ids = self.within_decoded(self.extracted(list(ids), use_flow), durations)
         arrays = {}
         for kind in ["rgb"] + (["flow"] if use_flow else []):
             store = self.store(kind)

@@ -50,12 +50,28 @@ def load_priors_json(path: Path) -> tuple[int, dict[str, dict[str, list]]]:
     classes = data.get("classes") if isinstance(data, dict) else None
     if not isinstance(classes, dict) or not classes:
         raise UserError(path, "expected {'k': K, 'classes': {name: {'texts': [...], 'images': [...]}}}")
+    k = data.get("k")
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise UserError(path, f"'k' must be a whole number of pairs per class >= 1, got {_short(k)}")
     for name, entry in classes.items():
         if not isinstance(entry, dict) or not isinstance(entry.get("texts"), list) or not entry["texts"]:
             raise UserError(path, f"class '{name}': 'texts' must be a non-empty list")
+        if len(entry["texts"]) != k:
+            raise UserError(path, f"class '{name}': has {len(entry['texts'])} sentence(s), k is {k} (every class "
+                                  "needs k pairs); generate its priors again")
+        bad = [t for t in entry["texts"] if not isinstance(t, str) or not t.strip()]
+        if bad:
+            raise UserError(path, f"class '{name}': every sentence must be non-empty text, got {_short(bad[0])}")
         if not isinstance(entry.get("images"), list) or len(entry["images"]) != len(entry["texts"]):
             raise UserError(path, f"class '{name}': needs as many 'images' as 'texts' ({len(entry['texts'])})")
-    return int(data.get("k", 0)), classes
+        if not all(isinstance(p, str) and p for p in entry["images"]):
+            raise UserError(path, f"class '{name}': every image must be a path relative to {path.parent}")
+    return k, classes
+
+
+def _short(value: Any) -> str:
+    text = repr(value) if isinstance(value, int | float | str | bool | None) else type(value).__name__
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _load_image(path: Path) -> Image.Image:

@@ -7,6 +7,8 @@ Layout of a frame-feature store (`rgb.zarr`, `flow.zarr`):
     STORE/videos/<key>/             one group per video; attrs video_id, duration, ..., complete (set last)
         features    (N, D) float32  one chunk per video
         timestamps  (N,)   float64  seconds, the decoded presentation times
+    Every chunk of every array (priors too) ends in zarr's crc32c checksum; a chunk that is missing, short or
+    fails its checksum is damage, never a fill value.
     STORE/expected_ids.json         the ids the last run was asked for (what `check` expects)
     STORE/failures[.shard-i-of-n].jsonl   one line per video that could not be extracted, with the reason
 
@@ -27,6 +29,7 @@ import errno
 import hashlib
 import heapq
 import json
+import math
 import os
 import re
 import shutil
@@ -47,7 +50,7 @@ if TYPE_CHECKING:  # zarr (and torch, for resampling) load on first use: the CLI
     import zarr
     import zarr.storage
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: every chunk carries a crc32c checksum
 FRAME_KINDS = ("rgb", "flow")
 PRIORS_KIND = "priors"
 VIDEOS = "videos"
@@ -55,9 +58,11 @@ CLASSES = "classes"
 EXPECTED_FILE = "expected_ids.json"
 READ_CONCURRENCY = 64
 READ_THREADS = 4
-# Frame-feature arrays are written as one uncompressed little-endian chunk each, which the reader may read
-# directly (Zarr v3 default chunk keys: features/c/0/0, timestamps/c/0).
-CHUNK_LAYOUT = "one uncompressed little-endian chunk per array"
+# Frame-feature arrays are written as one uncompressed little-endian chunk each followed by its 4-byte crc32c
+# (zarr's crc32c codec), which the reader may read and verify directly (Zarr v3 default chunk keys:
+# features/c/0/0, timestamps/c/0).
+CHUNK_LAYOUT = "one uncompressed little-endian chunk per array, crc32c appended"
+CRC_BYTES = 4
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
 # Names a plain id must not take: zarr's metadata (v3 and v2), chunk folders, the store's own files, and names
 # Windows reserves or mangles. Compared case-folded, since a file system may fold case.
@@ -85,6 +90,39 @@ def safe_key(identifier: str) -> str:
 
 def _is_reserved(key: str) -> bool:
     return key.casefold() in _RESERVED_KEYS or _RESERVED_PATTERN.fullmatch(key) is not None
+
+
+GROUP_META = {"zarr_format": 3, "node_type": "group", "attributes": {}}
+
+
+def _child_damage(store: Path, child: str) -> str | None:
+    """Why the store's `videos`/`classes` group metadata is unreadable, or None."""
+    try:
+        meta = json.loads((store / child / "zarr.json").read_bytes())
+    except FileNotFoundError:
+        return f"damaged: {child}/zarr.json is missing"
+    except (OSError, ValueError) as err:
+        return f"damaged: {child}/zarr.json is unreadable ({type(err).__name__})"
+    return None if isinstance(meta, dict) and meta.get("node_type") == "group" else f"damaged: {child}/zarr.json"
+
+
+def _repaired_child(store: Path, child: str) -> str:
+    """A writer rewrites a damaged `videos`/`classes` group metadata (it holds no attributes) and keeps the
+    groups under it, which are checked one by one."""
+    if _child_damage(store, child):
+        atomic_write_json(store / child / "zarr.json", GROUP_META)
+    return child
+
+
+def _remove_if_unreadable(group_dir: Path) -> None:
+    """A group whose zarr.json is broken (a damaged store) is deleted before it is written again."""
+    meta = group_dir / "zarr.json"
+    if not group_dir.is_dir():
+        return
+    try:
+        json.loads(meta.read_bytes())
+    except (OSError, ValueError):
+        shutil.rmtree(group_dir)
 
 
 def _check_key_owner(parent: zarr.Group, key: str, attr: str, identifier: str) -> None:
@@ -396,6 +434,58 @@ def _check_array(name: str, values: np.ndarray, shape: tuple[int, ...]) -> None:
         raise ValueError(f"{name} has non-finite values")
 
 
+def _checksummed() -> list[Any]:
+    """The compressors of every array: zarr's own crc32c codec as the last bytes-to-bytes codec."""
+    from zarr.codecs import Crc32cCodec
+
+    return [Crc32cCodec()]
+
+
+# Write every chunk even when it equals the fill value, so that a missing chunk file is always damage.
+ALL_CHUNKS = {"write_empty_chunks": True}
+
+
+def _verified_chunk(path: Path, size: int, label: str) -> np.ndarray:
+    """A chunk file's data bytes (a writable uint8 array, read once) after checking its length and crc32c; else
+    raises VideoUnreadable."""
+    import google_crc32c
+
+    try:
+        with open(path, "rb") as f:
+            on_disk = os.fstat(f.fileno()).st_size
+            if on_disk != size + CRC_BYTES:
+                raise VideoUnreadable(f"damaged: chunk {label} has {on_disk} bytes, expected {size + CRC_BYTES}")
+            raw = np.empty(size + CRC_BYTES, dtype=np.uint8)
+            got = f.readinto(memoryview(raw))
+    except FileNotFoundError:
+        raise VideoUnreadable(f"damaged: chunk {label} is missing") from None
+    except OSError as err:
+        raise VideoUnreadable(f"damaged: chunk {label} unreadable ({err.strerror})") from None
+    if got != size + CRC_BYTES:
+        raise VideoUnreadable(f"damaged: chunk {label} has {got} bytes, expected {size + CRC_BYTES}")
+    data = raw[:-CRC_BYTES]
+    if google_crc32c.value(data).to_bytes(4, "little") != raw[-CRC_BYTES:].tobytes():
+        raise VideoUnreadable(f"damaged: chunk {label} fails its crc32c checksum (its bytes changed)")
+    return data
+
+
+def missing_chunks(array_dir: Path) -> str | None:
+    """Why an array's chunk files are not all there (their count against what its shape implies), or None."""
+    try:
+        meta = json.loads((array_dir / "zarr.json").read_bytes())
+        shape, chunks = meta["shape"], meta["chunk_grid"]["configuration"]["chunk_shape"]
+        expected = math.prod(-(-int(s) // max(1, int(c))) for s, c in zip(shape, chunks, strict=True))
+    except FileNotFoundError:
+        return f"{array_dir.name}: array metadata missing"
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        return f"{array_dir.name}: unreadable array metadata ({type(err).__name__})"
+    chunk_root = array_dir / "c"
+    present = 1 if chunk_root.is_file() else sum(len(files) for _, _, files in os.walk(chunk_root))
+    if present < expected:
+        return f"{array_dir.name}: {expected - present} of {expected} chunk(s) missing"
+    return None
+
+
 class FeatureStoreWriter:
     """Writes one video at a time; a video's group is marked complete only after its arrays are written."""
 
@@ -409,7 +499,7 @@ class FeatureStoreWriter:
         except BaseException:
             self.lock.release()
             raise
-        self.videos = self.root[VIDEOS]
+        self.videos = self.root[_repaired_child(self.path, VIDEOS)]
         self.dim = int(attrs["dim"])
         self.shard = shard
         self.failures = FailureLog(self.path, shard)
@@ -425,15 +515,28 @@ class FeatureStoreWriter:
         self.close()
 
     def complete_ids(self) -> set[str]:
-        return set(FeatureStore(self.path).complete_ids())
+        """Complete videos whose chunks pass their checks (a damaged one is written again)."""
+        store = FeatureStore(self.path)
+        ids = store.complete_ids()
+        return {v for v, result in zip(ids, store.load_many(ids), strict=True) if not isinstance(result, str)}
 
 
     def current_ids(self, fingerprints: dict[str, str | None]) -> set[str]:
         """Complete videos whose stored source fingerprint still matches the file (an edited or replaced
         video is extracted again)."""
-        stored = FeatureStore(self.path).video_attrs()
-        return {v for v, attrs in stored.items()
-                if v in fingerprints and attrs.get("source_fingerprint") == fingerprints[v]}
+        store = FeatureStore(self.path)
+        stored = store.video_attrs()
+        matching = sorted(v for v, attrs in stored.items()
+                          if v in fingerprints and attrs.get("source_fingerprint") == fingerprints[v])
+        # A complete video counts as done only when its chunks pass their checks: damage is repaired by rerunning.
+        return {v for v, result in zip(matching, store.load_many(matching), strict=True)
+                if not isinstance(result, str)}
+
+    def forget(self, video_id: str) -> None:
+        """Drop a video's group (its source failed to extract again): stale features never stay complete."""
+        group = self.path / VIDEOS / safe_key(video_id)
+        if group.is_dir():
+            shutil.rmtree(group)
 
     def set_expected(self, video_ids: Iterable[str]) -> None:
         atomic_write_json(self.path / EXPECTED_FILE, sorted(video_ids))
@@ -450,14 +553,16 @@ class FeatureStoreWriter:
         if n > 1 and np.any(np.diff(timestamps) <= 0):
             raise ValueError(f"{video_id}: timestamps are not strictly increasing")
         key = safe_key(video_id)
+        _remove_if_unreadable(self.path / VIDEOS / key)
         if key in self.videos:
             _check_key_owner(self.videos, key, "video_id", video_id)
             del self.videos[key]  # a leftover of a killed run
         group = self.videos.create_group(key, attributes={"video_id": video_id, "complete": False, "n": n, **info})
         # NaN fill: a chunk that was never written reads as NaN, which every reader rejects, never as zeros.
-        group.create_array("features", data=features, chunks=features.shape, compressors=None, fill_value=np.nan)
-        group.create_array("timestamps", data=timestamps, chunks=timestamps.shape, compressors=None,
-                           fill_value=np.nan)
+        group.create_array("features", data=features, chunks=features.shape, compressors=_checksummed(),
+                           fill_value=np.nan, config=ALL_CHUNKS)
+        group.create_array("timestamps", data=timestamps, chunks=timestamps.shape, compressors=_checksummed(),
+                           fill_value=np.nan, config=ALL_CHUNKS)
         group.attrs.update({"complete": True})
 
 
@@ -467,10 +572,17 @@ async def _read_groups(store: zarr.storage.LocalStore, paths: Sequence[str], arr
     limit = asyncio.Semaphore(READ_CONCURRENCY)
 
     async def one(path: str):
+        """(attrs, arrays) of one group, or why it is damaged (a str)."""
+        gaps = [m for m in (missing_chunks(Path(store.root) / path / a) for a in arrays) if m]
+        if gaps:
+            return f"damaged: {gaps[0]}"
         async with limit:
-            group = await open_group_async(store=store, path=path, mode="r", zarr_format=3)
-            handles = await asyncio.gather(*[group.getitem(name) for name in arrays])
-            values = await asyncio.gather(*[h.getitem(slice(None)) for h in handles])
+            try:
+                group = await open_group_async(store=store, path=path, mode="r", zarr_format=3)
+                handles = await asyncio.gather(*[group.getitem(name) for name in arrays])
+                values = await asyncio.gather(*[h.getitem(slice(None)) for h in handles])
+            except Exception as err:  # noqa: BLE001 - zarr raises several kinds for damaged metadata or chunks
+                return f"damaged: {_short(err)}"
             return dict(group.attrs), values
 
     return await asyncio.gather(*[one(p) for p in paths])
@@ -488,6 +600,11 @@ def _validate(features: np.ndarray, timestamps: np.ndarray, dim: int) -> None:
         raise VideoUnreadable("damaged: non-finite values (an unwritten chunk reads as NaN)")
     if np.any(np.diff(timestamps) <= 0):
         raise VideoUnreadable("damaged: timestamps not strictly increasing")
+
+
+def _short(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return (text[:160] + "...") if len(text) > 160 else text or type(err).__name__
 
 
 class FeatureStore:
@@ -550,20 +667,22 @@ class FeatureStore:
         group = self.path / VIDEOS / key
         if self._direct:
             n = attrs.get("n")
-            files = group / "features" / "c" / "0" / "0", group / "timestamps" / "c" / "0"
-            try:
-                sizes = [f.stat().st_size for f in files]
-            except OSError:
-                raise VideoUnreadable("damaged: a chunk file is missing") from None
-            if not isinstance(n, int) or sizes != [n * self.dim * 4, n * 8]:
-                raise VideoUnreadable(f"damaged: chunk files of {sizes} bytes for {n} x {self.dim} values")
-            features = np.fromfile(files[0], dtype="<f4").reshape(n, self.dim)
-            timestamps = np.fromfile(files[1], dtype="<f8")
+            if not isinstance(n, int) or n < 1:
+                raise VideoUnreadable(f"damaged: attribute n is {n!r}")
+            features = _verified_chunk(group / "features" / "c" / "0" / "0", n * self.dim * 4,
+                                       "features/c/0/0").view("<f4").reshape(n, self.dim)
+            timestamps = _verified_chunk(group / "timestamps" / "c" / "0", n * 8, "timestamps/c/0").view("<f8")
         else:
             import zarr.storage
 
-            zgroup = zarr.open_group(zarr.storage.LocalStore(group, read_only=True), mode="r", zarr_format=3)
-            features, timestamps = zgroup["features"][:], zgroup["timestamps"][:]
+            gaps = [m for m in (missing_chunks(group / a) for a in ("features", "timestamps")) if m]
+            if gaps:
+                raise VideoUnreadable(f"damaged: {gaps[0]}")
+            try:
+                zgroup = zarr.open_group(zarr.storage.LocalStore(group, read_only=True), mode="r", zarr_format=3)
+                features, timestamps = zgroup["features"][:], zgroup["timestamps"][:]
+            except Exception as err:  # noqa: BLE001 - zarr raises several kinds for a damaged chunk
+                raise VideoUnreadable(f"damaged: {_short(err)}") from None
         _validate(features, timestamps, self.dim)
         return attrs, features, timestamps
 
@@ -652,8 +771,19 @@ def check_feature_store(path: str | os.PathLike, expected: Sequence[str] | None 
     complete = set(store.complete_ids())
     failures = store.failures()
     report = CheckReport(store.path, store.kind, expected, sorted(complete & set(expected)))
+    if problem := _child_damage(store.path, VIDEOS):
+        report.invalid[VIDEOS] = problem
     report.failed = {i: failures[i]["reason"] for i in expected if i in failures and i not in complete}
-    report.missing = [i for i in expected if i not in complete and i not in failures]
+    report.missing = []
+    for video_id in (i for i in expected if i not in complete and i not in failures):
+        try:
+            store._group_meta(safe_key(video_id))
+            report.missing.append(video_id)
+        except VideoUnreadable as err:  # a group whose metadata is broken is damage, not merely missing
+            if str(err).startswith("damaged"):
+                report.invalid[video_id] = str(err)
+            else:
+                report.missing.append(video_id)
     for video_id, result in zip(report.complete, store.load_many(report.complete), strict=True):
         if isinstance(result, str):
             report.invalid[video_id] = result
@@ -671,17 +801,22 @@ class PriorsStoreWriter:
         self.path = Path(path)
         self.lock = WriterLock(self.path, wait=wait)  # a priors run is short: the next writer waits for it
         self.root = prepare_store(self.path, attrs, CLASSES, rebuild=rebuild)
-        self.classes = self.root[CLASSES]
+        self.classes = self.root[_repaired_child(self.path, CLASSES)]
 
     def is_current(self, name: str, source_sha256: str) -> bool:
+        """Complete, made from the same source, and intact (a damaged class is written again)."""
         key = safe_key(name)
+        _remove_if_unreadable(self.path / CLASSES / key)
         if key not in self.classes:
             return False
         attrs = dict(self.classes[key].attrs)
-        return bool(attrs.get("complete")) and attrs.get("source_sha256") == source_sha256
+        if not (attrs.get("complete") and attrs.get("source_sha256") == source_sha256):
+            return False
+        return _class_problem(self.path, name) is None
 
     def write_class(self, name: str, arrays: dict[str, np.ndarray], source_sha256: str) -> None:
         key = safe_key(name)
+        _remove_if_unreadable(self.path / CLASSES / key)
         if key in self.classes:
             _check_key_owner(self.classes, key, "name", name)
             del self.classes[key]
@@ -691,7 +826,8 @@ class PriorsStoreWriter:
             values = np.ascontiguousarray(arrays[array_name])
             if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
                 raise ValueError(f"class '{name}': {array_name} has non-finite values")
-            group.create_array(array_name, data=values, chunks=values.shape, compressors=None)
+            group.create_array(array_name, data=values, chunks=values.shape, compressors=_checksummed(),
+                               config=ALL_CHUNKS)
         group.attrs.update({"complete": True})
 
     def set_classes(self, names: Sequence[str]) -> None:
@@ -712,17 +848,24 @@ def read_priors(path: str | os.PathLike, classes: Sequence[str]) -> dict[str, di
     name_embedding (E,), text_embedding (k, E). Missing or incomplete classes are an error."""
     path = Path(path)
     root = _open_root(path)
-    _check_root_attrs(path, dict(root.attrs), (PRIORS_KIND,))
+    attrs = dict(root.attrs)
+    _check_root_attrs(path, attrs, (PRIORS_KIND,))
     classes = list(classes)
     paths = [f"{CLASSES}/{safe_key(c)}" for c in classes]
     missing = [c for c, p in zip(classes, paths, strict=True) if not (path / p / "zarr.json").is_file()]
     if missing:
         raise UserError(path, f"no priors for {len(missing)} class(es), e.g. {missing[:3]}; rerun the priors stage")
-    import zarr.storage
-    from zarr.core.sync import sync
-
-    store = zarr.storage.LocalStore(path, read_only=True)
-    results = sync(_read_groups(store, paths, PRIOR_ARRAYS))
+    listed = attrs.get("classes")
+    dropped = [c for c in classes if isinstance(listed, list) and c not in listed]
+    if dropped:
+        raise UserError(path, f"{len(dropped)} class(es) are no longer in priors.json, e.g. '{dropped[0]}' (its "
+                              "old group is stale); rerun the priors stage with priors for them")
+    results = _read_classes(path, paths)
+    damaged = {c: r for c, r in zip(classes, results, strict=True) if isinstance(r, str)}
+    if damaged:
+        first = next(iter(damaged))
+        raise UserError(path, f"priors of {len(damaged)} class(es) damaged, e.g. '{first}': {damaged[first]}; "
+                              "rerun the priors stage")
     incomplete = [c for c, (a, _) in zip(classes, results, strict=True) if not a.get("complete")]
     if incomplete:
         raise UserError(path, f"priors of {incomplete[:3]} are incomplete; rerun the priors stage")
@@ -731,22 +874,56 @@ def read_priors(path: str | os.PathLike, classes: Sequence[str]) -> dict[str, di
                if any(a.dtype.kind == "f" and not np.isfinite(a).all() for a in arrays.values())]
     if damaged:
         raise UserError(path, f"priors of {damaged[:3]} have non-finite values; rerun the priors stage")
+    k = attrs.get("k")
+    short = [c for c, arrays in out.items() if isinstance(k, int) and arrays["joint"].shape[0] != k]
+    if short:
+        raise UserError(path, f"class '{short[0]}' has {out[short[0]]['joint'].shape[0]} prior pair(s), the store's "
+                              f"k is {k}; generate its priors again, then rerun the priors stage")
     return out
 
 
+def _read_classes(path: Path, paths: Sequence[str]) -> list[Any]:
+    import zarr.storage
+    from zarr.core.sync import sync
+
+    return sync(_read_groups(zarr.storage.LocalStore(path, read_only=True), paths, PRIOR_ARRAYS))
+
+
+def _class_problem(path: Path, name: str) -> str | None:
+    """Why one class of a priors store cannot be read (damage or non-finite values), or None."""
+    result = _read_classes(path, [f"{CLASSES}/{safe_key(name)}"])[0]
+    if isinstance(result, str):
+        return result
+    if any(a.dtype.kind == "f" and not np.isfinite(a).all() for a in result[1]):
+        return "non-finite values"
+    return None
+
+
 def check_priors_store(path: str | os.PathLike, classes: Sequence[str] | None = None) -> CheckReport:
+    """Is every expected class complete and intact (group metadata, every chunk present, checksums, finite)?"""
     path = Path(path)
-    root = _open_root(path)
-    attrs = dict(root.attrs)
+    attrs = dict(_open_root(path).attrs)
     _check_root_attrs(path, attrs, (PRIORS_KIND,))
-    groups = {a.get("name"): a for a in _group_attrs(root[CLASSES]).values()}
     expected = sorted(classes if classes is not None else attrs.get("classes", []))
-    complete = sorted(c for c in expected if groups.get(c, {}).get("complete"))
-    report = CheckReport(path, PRIORS_KIND, expected, complete)
-    report.missing = [c for c in expected if c not in complete]
-    if complete:
+    report = CheckReport(path, PRIORS_KIND, expected, [])
+    if problem := _child_damage(path, CLASSES):
+        report.invalid[CLASSES] = problem
+    for name in expected:
         try:
-            read_priors(path, complete)
-        except (UserError, ValueError) as err:
-            report.invalid["*"] = str(err)
+            meta = json.loads((path / CLASSES / safe_key(name) / "zarr.json").read_bytes())
+        except FileNotFoundError:
+            report.missing.append(name)
+            continue
+        except (OSError, ValueError) as err:
+            report.invalid[name] = f"damaged: unreadable group metadata ({type(err).__name__})"
+            continue
+        if not (isinstance(meta, dict) and isinstance(meta.get("attributes"), dict)
+                and meta["attributes"].get("complete")):
+            report.missing.append(name)
+            continue
+        problem = _class_problem(path, name)
+        if problem:
+            report.invalid[name] = problem
+        else:
+            report.complete.append(name)
     return report

@@ -196,6 +196,7 @@ def train(index: Index, split: Split, features_dir: Path, model_cfg: dict[str, A
     feature_set = FeatureSet.open(features_dir)
     T = cfg.T or feature_set.T  # the model is length-free: it may read the stored videos resampled shorter
     videos = feature_set.videos(ids, durations, T, use_flow)
+    ids = videos.ids  # less the videos that failed extraction within its budget
     priors = feature_set.priors(classes)
     targets = snippet_targets(index, ids, classes, videos.times)
     data = data_digest(videos, priors, targets)

@@ -30,7 +30,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from pipeline.common import UserError, atomic_write_json, section
+from pipeline.common import UserError, atomic_write_json, die_with_parent, section
 from pipeline.data.build import build_split
 from pipeline.data.splits import Split
 from pipeline.modelling.variants import BUILT_IN, REFERENCE, Variant, resolve_variants, slug_of, variant_of
@@ -264,6 +264,17 @@ def run_one(values: dict[str, Any], index, features: Path, out: Path, job: Job, 
     return record
 
 
+def results_lock(out: Path):
+    """The results folder's writer lock (the stores' lock, `.<folder>.lock` beside it): one writer at a time."""
+    from pipeline.features.store import StoreBusy, WriterLock
+
+    try:
+        return WriterLock(out)
+    except StoreBusy:
+        raise UserError(out, "another run is writing this results folder; wait for it to finish, then run "
+                             "again") from None
+
+
 def _with_seed(settings: dict[str, Any], seed: int) -> dict[str, Any]:
     return {**settings, "train": {**settings["train"], "seed": seed}}
 
@@ -280,6 +291,7 @@ def run_grid(values: dict[str, Any], index, features: Path, out: Path, log=print
         raise UserError(where, "results: the table holds detection mAP; Charades-STA is scored per query (R@n, "
                                "IoU=m) by the evaluate stage (metrics/evaluate.json): run `dvc repro evaluate`")
     jobs = grid_jobs(values, where)
+    lock = results_lock(out)  # held until run_grid returns; the OS drops it when the process ends
     from pipeline.modelling.scoring import threshold_key
 
     tious = [threshold_key(t) for t in _thresholds(values).reported]  # the table's columns
@@ -326,7 +338,8 @@ def run_grid(values: dict[str, Any], index, features: Path, out: Path, log=print
         threads = max(1, torch.get_num_threads() // workers)
         # spawn, not fork: a forked child of a process whose thread pools are running can deadlock. Each worker
         # writes its run's record when the run finishes, so a kill loses only the runs in flight.
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
             futures = {job: pool.submit(run_one, values, index, features, out, job, keys[job], threads, where)
                        for job in todo}
             try:
@@ -336,6 +349,7 @@ def run_grid(values: dict[str, Any], index, features: Path, out: Path, log=print
             except BaseException:
                 pool.shutdown(cancel_futures=True)  # runs not started yet would only delay the error
                 raise
+    lock.release()
     return {"tious": tious, "runs": [runs[job] for job in jobs],
             "skipped": [{"protocol": job[0], "split": job[1], "variant": job[2], "seed": job[3]} for job in unscorable]}
 

@@ -238,6 +238,8 @@ def evaluate_model(index: Index, split: Split, features_dir: Path, model_path: P
         raise UserError(where, str(err)) from None
     ids, classes = list(split.test_videos), list(split.unseen)
     durations = {vid: index.videos[vid].duration for vid in ids}
+    # less the videos that failed extraction within its budget, or whose annotation runs past the decoded video
+    ids = feature_set.within_decoded(feature_set.extracted(ids, use_flow), durations)
     priors = feature_set.priors(classes)
     gt = ground_truth_of(index, ids, classes)
     annotated = set(gt.label)

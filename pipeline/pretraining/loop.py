@@ -24,7 +24,7 @@ import torch
 from open_clip.loss import ClipLoss
 
 from grizal.encoders.clip import register_offline_configs, seeded_init
-from pipeline.common import atomic_write_bytes
+from pipeline.common import atomic_write_bytes, die_with_parent
 from pipeline.pretraining.corpus import CorpusConfig, backgrounds, make_stills
 
 MODEL = "grizal-demo"  # the shipped open_clip config (grizal/encoders/grizal-demo.json) the stage trains
@@ -80,7 +80,7 @@ def render_corpus(cfg: CorpusConfig, workers: int = 1) -> tuple[np.ndarray, list
     if workers <= 1 or len(chunks) == 1:
         parts = [_render_chunk(chunk) for chunk in chunks]
     else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        with ProcessPoolExecutor(max_workers=workers, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
             parts = list(pool.map(_render_chunk, chunks))
     return np.concatenate([p[0] for p in parts]), [c for p in parts for c in p[1]]
 

@@ -21,6 +21,17 @@ TEXT_SCHEMA = 1
 ITEM_FOLDERS = ("texts", "images")
 
 
+def _decodes(path: Path) -> bool:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+    except Exception:  # noqa: BLE001 - PIL raises many kinds for a damaged file
+        return False
+    return True
+
+
 def source_digest(*module_names: str) -> str:
     """sha256 of the named (imported) modules' source: part of an offline backend's item keys, because its output
     is its code (an edited template or drawing makes new items instead of reusing the old ones)."""
@@ -65,10 +76,11 @@ class PriorCache:
         return path.relative_to(self.store).as_posix()
 
     def find(self, item: str) -> Path | None:
-        """The non-empty file of an item (a path relative to the store), in the store or else in ``out``."""
+        """The non-empty file of an item (a path relative to the store), in the store or else in ``out``; an
+        image only when it decodes whole (a truncated PNG is made again, not reused on every run)."""
         for root in (self.store, self.out) if self.shared else (self.store,):
             path = root / item
-            if path.is_file() and path.stat().st_size > 0:
+            if path.is_file() and path.stat().st_size > 0 and (not item.endswith(".png") or _decodes(path)):
                 return path
         return None
 
