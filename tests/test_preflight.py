@@ -100,3 +100,19 @@ def test_a_local_checkpoint_that_is_missing_is_named(lacking_project):
     result = run_check("other.yaml")
     assert result.exit_code == 2
     assert "weights: checkpoint file weights/vit_b32.pt not found (extract.clip.pretrained)" in result.output
+
+
+def test_weights_a_previous_download_left_in_the_hugging_face_cache_are_found(tmp_path, monkeypatch):
+    import open_clip
+
+    from pipeline.apps.preflight import check_weights
+
+    repo = open_clip.get_pretrained_cfg("ViT-B-32-quickgelu", "openai")["hf_hub"].rstrip("/")
+    folder = tmp_path / "hub" / f"models--{repo.replace('/', '--')}"
+    (folder / "refs").mkdir(parents=True)
+    (folder / "refs" / "main").write_text("abc123")
+    (folder / "snapshots" / "abc123").mkdir(parents=True)
+    (folder / "snapshots" / "abc123" / "open_clip_model.safetensors").write_bytes(b"weights")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
+    finding = check_weights({"model": "ViT-B-32-quickgelu", "pretrained": "openai"}, "custom")
+    assert finding.ok and "in the local cache" in finding.text and "open_clip_model.safetensors" in finding.text
