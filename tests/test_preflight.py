@@ -79,7 +79,7 @@ def test_check_names_every_missing_thing_and_exits_2(lacking_project, monkeypatc
     assert "videos: 0 of 4 found in videos; 4 missing, first: videos/clip_0" in videos
     assert "ViT-B-32-quickgelu/openai" in weights and "needs a download" in weights
     assert "extract.clip.pretrained: /path/to/file.pt" in weights
-    assert "OPENAI_API_KEY is not set" in key
+    assert "OPENAI_API_KEY is not set (needed by the openai text and openai image backends)" in key
     priors = next(line for line in result.output.splitlines() if " priors: " in line)
     assert "2 classes, k=4: 2 text and 8 image calls" in priors and "$" in priors and "unknown" not in priors
     assert "3 thing(s) missing" in result.output

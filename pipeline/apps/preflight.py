@@ -131,11 +131,11 @@ def check_priors(params: dict, where: str) -> list[Finding]:
     findings = [Finding(True, f"priors: {len(names)} classes, k={cfg.k}: {calls['texts']} text and "
                               f"{calls['images']} image calls to make (texts from {text.name}, images from "
                               f"{image.name}), est. cost {money(totals['cost'].cost_usd)}")]
-    remote = [b.name for b, n in ((text, calls["texts"]), (image, calls["images"])) if b.remote and n]
+    remote = [f"{b.name} {kind}" for kind, b in (("text", text), ("image", image)) if b.remote and calls[kind + "s"]]
     if remote:
         have = bool(os.environ.get(KEY_VARIABLE))
         findings.append(Finding(have, f"API key: {KEY_VARIABLE} {'is set' if have else 'is not set'} "
-                                      f"(needed by the {' and '.join(remote)} backend)"))
+                                      f"(needed by the {' and '.join(remote)} backend{'s' * (len(remote) > 1)})"))
     return findings
 
 
@@ -177,12 +177,13 @@ def _free_bytes(path: Path) -> int:
 def _matmul_gflops() -> float:
     import torch
 
-    a = torch.randn(512, 512)
+    side = 1024
+    a = torch.randn(side, side)
     a @ a
-    start, repeats = time.perf_counter(), 20
+    start, repeats = time.perf_counter(), 4
     for _ in range(repeats):
         a @ a
-    return repeats * 2 * 512**3 / max(time.perf_counter() - start, 1e-9) / 1e9
+    return repeats * 2 * side**3 / max(time.perf_counter() - start, 1e-9) / 1e9
 
 
 def check_costs(extract: dict, workload: Workload) -> list[Finding]:
