@@ -1,4 +1,5 @@
-"""The `grizal` console script: `grizal localize VIDEO --action "a dog being bathed"` (pipeline/apps/localize.py).
+"""The `grizal` console script: `grizal localize VIDEO --action "a dog being bathed"` (pipeline/apps/localize.py),
+`grizal check` (pipeline/apps/preflight.py: what the configured run lacks and will cost, before any work).
 
 `python -m pipeline.apps.cli localize VIDEO --action ...` runs the same command from a checkout that is not
 installed. `grizal --version` prints the package's version.
@@ -22,8 +23,11 @@ def package_version() -> str:
 
 
 def main() -> None:
-    """Entry point of the `grizal` console script (commands: localize)."""
+    """Entry point of the `grizal` console script (commands: localize, check)."""
     from pipeline.apps.localize import app
+    from pipeline.apps.preflight import check_command
+
+    app.command("check")(check_command)
 
     app(prog_name="grizal")
 
