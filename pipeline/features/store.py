@@ -395,7 +395,7 @@ def prepare_store(path: str | os.PathLike, attrs: dict[str, Any], child: str, *,
             changes = "; ".join(differ[:4]) or "schema version"
             if "imported" in old.get("settings", {}) and "imported" not in attrs["settings"]:
                 raise UserError(path, f"holds imported features ({old.get('encoder')}); extraction would replace "
-                                      "them: run `dvc freeze extract_" + str(attrs["kind"]) + "` so dvc repro keeps "
+                                      "them: run `dvc commit -f extract_" + str(attrs["kind"]) + "` so dvc repro keeps "
                                       "them, or delete the store to extract it")
             if attrs.get("precision_auto") and differ and all(_is_precision(d) for d in differ):
                 raise UserError(path, f"holds features made in another precision ({changes}): 'auto' resolves "
