@@ -68,3 +68,26 @@ def test_a_fresh_project_dry_runs_every_stage(project, config, tmp_path):
     planned = {line.split("'")[1] for line in result.stdout.splitlines() if line.startswith("Running stage '")}
     stages = set(yaml.safe_load((dest / "dvc.yaml").read_text())["stages"])
     assert planned == stages
+
+
+def test_the_readme_paper_config_workflow(project, tmp_path):
+    """The README's switch to a paper config, line by line: resolve it, price the priors, print the whole plan
+    (the user's /data paths stood in for after the first line, as the user's own overlay would set them)."""
+    from support.doc_workflows import commands
+
+    dest, env = project
+    lines = commands("paper-config")
+    outputs = []
+    for n, command in enumerate(lines):
+        result = subprocess.run(command, shell=True, cwd=dest, env=env, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, f"{command}\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
+        assert "Traceback" not in result.stdout + result.stderr
+        outputs.append(result.stdout + result.stderr)
+        if n == 0:
+            params = yaml.safe_load((dest / "params.yaml").read_text())
+            assert params["prepare"]["dataset"] == "thumos14" and params["prepare"]["split_setting"] == "75_25"
+            _stand_in_for_user_data(params, tmp_path)
+            (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert "$" in outputs[1] or "cost" in outputs[1].lower()
+    planned = {line.split("'")[1] for line in outputs[2].splitlines() if line.startswith("Running stage '")}
+    assert planned == set(yaml.safe_load((dest / "dvc.yaml").read_text())["stages"])
