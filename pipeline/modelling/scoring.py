@@ -488,8 +488,15 @@ def metrics_summary(metrics: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[
     """``{method: {"avg_mAP", "avg_tIoU"}}`` of ``{method: metrics_json(report)}`` (null where a method was not
     scored): the few numbers a person compares first, so DVC's tables fit a terminal. The full reports (mAP at
     every tIoU, recall, counts) stay in the evaluate stage's own metrics.json."""
-    return {method: {short: report.get(full) for short, full in SUMMARY_KEYS.items()}
+    return {method: _grounding_summary(report) if "mIoU" in report
+            else {short: report.get(full) for short, full in SUMMARY_KEYS.items()}
             for method, report in metrics.items()}
+
+
+def _grounding_summary(report: Mapping[str, Any]) -> dict[str, Any]:
+    """Charades-STA's per-query figures: R@1 at IoU 0.5 and 0.7 and the top-1 moment's mean IoU."""
+    recall = report.get("recall", {})
+    return {"R1_IoU0.5": recall.get("R@1,IoU=0.5"), "R1_IoU0.7": recall.get("R@1,IoU=0.7"), "mIoU": report["mIoU"]}
 
 
 def write_metrics(path: str | os.PathLike, report: Mapping[str, Any]) -> None:
