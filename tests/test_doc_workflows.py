@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from tests.support.doc_workflows import _join, all_workflows
+from support.doc_workflows import _join, all_workflows
 
 TESTS = Path(__file__).resolve().parent
 

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from support.doc_workflows import commands
 from support.project_copy import copy_project
-
-from tests.support.doc_workflows import commands
 
 pytestmark = pytest.mark.slow
 TERMINAL = 120  # columns DVC's own tables must fit in

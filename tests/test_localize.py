@@ -373,7 +373,7 @@ def test_the_readme_localize_workflows(world, tmp_path):
     under a name that is not the demo world's: the command must warn that the answer is meaningless)."""
     import shutil
 
-    from tests.support.doc_workflows import commands
+    from support.doc_workflows import commands
 
     bin_dir = tmp_path / ".venv" / "bin"
     bin_dir.mkdir(parents=True)

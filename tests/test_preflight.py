@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from support.doc_workflows import commands
 from typer.testing import CliRunner
 
 from pipeline.apps.localize import app
 from pipeline.apps.preflight import check_command
-from tests.support.doc_workflows import commands
 
 REPO = Path(__file__).resolve().parents[1]
 FAKE_KEY = "sk-test-preflight-0123456789abcdefSECRET"

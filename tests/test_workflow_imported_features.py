@@ -6,9 +6,8 @@ import json
 
 import numpy as np
 import pytest
-
-from tests.support.custom_world import custom_project, run_workflow
-from tests.support.doc_workflows import commands
+from support.custom_world import custom_project, run_workflow
+from support.doc_workflows import commands
 
 pytestmark = pytest.mark.slow
 WIDTH = 48

@@ -5,9 +5,8 @@ then `dvc repro` to the results grid, scored against the test videos' ground tru
 import json
 
 import pytest
-
-from tests.support.custom_world import custom_project, run_workflow
-from tests.support.doc_workflows import commands
+from support.custom_world import custom_project, run_workflow
+from support.doc_workflows import commands
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,7 @@ import yaml
 
 from pipeline.data import demo_vocab
 from pipeline.data.demo import DemoConfig, render_world
-from tests.support.project_copy import copy_project
+from support.project_copy import copy_project
 
 ROOT = Path(__file__).resolve().parents[2]
 
