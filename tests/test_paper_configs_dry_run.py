@@ -76,6 +76,7 @@ def test_the_readme_paper_config_workflow(project, tmp_path):
     from support.doc_workflows import commands
 
     dest, env = project
+    (dest / "params.yaml").write_text((ROOT / "params.yaml").read_text())  # a fresh clone's (the other tests edit it)
     lines = commands("paper-config")
     outputs = []
     for n, command in enumerate(lines):
