@@ -1,12 +1,13 @@
 # `make repro` runs the whole pipeline (the demo world by default); `make test` runs lint and the test suite.
-# Both create the virtual environment on first use and install the pinned versions.
+# `make docs` builds the manual (docs/, mkdocs.yml) offline into site/, a broken link or anchor failing it.
+# All create the virtual environment on first use and install the pinned versions.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 export DVC_NO_ANALYTICS := 1
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup repro test lint bench
+.PHONY: setup repro test lint docs bench
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -24,6 +25,9 @@ lint: setup
 
 test: lint
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(VENV)/bin/pytest -q
+
+docs: setup
+	$(VENV)/bin/mkdocs build --strict --site-dir site
 
 bench: setup
 	$(PY) -m benchmarks.bench_generate

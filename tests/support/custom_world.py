@@ -1,5 +1,5 @@
-"""A tiny custom data set in a project copy, laid out as the README's "Your own videos" asks (my_videos/,
-my_annotations.json, my_unseen_classes.txt, the README's own `prepare` section), for the workflow tests."""
+"""A tiny custom data set in a project copy, laid out as the docs' "Your own videos" asks (my_videos/,
+my_annotations.json, my_unseen_classes.txt, the docs' own `prepare` section), for the workflow tests."""
 
 import json
 import os
@@ -18,8 +18,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def readme_prepare_section() -> dict:
-    """The `prepare` section of the README's "Your own videos" YAML block."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    """The `prepare` section of the docs' "Your own videos" YAML block (docs/datasets/custom.md)."""
+    text = (ROOT / "docs" / "datasets" / "custom.md").read_text(encoding="utf-8")
     block = re.search(r"# Your own videos:.*?\n(prepare:\n.*?)```", text, re.S).group(1)
     return yaml.safe_load(block)["prepare"]
 
