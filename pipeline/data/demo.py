@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import os
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +24,14 @@ import numpy as np
 from pipeline.common import atomic_write_json, die_with_parent
 from pipeline.data import demo_vocab as vocab
 from pipeline.params_schema import DemoWorld
+
+ACTORS_FILE = "actors.json"
+# actors.json: {"format", "seed", "size" (px), "fps", "videos": {id: {"duration", "actors", "wanderers"}}}.
+# An actor: shape, color (RGB), radius (px), appear <= start <= end <= vanish (s: visible from appear to vanish,
+# moving from start to end, still before and after), x0, y0 (px, its place until start), velocity (px/s while
+# moving, [0, 0] for an idle actor), label (the class it performs; null for an idle actor). A wanderer (distractor
+# on an ellipse, visible all along): shape, color, radius, cx, cy, ax, ay (px), period (s), phase (rad).
+ACTORS_FORMAT = 1
 
 
 class DemoConfig(DemoWorld):
@@ -47,6 +55,7 @@ class Actor:
     x0: float
     y0: float
     velocity: tuple[float, float]  # px/s while moving; zero for idle actors
+    label: str | None = None  # the action class it performs; None for an idle actor
 
     def position(self, t: float) -> tuple[float, float]:
         moving = min(max(t, self.start), self.end) - self.start
@@ -94,7 +103,8 @@ def _moving_actor(rng, cfg: DemoConfig, label: str, start: float, end: float) ->
     speed = travel / (end - start)
     appear = max(0.0, start - float(rng.uniform(0.3, 1.0)))
     vanish = end + float(rng.uniform(0.3, 1.0))
-    return Actor(shape, _color(shape, rng), radius, appear, start, end, vanish, x0, y0, (dx * speed, dy * speed))
+    return Actor(shape, _color(shape, rng), radius, appear, start, end, vanish, x0, y0, (dx * speed, dy * speed),
+                 label)
 
 
 def _idle_actor(rng, cfg: DemoConfig, t0: float, t1: float) -> Actor:
@@ -199,24 +209,54 @@ def write_mp4(path: Path, frames, fps: int, size: int) -> None:
     tmp.replace(path)
 
 
-def make_video(video_dir: Path, cfg: DemoConfig, subset: str, n: int) -> tuple[str, dict]:
+def render_video(video_dir: Path, cfg: DemoConfig, subset: str, n: int) -> tuple[str, dict, dict]:
+    """Write one video; (its id, its ActivityNet-format database entry, its plan for ``actors.json``)."""
     vid = f"demo_{'train' if subset == 'training' else 'test'}_{n:03d}"
     # One generator per video, derived from the seed and the id, so a video does not depend on the others.
     rng = np.random.default_rng([cfg.seed, 0 if subset == "training" else 1, n])
     classes = vocab.all_classes()
     duration, segments, actors, wanderers = plan_video(rng, cfg, classes[n % len(classes)], classes)
     write_mp4(video_dir / f"{vid}.mp4", render_frames(rng, cfg, duration, actors, wanderers), cfg.fps, cfg.size)
-    return vid, {
+    entry = {
         "subset": subset,
         "duration": duration,
         "fps": cfg.fps,
         "resolution": f"{cfg.size}x{cfg.size}",
         "annotations": [{"segment": [s, e], "label": label} for label, s, e in segments],
     }
+    return vid, entry, video_plan(duration, actors, wanderers)
+
+
+def make_video(video_dir: Path, cfg: DemoConfig, subset: str, n: int) -> tuple[str, dict]:
+    """Write one video; (its id, its ActivityNet-format database entry)."""
+    vid, entry, _plan = render_video(video_dir, cfg, subset, n)
+    return vid, entry
+
+
+def _rounded(value):
+    if isinstance(value, float):
+        return round(value, 4)
+    if isinstance(value, tuple | list):
+        return [_rounded(v) for v in value]
+    return value
+
+
+def video_plan(duration: float, actors: list[Actor], wanderers: list[Wanderer]) -> dict:
+    """What a video shows, as ``actors.json`` records it (``ACTORS_FORMAT``)."""
+    return {"duration": duration,
+            "actors": [{key: _rounded(value) for key, value in asdict(a).items()} for a in actors],
+            "wanderers": [{key: _rounded(value) for key, value in asdict(w).items()} for w in wanderers]}
+
+
+def write_actor_plans(path: Path, cfg: DemoConfig, plans: dict[str, dict]) -> None:
+    """Write ``actors.json``: {video id: ``video_plan``} with the world's seed, size and fps."""
+    atomic_write_json(path, {"format": ACTORS_FORMAT, "seed": cfg.seed, "size": cfg.size, "fps": cfg.fps,
+                             "videos": plans})
 
 
 def render_world(out_dir: Path, cfg: DemoConfig, workers: int = 2) -> dict:
-    """Write ``out_dir/videos/*.mp4`` and ``out_dir/annotations.json`` (ActivityNet format)."""
+    """Write ``out_dir/videos/*.mp4``, ``out_dir/annotations.json`` (ActivityNet format) and
+    ``out_dir/actors.json`` (every actor's plan)."""
     n_classes = len(vocab.all_classes())
     video_dir = out_dir / "videos"
     video_dir.mkdir(parents=True, exist_ok=True)
@@ -225,8 +265,9 @@ def render_world(out_dir: Path, cfg: DemoConfig, workers: int = 2) -> dict:
             for n in range(per_class * n_classes)]
     with ProcessPoolExecutor(max_workers=max(1, workers), initializer=die_with_parent,
                              initargs=(os.getpid(),)) as pool:
-        futures = [pool.submit(make_video, video_dir, cfg, subset, n) for subset, n in jobs]
-        database = dict(future.result() for future in futures)
-    annotations = {"version": "grizal-demo-1", "seed": cfg.seed, "database": database}
+        futures = [pool.submit(render_video, video_dir, cfg, subset, n) for subset, n in jobs]
+        rendered = [future.result() for future in futures]
+    annotations = {"version": "grizal-demo-1", "seed": cfg.seed, "database": {vid: e for vid, e, _ in rendered}}
+    write_actor_plans(out_dir / ACTORS_FILE, cfg, {vid: plan for vid, _, plan in rendered})
     atomic_write_json(out_dir / "annotations.json", annotations)
     return annotations
