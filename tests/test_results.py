@@ -175,7 +175,7 @@ def test_reported_columns_change_the_table_not_the_runs(tiny_world, finished_gri
     grid = run_grid(values, tiny_world["index"], tiny_world["features"], out, log=_quiet)
     assert grid["tious"] == ["0.5"] and grid["runs"] == finished_grid[1]["runs"]
     header, _, first = results_table(grid).splitlines()[:3]
-    assert header == "| setting | method | mAP@0.5 | avg mAP | avg tIoU | runs |"
+    assert header == "| setting | method | mAP@0.5 | avg mAP | avg tIoU | runs | Δ avg mAP vs GRIZAL [95% CI] |"
     average = finished_grid[1]["runs"][0]["grizal"]["average_mAP"]  # still the mean over 0.3 and 0.5
     assert first.split(" | ")[3] == f"{100 * average:.1f}"
 
