@@ -81,11 +81,10 @@ class Wanderer:
         return self.cx + self.ax * math.cos(angle), self.cy + self.ay * math.sin(angle)
 
 
-def _color(shape: str, rng: np.random.Generator) -> tuple[int, int, int]:
-    """An actor's colour is its shape's; a distractor takes one of the distractor colours."""
-    if shape in vocab.SHAPE_COLORS:
-        return vocab.COLORS[vocab.SHAPE_COLORS[shape]]
-    return vocab.COLORS[vocab.DISTRACTOR_COLORS[rng.integers(len(vocab.DISTRACTOR_COLORS))]]
+def _color(rng: np.random.Generator) -> tuple[int, int, int]:
+    """A colour of the palette, whatever the shape (``demo_vocab.COLORS``)."""
+    names = list(vocab.COLORS)
+    return vocab.COLORS[names[rng.integers(len(names))]]
 
 
 # How the world keeps one cue from naming a class (issue 23; `python -m benchmarks.demo_world_cues` measures it):
@@ -108,7 +107,7 @@ def _moving_actor(rng, cfg: DemoConfig, label: str, start: float, end: float) ->
     speed = travel / (end - start)
     appear = max(0.0, start - float(rng.uniform(*STILL_SECONDS)))
     vanish = end + float(rng.uniform(*STILL_SECONDS))
-    return Actor(shape, _color(shape, rng), radius, appear, start, end, vanish, x0, y0, (dx * speed, dy * speed),
+    return Actor(shape, _color(rng), radius, appear, start, end, vanish, x0, y0, (dx * speed, dy * speed),
                  label)
 
 
@@ -132,7 +131,7 @@ def _idle_actor(rng, cfg: DemoConfig, main_shape: str, t0: float, t1: float) -> 
         velocity = (sx * travel / (t1 - t0), sy * travel / (t1 - t0))
     else:
         x0, y0 = (float(v) for v in rng.uniform(radius * 2, cfg.size - radius * 2, size=2))
-    return Actor(shape, _color(shape, rng), radius, t0, t0, t1, t1, x0, y0, velocity)
+    return Actor(shape, _color(rng), radius, t0, t0, t1, t1, x0, y0, velocity)
 
 
 def _layout(rng, cfg: DemoConfig, main: str, others: list[str], duration: float):
@@ -174,7 +173,7 @@ def plan_video(rng: np.random.Generator, cfg: DemoConfig, main: str, classes: li
     wanderers = []
     for _ in range(int(rng.integers(1, 3))):
         shape = vocab.DISTRACTOR_SHAPES[rng.integers(len(vocab.DISTRACTOR_SHAPES))]
-        wanderers.append(Wanderer(shape, _color(shape, rng), float(rng.uniform(6, 10)),
+        wanderers.append(Wanderer(shape, _color(rng), float(rng.uniform(6, 10)),
                                   float(rng.uniform(40, cfg.size - 40)), float(rng.uniform(40, cfg.size - 40)),
                                   float(rng.uniform(12, 30)), float(rng.uniform(12, 30)),
                                   float(rng.uniform(4, 9)), float(rng.uniform(0, 2 * math.pi))))
