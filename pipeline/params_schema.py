@@ -620,7 +620,7 @@ class EvaluateParams(Section):
 # --- results (pipeline/modelling/variants.py BUILT_IN, pipeline/modelling/grid.py grid_jobs, run_grid) -------
 
 VARIANTS = ("GRIZAL", "w/o images", "w/o texts", "w/o flow", "w/o Fourier", "w/o Fourier and OF", "supervised only",
-            "self-supervised only", "k=1", "k=2", "k=3", "k=4", "k=8", "N=1", "N=3", "N=5", "N=7", "N=9")
+            "self-supervised only", "w/o cosine", "k=1", "k=2", "k=3", "k=4", "k=8", "N=1", "N=3", "N=5", "N=7", "N=9")
 VARIANT_KEYS = ("model", "loss", "train", "localization", "features")
 _VARIANT_NAMES = f"a non-empty list of items, each one of {', '.join(VARIANTS)} without repeats"
 _VARIANTS_EXPECTED = f"{_VARIANT_NAMES}, or a mapping name -> null or overrides ({', '.join(VARIANT_KEYS)})"

@@ -1,9 +1,10 @@
 """Stage `results`: GRIZAL, the training-free baseline and the ablations on unseen classes, over several splits.
 
 Writes ``results.md`` (the README's results table), ``results.json`` and, per run, ``<split>/<variant>/`` with
-``model.pt``, ``metrics.json`` and, last, ``run.json``. A closed-set GRIZAL run comes first: it shows that the data
-set is learnable at all before open-set numbers are read. The grid, its run cache and the table live in
-``pipeline.modelling.grid``; this door checks the params and writes the outputs.
+``model.pt``, ``metrics.json`` and, last, ``run.json``. On the demo world, the reference detectors built from its
+actor plans (``cache/demo/actors.json``, ``pipeline.modelling.reference``) are rows of the table too. A closed-set
+GRIZAL run comes first: it shows that the data set is learnable at all before open-set numbers are read. The grid,
+its run cache and the table live in ``pipeline.modelling.grid``; this door checks the params and writes the outputs.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import typer
 
 from pipeline.common import atomic_write_json, atomic_write_text, exit_on_user_error, load_params
 from pipeline.data.build import load_prepared
+from pipeline.data.demo import ACTORS_FILE
 from pipeline.modelling.grid import results_table, run_grid
+from pipeline.modelling.reference import load_actor_plans
 
 app = typer.Typer(add_completion=False, help=__doc__.splitlines()[0])
 
@@ -46,6 +49,8 @@ def main(
     prepare_dir: Path = typer.Option(Path("cache/prepare"), "--prepare", help="Output of the prepare stage."),
     features: Path = typer.Option(Path("cache/features"), help="Folder holding the feature stores."),
     out: Path = typer.Option(Path("cache/results"), help="Output folder."),
+    demo: Path = typer.Option(Path("cache/demo"), help="The demo world's folder: its actors.json gives the "
+                                                       "reference rows (demo world only)."),
 ) -> None:
     """Train and evaluate every configured variant on every configured split; write the results table.
 
@@ -53,7 +58,9 @@ def main(
     after a change that touches some runs only, trains only what is missing."""
     values = checked_params(load_params(params), params, features)
     index, _ = load_prepared(prepare_dir)
-    grid = run_grid(values, index, features, out, where=params)
+    plans_path = demo / ACTORS_FILE
+    plans = load_actor_plans(plans_path) if index.dataset == "demo" else None
+    grid = run_grid(values, index, features, out, where=params, plans=plans, plans_path=plans_path)
     table = results_table(grid)
     atomic_write_json(out / "results.json", grid)
     atomic_write_text(out / "results.md", table)

@@ -10,7 +10,7 @@ import yaml
 
 from pipeline.common import atomic_write_json
 from pipeline.data.build import prepare
-from pipeline.data.demo import DemoConfig, make_video
+from pipeline.data.demo import ACTORS_FILE, DemoConfig, render_video, write_actor_plans
 from pipeline.data.splits import Split
 from pipeline.features.extraction import run_feature_extraction
 from pipeline.features.priors import PriorEncoder, run_priors
@@ -53,9 +53,11 @@ def tiny_world(tmp_path_factory, one_torch_thread):
     root = tmp_path_factory.mktemp("localize")
     demo = DemoConfig(seed=0, size=128, fps=8, min_duration=14.0, max_duration=15.0, second_class_prob=0.0)
     (root / "videos").mkdir()
-    database = dict(make_video(root / "videos", demo, subset, n)
-                    for subset, n in (("training", 0), ("training", 1), ("training", 5), ("validation", 3)))
+    rendered = [render_video(root / "videos", demo, subset, n)
+                for subset, n in (("training", 0), ("training", 1), ("training", 5), ("validation", 3))]
+    database = {vid: entry for vid, entry, _plan in rendered}
     atomic_write_json(root / "annotations.json", {"version": "test", "database": database})
+    write_actor_plans(root / ACTORS_FILE, demo, {vid: plan for vid, _entry, plan in rendered})
     (root / "unseen.txt").write_text(UNSEEN + "\n")
     index, split = prepare({"dataset": "demo", "annotations": str(root / "annotations.json"),
                         "video_dir": str(root / "videos"), "protocol": "open",

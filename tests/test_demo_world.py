@@ -90,3 +90,16 @@ def test_another_data_set_renders_nothing_and_says_so(tmp_path):
     assert [p.name for p in (tmp_path / "demo").iterdir()] == ["NOT_RENDERED.txt"]
     assert "prepares data set 'thumos14'" in (tmp_path / "demo" / "NOT_RENDERED.txt").read_text()
     assert "not rendered" in result.stdout
+
+
+def test_no_single_cue_localizes_the_unseen_classes():
+    """Issue 23's bar, on a world seed of its own: from the world's plans, "the class's shape is on screen" scores
+    at most 25 avg mAP on the open splits and "that shape moves" at most 50 (the direction is needed), while the
+    detector that knows the direction scores full marks (localization and scoring lose nothing)."""
+    from benchmarks.demo_world_cues import cue_table
+    from grizal.localization import localization_config
+    from pipeline.modelling.scoring import Thresholds
+
+    table = cue_table(DemoConfig(seed=11), 64, localization_config({}), Thresholds.of([0.3, 0.4, 0.5, 0.6, 0.7]))
+    assert table["open"]["shape visible"] <= 25 and table["open"]["shape moving"] <= 50
+    assert table["closed"]["shape moving in its direction"] > 99

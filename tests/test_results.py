@@ -175,7 +175,7 @@ def test_reported_columns_change_the_table_not_the_runs(tiny_world, finished_gri
     grid = run_grid(values, tiny_world["index"], tiny_world["features"], out, log=_quiet)
     assert grid["tious"] == ["0.5"] and grid["runs"] == finished_grid[1]["runs"]
     header, _, first = results_table(grid).splitlines()[:3]
-    assert header == "| setting | method | mAP@0.5 | avg mAP | avg tIoU | runs |"
+    assert header == "| setting | method | mAP@0.5 | avg mAP | avg tIoU | runs | Δ avg mAP vs GRIZAL [95% CI] |"
     average = finished_grid[1]["runs"][0]["grizal"]["average_mAP"]  # still the mean over 0.3 and 0.5
     assert first.split(" | ")[3] == f"{100 * average:.1f}"
 
@@ -215,12 +215,16 @@ def test_a_run_without_predictions_is_zeros_and_na(tiny_world, tmp_path):
     out = tmp_path / "results"
     result = CliRunner().invoke(app, ["--params", str(tmp_path / "params.yaml"), "--prepare",
                                       str(tiny_world["root"] / "prepare"), "--features",
-                                      str(tiny_world["features"]), "--out", str(out)])
+                                      str(tiny_world["features"]), "--demo", str(tiny_world["root"]),
+                                      "--out", str(out)])
     assert result.exit_code == 0, result.output
     rows = [line.split(" | ") for line in (out / "results.md").read_text().splitlines()[2:]]
-    assert [row[1] for row in rows] == ["GRIZAL", "training-free CLIP baseline"]
-    for row in rows:
+    assert [row[1] for row in rows] == ["GRIZAL", "training-free CLIP baseline", "reference: shape visible",
+                                        "reference: shape moving", "reference: shape moving in its direction"]
+    for row in rows[:2]:
         assert row[2:6] == ["0.0", "0.0", "0.0", "n/a"]  # mAP@0.3, mAP@0.5, avg mAP, avg tIoU
+    # the reference detectors are scored by the same localization: nothing is longer than min_length either
+    assert all(row[4] == "0.0" for row in rows[2:])
     runs = json.loads((out / "results.json").read_text())["runs"]
     assert [(r["protocol"], r["split"], r["seed"], r["variant"]) for r in runs] == [("open", 0, 3, "GRIZAL")]
     for method in ("grizal", "baseline"):

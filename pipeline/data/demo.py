@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import os
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +24,14 @@ import numpy as np
 from pipeline.common import atomic_write_json, die_with_parent
 from pipeline.data import demo_vocab as vocab
 from pipeline.params_schema import DemoWorld
+
+ACTORS_FILE = "actors.json"
+# actors.json: {"format", "seed", "size" (px), "fps", "videos": {id: {"duration", "actors", "wanderers"}}}.
+# An actor: shape, color (RGB), radius (px), appear <= start <= end <= vanish (s: visible from appear to vanish,
+# moving from start to end, still before and after), x0, y0 (px, its place until start), velocity (px/s while
+# moving, [0, 0] for an idle actor), label (the class it performs; null for an idle actor). A wanderer (distractor
+# on an ellipse, visible all along): shape, color, radius, cx, cy, ax, ay (px), period (s), phase (rad).
+ACTORS_FORMAT = 1
 
 
 class DemoConfig(DemoWorld):
@@ -47,6 +55,7 @@ class Actor:
     x0: float
     y0: float
     velocity: tuple[float, float]  # px/s while moving; zero for idle actors
+    label: str | None = None  # the action class it performs; None for an idle actor
 
     def position(self, t: float) -> tuple[float, float]:
         moving = min(max(t, self.start), self.end) - self.start
@@ -72,11 +81,21 @@ class Wanderer:
         return self.cx + self.ax * math.cos(angle), self.cy + self.ay * math.sin(angle)
 
 
-def _color(shape: str, rng: np.random.Generator) -> tuple[int, int, int]:
-    """An actor's colour is its shape's; a distractor takes one of the distractor colours."""
-    if shape in vocab.SHAPE_COLORS:
-        return vocab.COLORS[vocab.SHAPE_COLORS[shape]]
-    return vocab.COLORS[vocab.DISTRACTOR_COLORS[rng.integers(len(vocab.DISTRACTOR_COLORS))]]
+def _color(rng: np.random.Generator) -> tuple[int, int, int]:
+    """A colour of the palette, whatever the shape (``demo_vocab.COLORS``)."""
+    names = list(vocab.COLORS)
+    return vocab.COLORS[names[rng.integers(len(names))]]
+
+
+# How the world keeps one cue from naming a class (issue 23; `python -m benchmarks.demo_world_cues` measures it):
+# actors stand still for a while before and after they move, so "the shape is on screen" is not "the action is
+# happening"; every video also shows its main shape making other motions (instances of the other classes of that
+# shape, annotated, and idle actors drifting diagonally, a motion no class has), so "the shape moves" is not the
+# action either: only the shape moving in the class's direction is.
+STILL_SECONDS = (1.5, 4.0)  # still before the motion starts, and again after it ends
+SAME_SHAPE_INSTANCES = (1, 2)  # instances of the main shape's other classes per video (as many as fit)
+IDLE_MAIN_SHAPE = 0.6  # an idle actor has the main class's shape with this probability
+IDLE_DRIFT = 0.5  # an idle actor drifts diagonally with this probability (else it stands still)
 
 
 def _moving_actor(rng, cfg: DemoConfig, label: str, start: float, end: float) -> Actor:
@@ -84,35 +103,45 @@ def _moving_actor(rng, cfg: DemoConfig, label: str, start: float, end: float) ->
     dx, dy = vocab.MOTIONS[motion]
     radius = float(rng.uniform(9, 14))
     travel = float(rng.uniform(0.4, 0.55)) * cfg.size
-    margin = radius * 1.6 + 2
-    # Start so the whole path stays inside the frame.
-    lo_x = margin + max(0.0, -dx * travel)
-    hi_x = cfg.size - margin - max(0.0, dx * travel)
-    lo_y = margin + max(0.0, -dy * travel)
-    hi_y = cfg.size - margin - max(0.0, dy * travel)
-    x0, y0 = float(rng.uniform(lo_x, hi_x)), float(rng.uniform(lo_y, hi_y))
+    x0, y0 = _start_inside(rng, cfg, radius, dx * travel, dy * travel)
     speed = travel / (end - start)
-    appear = max(0.0, start - float(rng.uniform(0.3, 1.0)))
-    vanish = end + float(rng.uniform(0.3, 1.0))
-    return Actor(shape, _color(shape, rng), radius, appear, start, end, vanish, x0, y0, (dx * speed, dy * speed))
+    appear = max(0.0, start - float(rng.uniform(*STILL_SECONDS)))
+    vanish = end + float(rng.uniform(*STILL_SECONDS))
+    return Actor(shape, _color(rng), radius, appear, start, end, vanish, x0, y0, (dx * speed, dy * speed),
+                 label)
 
 
-def _idle_actor(rng, cfg: DemoConfig, t0: float, t1: float) -> Actor:
-    shape = vocab.SHAPES[rng.integers(len(vocab.SHAPES))]
+def _start_inside(rng, cfg: DemoConfig, radius: float, travel_x: float, travel_y: float) -> tuple[float, float]:
+    """A start point from which the whole path (travel_x, travel_y) stays inside the frame."""
+    margin = radius * 1.6 + 2
+    lo_x, hi_x = margin + max(0.0, -travel_x), cfg.size - margin - max(0.0, travel_x)
+    lo_y, hi_y = margin + max(0.0, -travel_y), cfg.size - margin - max(0.0, travel_y)
+    return float(rng.uniform(lo_x, hi_x)), float(rng.uniform(lo_y, hi_y))
+
+
+def _idle_actor(rng, cfg: DemoConfig, main_shape: str, t0: float, t1: float) -> Actor:
+    """An actor that performs no class: still, or drifting diagonally (no class moves diagonally)."""
+    shape = main_shape if rng.random() < IDLE_MAIN_SHAPE else vocab.SHAPES[rng.integers(len(vocab.SHAPES))]
     radius = float(rng.uniform(7, 12))
-    x0, y0 = (float(v) for v in rng.uniform(radius * 2, cfg.size - radius * 2, size=2))
-    return Actor(shape, _color(shape, rng), radius, t0, t0, t1, t1, x0, y0, (0.0, 0.0))
+    velocity = (0.0, 0.0)
+    if rng.random() < IDLE_DRIFT:
+        travel = float(rng.uniform(0.25, 0.4)) * cfg.size / math.sqrt(2)
+        sx, sy = (float(v) for v in rng.choice([-1.0, 1.0], size=2))
+        x0, y0 = _start_inside(rng, cfg, radius, sx * travel, sy * travel)
+        velocity = (sx * travel / (t1 - t0), sy * travel / (t1 - t0))
+    else:
+        x0, y0 = (float(v) for v in rng.uniform(radius * 2, cfg.size - radius * 2, size=2))
+    return Actor(shape, _color(rng), radius, t0, t0, t1, t1, x0, y0, velocity)
 
 
-def _layout(rng, cfg: DemoConfig, main: str, other: str | None, duration: float):
+def _layout(rng, cfg: DemoConfig, main: str, others: list[str], duration: float):
     """Instances (label, start, end) placed left to right with background gaps, plus idle actors in the gaps."""
     min_gap, min_length = 1.5, 2.0
     fits = max(1, int((duration - 2.0 - min_gap) // (min_gap + min_length)))  # instances a short video can hold
-    labels = [main] * min(int(rng.integers(2, 5)), fits)
-    if other is not None:
-        position = int(rng.integers(len(labels) + 1))
+    labels = [main] * min(int(rng.integers(2, 4)), fits)
+    for other in others:
         if len(labels) < fits:
-            labels.insert(position, other)
+            labels.insert(int(rng.integers(len(labels) + 1)), other)
     lengths = rng.uniform(2.5, 6.0, size=len(labels))
     room = duration - 2.0 - min_gap * (len(labels) + 1)
     lengths *= min(1.0, 0.8 * room / lengths.sum())  # many long instances in a short video: shorten them
@@ -130,17 +159,21 @@ def _layout(rng, cfg: DemoConfig, main: str, other: str | None, duration: float)
 
 def plan_video(rng: np.random.Generator, cfg: DemoConfig, main: str, classes: list[str]):
     duration = round(float(rng.uniform(cfg.min_duration, cfg.max_duration)) * cfg.fps) / cfg.fps
-    other = None
+    main_shape, main_motion = vocab.parse_class(main)
+    same_shape = [vocab.class_name(main_shape, m) for m in vocab.MOTIONS if m != main_motion]
+    others = [same_shape[i] for i in rng.permutation(len(same_shape))[: int(rng.integers(SAME_SHAPE_INSTANCES[0],
+                                                                                         SAME_SHAPE_INSTANCES[1] + 1))]]
     if rng.random() < cfg.second_class_prob:
         other = classes[rng.integers(len(classes))]
-        other = None if other == main else other
-    segments, idle = _layout(rng, cfg, main, other, duration)
+        if other != main:
+            others.append(other)
+    segments, idle = _layout(rng, cfg, main, others, duration)
     actors = [_moving_actor(rng, cfg, label, s, e) for label, s, e in segments]
-    actors += [_idle_actor(rng, cfg, t0, t1) for t0, t1 in idle]
+    actors += [_idle_actor(rng, cfg, main_shape, t0, t1) for t0, t1 in idle]
     wanderers = []
     for _ in range(int(rng.integers(1, 3))):
         shape = vocab.DISTRACTOR_SHAPES[rng.integers(len(vocab.DISTRACTOR_SHAPES))]
-        wanderers.append(Wanderer(shape, _color(shape, rng), float(rng.uniform(6, 10)),
+        wanderers.append(Wanderer(shape, _color(rng), float(rng.uniform(6, 10)),
                                   float(rng.uniform(40, cfg.size - 40)), float(rng.uniform(40, cfg.size - 40)),
                                   float(rng.uniform(12, 30)), float(rng.uniform(12, 30)),
                                   float(rng.uniform(4, 9)), float(rng.uniform(0, 2 * math.pi))))
@@ -199,24 +232,54 @@ def write_mp4(path: Path, frames, fps: int, size: int) -> None:
     tmp.replace(path)
 
 
-def make_video(video_dir: Path, cfg: DemoConfig, subset: str, n: int) -> tuple[str, dict]:
+def render_video(video_dir: Path, cfg: DemoConfig, subset: str, n: int) -> tuple[str, dict, dict]:
+    """Write one video; (its id, its ActivityNet-format database entry, its plan for ``actors.json``)."""
     vid = f"demo_{'train' if subset == 'training' else 'test'}_{n:03d}"
     # One generator per video, derived from the seed and the id, so a video does not depend on the others.
     rng = np.random.default_rng([cfg.seed, 0 if subset == "training" else 1, n])
     classes = vocab.all_classes()
     duration, segments, actors, wanderers = plan_video(rng, cfg, classes[n % len(classes)], classes)
     write_mp4(video_dir / f"{vid}.mp4", render_frames(rng, cfg, duration, actors, wanderers), cfg.fps, cfg.size)
-    return vid, {
+    entry = {
         "subset": subset,
         "duration": duration,
         "fps": cfg.fps,
         "resolution": f"{cfg.size}x{cfg.size}",
         "annotations": [{"segment": [s, e], "label": label} for label, s, e in segments],
     }
+    return vid, entry, video_plan(duration, actors, wanderers)
+
+
+def make_video(video_dir: Path, cfg: DemoConfig, subset: str, n: int) -> tuple[str, dict]:
+    """Write one video; (its id, its ActivityNet-format database entry)."""
+    vid, entry, _plan = render_video(video_dir, cfg, subset, n)
+    return vid, entry
+
+
+def _rounded(value):
+    if isinstance(value, float):
+        return round(value, 4)
+    if isinstance(value, tuple | list):
+        return [_rounded(v) for v in value]
+    return value
+
+
+def video_plan(duration: float, actors: list[Actor], wanderers: list[Wanderer]) -> dict:
+    """What a video shows, as ``actors.json`` records it (``ACTORS_FORMAT``)."""
+    return {"duration": duration,
+            "actors": [{key: _rounded(value) for key, value in asdict(a).items()} for a in actors],
+            "wanderers": [{key: _rounded(value) for key, value in asdict(w).items()} for w in wanderers]}
+
+
+def write_actor_plans(path: Path, cfg: DemoConfig, plans: dict[str, dict]) -> None:
+    """Write ``actors.json``: {video id: ``video_plan``} with the world's seed, size and fps."""
+    atomic_write_json(path, {"format": ACTORS_FORMAT, "seed": cfg.seed, "size": cfg.size, "fps": cfg.fps,
+                             "videos": plans})
 
 
 def render_world(out_dir: Path, cfg: DemoConfig, workers: int = 2) -> dict:
-    """Write ``out_dir/videos/*.mp4`` and ``out_dir/annotations.json`` (ActivityNet format)."""
+    """Write ``out_dir/videos/*.mp4``, ``out_dir/annotations.json`` (ActivityNet format) and
+    ``out_dir/actors.json`` (every actor's plan)."""
     n_classes = len(vocab.all_classes())
     video_dir = out_dir / "videos"
     video_dir.mkdir(parents=True, exist_ok=True)
@@ -225,8 +288,9 @@ def render_world(out_dir: Path, cfg: DemoConfig, workers: int = 2) -> dict:
             for n in range(per_class * n_classes)]
     with ProcessPoolExecutor(max_workers=max(1, workers), initializer=die_with_parent,
                              initargs=(os.getpid(),)) as pool:
-        futures = [pool.submit(make_video, video_dir, cfg, subset, n) for subset, n in jobs]
-        database = dict(future.result() for future in futures)
-    annotations = {"version": "grizal-demo-1", "seed": cfg.seed, "database": database}
+        futures = [pool.submit(render_video, video_dir, cfg, subset, n) for subset, n in jobs]
+        rendered = [future.result() for future in futures]
+    annotations = {"version": "grizal-demo-1", "seed": cfg.seed, "database": {vid: e for vid, e, _ in rendered}}
+    write_actor_plans(out_dir / ACTORS_FILE, cfg, {vid: plan for vid, _, plan in rendered})
     atomic_write_json(out_dir / "annotations.json", annotations)
     return annotations

@@ -22,6 +22,7 @@ import ast
 import copy
 import hashlib
 import json
+import math
 import multiprocessing
 import os
 import statistics
@@ -284,9 +285,12 @@ def _fmt(value: float | None) -> str:
 
 
 def run_grid(values: dict[str, Any], index, features: Path, out: Path, log=print,
-             where: str | os.PathLike = "params.yaml") -> dict[str, Any]:
+             where: str | os.PathLike = "params.yaml", plans: dict[str, Any] | None = None,
+             plans_path: str | os.PathLike = "actors.json") -> dict[str, Any]:
     """Every run of the grid, in the table's order: finished runs with an unchanged key are reused, the others
-    are trained and evaluated (in ``results.workers`` processes), each stored as soon as it finishes."""
+    are trained and evaluated (in ``results.workers`` processes), each stored as soon as it finishes. With the
+    demo world's actor ``plans``, the reference detectors (``pipeline.modelling.reference``) are scored on every
+    (protocol, split) too."""
     if getattr(index, "dataset", None) == "charades":  # its metrics are per query (R@n), not this table's mAP
         raise UserError(where, "results: the table holds detection mAP; Charades-STA is scored per query (R@n, "
                                "IoU=m) by the evaluate stage (metrics/evaluate.json): run `dvc repro evaluate`")
@@ -350,8 +354,37 @@ def run_grid(values: dict[str, Any], index, features: Path, out: Path, log=print
                 pool.shutdown(cancel_futures=True)  # runs not started yet would only delay the error
                 raise
     lock.release()
-    return {"tious": tious, "runs": [runs[job] for job in jobs],
+    references = [] if plans is None else reference_rows(values, index, features, plans, jobs, splits, plans_path,
+                                                         where)
+    return {"tious": tious, "runs": [runs[job] for job in jobs], "references": references,
             "skipped": [{"protocol": job[0], "split": job[1], "variant": job[2], "seed": job[3]} for job in unscorable]}
+
+
+def reference_rows(values: dict[str, Any], index, features: Path, plans: dict[str, Any], jobs: list[Job],
+                   splits: dict[Job, Split], plans_path: str | os.PathLike, where: str | os.PathLike
+                   ) -> list[dict[str, Any]]:
+    """The reference detectors' metrics on every (protocol, split) of the grid, at the runs' T and localization."""
+    from grizal.localization import localization_config
+    from pipeline.features.inputs import FeatureSet
+    from pipeline.modelling.fit import TrainConfig
+    from pipeline.modelling.reference import reference_metrics
+    from pipeline.modelling.scoring import ground_truth_of
+
+    T = TrainConfig.from_dict(section(values, "train", where), where).T or FeatureSet.open(features).T
+    loc_cfg = localization_config(values["localization"])
+    rows = []
+    for job in dict.fromkeys(jobs):
+        if any(row["protocol"] == job[0] and row["split"] == job[1] for row in rows):
+            continue
+        split = splits[job]
+        ids, classes = list(split.test_videos), list(split.unseen)
+        gt = ground_truth_of(index, ids, classes)
+        scored = [c for c in classes if c in set(gt.label)]
+        durations = {vid: index.videos[vid].duration for vid in ids}
+        metrics = reference_metrics(plans, ids, classes, scored, gt, durations, T, loc_cfg, _thresholds(values),
+                                    plans_path)
+        rows += [{"protocol": job[0], "split": job[1], "detector": name, "metrics": m} for name, m in metrics.items()]
+    return rows
 
 
 def _has_ground_truth(index, split: Split) -> bool:
@@ -370,31 +403,88 @@ def _stat(values: list[float | None]) -> str:
     return f"{statistics.mean(pct):.1f} ± {statistics.stdev(pct):.1f}"
 
 
+def paired_difference(differences: list[float]) -> str:
+    """Mean of paired differences (points) with its two-sided 95% t interval; the mean alone for one pair."""
+    from scipy import stats
+
+    if not differences:
+        return "n/a"
+    mean = statistics.mean(differences)
+    if len(differences) == 1:
+        return f"{mean:+.1f} (1 pair)"
+    half = stats.t.ppf(0.975, len(differences) - 1) * statistics.stdev(differences) / math.sqrt(len(differences))
+    return f"{mean:+.1f} [{mean - half:+.1f}, {mean + half:+.1f}]"
+
+
+REFERENCE_PREFIX = "reference: "
+
+
+def _rows(grid: dict[str, Any]) -> dict[tuple[str, str], list[tuple[tuple, dict[str, Any]]]]:
+    """(setting, method) -> [(pairing key, metrics)]: runs pair by (protocol, split, seed), the training-free
+    baseline and the reference detectors (no seed) by (protocol, split)."""
+    groups: dict[tuple[str, str], list[tuple[tuple, dict[str, Any]]]] = {}
+    seen_baseline: set[tuple] = set()
+
+    def setting(protocol: str) -> str:
+        return "closed-set" if protocol == "closed" else "open-set (unseen)"
+
+    for run in grid["runs"]:
+        where = (run["protocol"], run["split"])
+        groups.setdefault((setting(run["protocol"]), run["variant"]), []).append(((*where, run["seed"]), run["grizal"]))
+        if run["variant"] == REFERENCE and where not in seen_baseline:
+            seen_baseline.add(where)
+            groups.setdefault((setting(run["protocol"]), "training-free CLIP baseline"), []).append(
+                (where, run["baseline"]))
+    for row in grid.get("references", []):
+        groups.setdefault((setting(row["protocol"]), REFERENCE_PREFIX + row["detector"]), []).append(
+            ((row["protocol"], row["split"]), row["metrics"]))
+    return groups
+
+
+def _differences(rows: list[tuple[tuple, dict[str, Any]]], grizal: list[tuple[tuple, dict[str, Any]]]) -> list[float]:
+    """avg mAP minus GRIZAL's, in points, per pairing key: the same seed's GRIZAL run, or for a seedless row the
+    mean of GRIZAL's seeds on that split. Rows without a figure (n/a) pair with nothing."""
+    by_key = {key: m["average_mAP"] for key, m in grizal}
+    by_split: dict[tuple, list[float]] = {}
+    for key, m in grizal:
+        by_split.setdefault(key[:2], []).append(m["average_mAP"])
+    out = []
+    for key, m in rows:
+        mine = m.get("average_mAP")
+        theirs = by_key.get(key) if len(key) == 3 else None
+        if theirs is None and by_split.get(key[:2]) and all(v is not None for v in by_split[key[:2]]):
+            theirs = statistics.mean(by_split[key[:2]])
+        if mine is not None and theirs is not None:
+            out.append(100 * (mine - theirs))
+    return out
+
+
 def results_table(grid: dict[str, Any]) -> str:
     """Markdown: one row per method, mAP (%) at each tIoU, average mAP and average tIoU, as mean ± sample standard
-    deviation over the row's runs (every split and seed); `runs` counts them. The training-free baseline has no
-    seed: it counts once per split."""
+    deviation over the row's runs (every split and seed); `runs` counts them; `Δ avg mAP` is the mean paired
+    difference to GRIZAL in points with its 95% t interval (pairs: the same split and seed; the training-free
+    baseline and the reference detectors, which have no seed, pair with GRIZAL's mean over seeds on each split).
+    The training-free baseline counts once per split; so do the demo world's reference detectors
+    (``pipeline.modelling.reference``: ground-truth detectors of one cue each)."""
     tious = grid["tious"]
     if not grid["runs"]:
         return ("No run was scored: the test videos of every configured split hold no annotated instance of its "
                 "evaluated classes. The results grid needs labelled test videos; `train` and `evaluate` still "
                 "predict on unlabelled ones (cache/evaluate/predictions.json).\n")
-    header = ["setting", "method", *(f"mAP@{t}" for t in tious), "avg mAP", "avg tIoU", "runs"]
+    header = ["setting", "method", *(f"mAP@{t}" for t in tious), "avg mAP", "avg tIoU", "runs",
+              "Δ avg mAP vs GRIZAL [95% CI]"]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---", "---"] + ["---:"] * (len(header) - 2)) + "|"]
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    baseline_splits: set[tuple[str, int | None]] = set()
-    for run in grid["runs"]:
-        setting = "closed-set" if run["protocol"] == "closed" else "open-set (unseen)"
-        groups.setdefault((setting, run["variant"]), []).append(run["grizal"])
-        if run["variant"] == "GRIZAL" and (run["protocol"], run["split"]) not in baseline_splits:
-            baseline_splits.add((run["protocol"], run["split"]))
-            groups.setdefault((setting, "training-free CLIP baseline"), []).append(run["baseline"])
-    order = ["GRIZAL", "training-free CLIP baseline",
-             *dict.fromkeys(run["variant"] for run in grid["runs"] if run["variant"] != "GRIZAL")]
-    for (setting, method), metrics in sorted(groups.items(), key=lambda kv: (kv[0][0], order.index(kv[0][1]))):
+    groups = _rows(grid)
+    order = [REFERENCE, "training-free CLIP baseline",
+             *dict.fromkeys(run["variant"] for run in grid["runs"] if run["variant"] != REFERENCE),
+             *(REFERENCE_PREFIX + d for d in dict.fromkeys(r["detector"] for r in grid.get("references", [])))]
+    for (setting, method), rows in sorted(groups.items(), key=lambda kv: (kv[0][0], order.index(kv[0][1]))):
+        metrics = [m for _key, m in rows]
         cells = [setting, method]
         cells += [_stat([m["mAP"][t] for m in metrics]) for t in tious]
         cells += [_stat([m["average_mAP"] for m in metrics]), _stat([m["average_tIoU"] for m in metrics]),
                   str(len(metrics))]
+        grizal = groups.get((setting, REFERENCE), [])
+        cells.append("—" if method == REFERENCE else paired_difference(_differences(rows, grizal)))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -41,6 +41,7 @@ BUILT_IN: dict[str, dict[str, Any]] = {
     "w/o Fourier and OF": {"model": {"use_fourier": False, "use_flow": False}},  # Table 4(a)
     "supervised only": {"loss": {"objective": "supervised"}},  # Table 4(d)
     "self-supervised only": {"loss": {"objective": "self_supervised"}},
+    "w/o cosine": {"loss": {"cosine": 0.0}},  # does the cosine term teach anything? (benchmarks.loss_gradients)
     **{f"k={k}": {"model": {"k": k}} for k in (1, 2, 3, 4, 8)},  # Table 4(c): the store must hold max k pairs
     **{f"N={n}": {"model": {"vle_layers": n}} for n in (1, 3, 5, 7, 9)},  # Table 6: VLE depth
 }
