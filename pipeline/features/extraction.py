@@ -33,7 +33,8 @@ def video_attrs(result: VideoFeatures) -> dict[str, Any]:
     s = result.summary
     return {"source": str(result.path), "source_fingerprint": source_fingerprint(result.path),
             "duration": s.duration, "duration_source": s.duration_source,
-            "fps": s.fps, "width": s.width, "height": s.height, "decoded_frames": s.decoded_frames}
+            "fps": s.fps, "width": s.width, "height": s.height, "rotation": s.rotation,
+            "decoded_frames": s.decoded_frames}
 
 
 def run_feature_extraction(
