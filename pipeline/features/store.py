@@ -63,6 +63,12 @@ READ_THREADS = 4
 # features/c/0/0, timestamps/c/0).
 CHUNK_LAYOUT = "one uncompressed little-endian chunk per array, crc32c appended"
 CRC_BYTES = 4
+# A value a checksum cannot catch (written whole, e.g. by a buggy importer or by hand) is still damage when it is
+# absurd. Frame features and prior embeddings are O(1)-O(100) (CLIP-like outputs, pooled CNN features); 1e4 leaves
+# 100x headroom and keeps sums of squares over a whole store far inside float32 (feature statistics). Timestamps
+# are seconds: 1e6 s is 11.6 days, longer than any video.
+MAX_ABS_VALUE = 1e4
+MAX_TIMESTAMP_S = 1e6
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
 # Names a plain id must not take: zarr's metadata (v3 and v2), chunk folders, the store's own files, and names
 # Windows reserves or mangles. Compared case-folded, since a file system may fold case.
@@ -427,11 +433,23 @@ def _group_attrs(parent: zarr.Group) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _check_array(name: str, values: np.ndarray, shape: tuple[int, ...]) -> None:
+def value_problem(values: np.ndarray, bound: float = MAX_ABS_VALUE) -> str | None:
+    """Why a float array's values are not plausible (non-finite, or beyond +-bound), or None."""
+    if values.dtype.kind != "f" or values.size == 0:
+        return None
+    largest = max(float(values.max()), -float(values.min()))  # NaN propagates; no |x| copy of the array
+    if math.isnan(largest) or math.isinf(largest):
+        return "non-finite values"
+    if largest > bound:
+        return f"a value of magnitude {largest:.3g}, beyond the bound {bound:g}"
+    return None
+
+
+def _check_array(name: str, values: np.ndarray, shape: tuple[int, ...], bound: float = MAX_ABS_VALUE) -> None:
     if values.shape != shape:
         raise ValueError(f"{name} has shape {values.shape}, expected {shape}")
-    if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
-        raise ValueError(f"{name} has non-finite values")
+    if problem := value_problem(values, bound):
+        raise ValueError(f"{name} has {problem}")
 
 
 def _checksummed() -> list[Any]:
@@ -549,7 +567,7 @@ class FeatureStoreWriter:
         if n < 1:
             raise ValueError(f"{video_id}: no features to write")
         _check_array("features", features, (n, self.dim))
-        _check_array("timestamps", timestamps, (n,))
+        _check_array("timestamps", timestamps, (n,), MAX_TIMESTAMP_S)
         if n > 1 and np.any(np.diff(timestamps) <= 0):
             raise ValueError(f"{video_id}: timestamps are not strictly increasing")
         key = safe_key(video_id)
@@ -596,8 +614,9 @@ def _validate(features: np.ndarray, timestamps: np.ndarray, dim: int) -> None:
     n = features.shape[0] if features.ndim == 2 else -1
     if n < 1 or features.shape[1] != dim or timestamps.shape != (n,):
         raise VideoUnreadable(f"damaged: shapes {features.shape} and {timestamps.shape} for dim {dim}")
-    if not (np.isfinite(features).all() and np.isfinite(timestamps).all()):
-        raise VideoUnreadable("damaged: non-finite values (an unwritten chunk reads as NaN)")
+    for name, values, bound in (("features", features, MAX_ABS_VALUE), ("timestamps", timestamps, MAX_TIMESTAMP_S)):
+        if problem := value_problem(values, bound):
+            raise VideoUnreadable(f"damaged: {name} has {problem}")
     if np.any(np.diff(timestamps) <= 0):
         raise VideoUnreadable("damaged: timestamps not strictly increasing")
 
@@ -824,8 +843,8 @@ class PriorsStoreWriter:
                                                            "complete": False})
         for array_name in PRIOR_ARRAYS:
             values = np.ascontiguousarray(arrays[array_name])
-            if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
-                raise ValueError(f"class '{name}': {array_name} has non-finite values")
+            if problem := value_problem(values):
+                raise ValueError(f"class '{name}': {array_name} has {problem}")
             group.create_array(array_name, data=values, chunks=values.shape, compressors=_checksummed(),
                                config=ALL_CHUNKS)
         group.attrs.update({"complete": True})
@@ -870,10 +889,11 @@ def read_priors(path: str | os.PathLike, classes: Sequence[str]) -> dict[str, di
     if incomplete:
         raise UserError(path, f"priors of {incomplete[:3]} are incomplete; rerun the priors stage")
     out = {c: dict(zip(PRIOR_ARRAYS, values, strict=True)) for c, (_, values) in zip(classes, results, strict=True)}
-    damaged = [c for c, arrays in out.items()
-               if any(a.dtype.kind == "f" and not np.isfinite(a).all() for a in arrays.values())]
-    if damaged:
-        raise UserError(path, f"priors of {damaged[:3]} have non-finite values; rerun the priors stage")
+    implausible = {c: p for c, arrays in out.items() for p in map(value_problem, arrays.values()) if p}
+    if implausible:
+        first = next(iter(implausible))
+        raise UserError(path, f"priors of {len(implausible)} class(es) damaged, e.g. '{first}': "
+                              f"{implausible[first]}; rerun the priors stage")
     k = attrs.get("k")
     short = [c for c, arrays in out.items() if isinstance(k, int) and arrays["joint"].shape[0] != k]
     if short:
@@ -894,9 +914,7 @@ def _class_problem(path: Path, name: str) -> str | None:
     result = _read_classes(path, [f"{CLASSES}/{safe_key(name)}"])[0]
     if isinstance(result, str):
         return result
-    if any(a.dtype.kind == "f" and not np.isfinite(a).all() for a in result[1]):
-        return "non-finite values"
-    return None
+    return next(filter(None, map(value_problem, result[1])), None)
 
 
 def check_priors_store(path: str | os.PathLike, classes: Sequence[str] | None = None) -> CheckReport:
