@@ -291,3 +291,35 @@ def test_an_absurd_prior_value_with_a_valid_checksum_is_damage(tmp_path):
         writer.write_class("swim", {**prior_arrays(), "joint": np.full((2, 8, 4), 1e30, np.float32)}, "h")
     writer.lock.release()
 
+
+def test_the_priors_stage_removes_the_groups_of_classes_priors_json_no_longer_names(tmp_path, capsys):
+    from PIL import Image
+
+    from pipeline.features.priors import PriorEncoder, class_source_sha256, priors_store_attrs, run_priors
+
+    (tmp_path / "images").mkdir()
+    Image.fromarray(np.full((20, 20, 3), 90, np.uint8)).save(tmp_path / "images" / "a.png")
+    classes = {name: {"texts": [f"a {name}", f"the {name}"], "images": ["images/a.png"] * 2} for name in CLASSES}
+    described = {"model": "m", "weights": "w", "weights_sha256": "abc", "dim": 4, "precision": "fp32"}
+
+    def no_encoding():
+        raise AssertionError("every class kept is current: nothing is encoded")
+
+    encoder = PriorEncoder(described, no_encoding)
+    store = tmp_path / "priors.zarr"
+    writer = PriorsStoreWriter(store, priors_store_attrs(encoder, 2, "a video of a {}", "concat"))
+    for name, entry in classes.items():  # as a first run with all three classes wrote them
+        source = class_source_sha256(name, entry["texts"], [tmp_path / p for p in entry["images"]])
+        writer.write_class(name, prior_arrays(n_text=3, n_image=5), source)
+    writer.set_classes(CLASSES)
+    writer.lock.release()
+    (tmp_path / "priors.json").write_text(json.dumps({"k": 2, "classes": {n: classes[n] for n in ("jump", "swim")}}))
+    run_priors(tmp_path / "priors.json", store, encoder, "a video of a {}")
+    out = capsys.readouterr().out
+    assert "removed 1 class group(s) no longer in priors.json, e.g. 'high/jump'" in out
+    assert "3 class(es)" not in out and "2 class(es), 0 encoded, 2 unchanged; 2/2 complete" in out
+    assert sorted(p.name for p in (store / "classes").iterdir() if p.is_dir()) == ["jump", "swim"]
+    with pytest.raises(UserError, match="no priors for 1 class"):
+        read_priors(store, ["jump", "high/jump"])
+    run_priors(tmp_path / "priors.json", store, encoder, "a video of a {}")
+    assert "removed" not in capsys.readouterr().out

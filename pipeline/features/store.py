@@ -852,6 +852,22 @@ class PriorsStoreWriter:
     def set_classes(self, names: Sequence[str]) -> None:
         self.root.attrs.update({"classes": sorted(names)})
 
+    def remove_other_classes(self, names: Sequence[str]) -> list[str]:
+        """Delete every class group that is not one of `names` (a class dropped from priors.json), so the store
+        never keeps or grows stale groups; returns what was removed (names, or keys of unreadable groups)."""
+        keep = {safe_key(n) for n in names}
+        folder = self.path / CLASSES
+        removed = []
+        for entry in sorted(os.scandir(folder), key=lambda e: e.name) if folder.is_dir() else []:
+            if entry.is_dir() and entry.name not in keep:
+                try:
+                    name = json.loads(Path(entry.path, "zarr.json").read_bytes())["attributes"]["name"]
+                except (OSError, ValueError, KeyError, TypeError):
+                    name = entry.name
+                shutil.rmtree(entry.path)
+                removed.append(str(name))
+        return removed
+
 
 def read_store_attrs(path: str | os.PathLike) -> dict[str, Any]:
     """The root attributes of any grizal store (rgb, flow or priors): encoder, weights checksum, settings."""
