@@ -25,6 +25,7 @@ however it ends: a killed run never leaves a stale lock.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import hashlib
 import heapq
@@ -44,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from grizal.prior_arrays import PRIOR_ARRAYS
-from pipeline.common import UserError, atomic_write_json, atomic_write_text
+from pipeline.common import UserError, atomic_write_json, atomic_write_text, disk_full
 
 if TYPE_CHECKING:  # zarr (and torch, for resampling) load on first use: the CLIs' --help stays fast
     import zarr
@@ -445,6 +446,18 @@ def value_problem(values: np.ndarray, bound: float = MAX_ABS_VALUE) -> str | Non
     return None
 
 
+@contextlib.contextmanager
+def _full_disk_named(path: Path):
+    """A full disk met inside zarr (whose OSError names no file) is reported as the group being written."""
+    try:
+        yield
+    except Exception as err:
+        full = disk_full(err)
+        if full is None or full.filename:
+            raise
+        raise OSError(full.errno, full.strerror, str(path)) from err
+
+
 def _check_array(name: str, values: np.ndarray, shape: tuple[int, ...], bound: float = MAX_ABS_VALUE) -> None:
     if values.shape != shape:
         raise ValueError(f"{name} has shape {values.shape}, expected {shape}")
@@ -571,11 +584,16 @@ class FeatureStoreWriter:
         if n > 1 and np.any(np.diff(timestamps) <= 0):
             raise ValueError(f"{video_id}: timestamps are not strictly increasing")
         key = safe_key(video_id)
+        with _full_disk_named(self.path / VIDEOS / key):
+            self._write_group(key, video_id, features, timestamps, {"n": n, **info})
+
+    def _write_group(self, key: str, video_id: str, features: np.ndarray, timestamps: np.ndarray,
+                     info: dict[str, Any]) -> None:
         _remove_if_unreadable(self.path / VIDEOS / key)
         if key in self.videos:
             _check_key_owner(self.videos, key, "video_id", video_id)
             del self.videos[key]  # a leftover of a killed run
-        group = self.videos.create_group(key, attributes={"video_id": video_id, "complete": False, "n": n, **info})
+        group = self.videos.create_group(key, attributes={"video_id": video_id, "complete": False, **info})
         # NaN fill: a chunk that was never written reads as NaN, which every reader rejects, never as zeros.
         group.create_array("features", data=features, chunks=features.shape, compressors=_checksummed(),
                            fill_value=np.nan, config=ALL_CHUNKS)
@@ -835,19 +853,20 @@ class PriorsStoreWriter:
 
     def write_class(self, name: str, arrays: dict[str, np.ndarray], source_sha256: str) -> None:
         key = safe_key(name)
-        _remove_if_unreadable(self.path / CLASSES / key)
-        if key in self.classes:
-            _check_key_owner(self.classes, key, "name", name)
-            del self.classes[key]
-        group = self.classes.create_group(key, attributes={"name": name, "source_sha256": source_sha256,
-                                                           "complete": False})
-        for array_name in PRIOR_ARRAYS:
-            values = np.ascontiguousarray(arrays[array_name])
-            if problem := value_problem(values):
-                raise ValueError(f"class '{name}': {array_name} has {problem}")
-            group.create_array(array_name, data=values, chunks=values.shape, compressors=_checksummed(),
-                               config=ALL_CHUNKS)
-        group.attrs.update({"complete": True})
+        with _full_disk_named(self.path / CLASSES / key):
+            _remove_if_unreadable(self.path / CLASSES / key)
+            if key in self.classes:
+                _check_key_owner(self.classes, key, "name", name)
+                del self.classes[key]
+            group = self.classes.create_group(key, attributes={"name": name, "source_sha256": source_sha256,
+                                                               "complete": False})
+            for array_name in PRIOR_ARRAYS:
+                values = np.ascontiguousarray(arrays[array_name])
+                if problem := value_problem(values):
+                    raise ValueError(f"class '{name}': {array_name} has {problem}")
+                group.create_array(array_name, data=values, chunks=values.shape, compressors=_checksummed(),
+                                   config=ALL_CHUNKS)
+            group.attrs.update({"complete": True})
 
     def set_classes(self, names: Sequence[str]) -> None:
         self.root.attrs.update({"classes": sorted(names)})
