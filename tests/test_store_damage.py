@@ -323,3 +323,13 @@ def test_the_priors_stage_removes_the_groups_of_classes_priors_json_no_longer_na
         read_priors(store, ["jump", "high/jump"])
     run_priors(tmp_path / "priors.json", store, encoder, "a video of a {}")
     assert "removed" not in capsys.readouterr().out
+
+
+def test_the_final_check_of_a_run_reads_only_what_the_run_did_not_verify(tmp_path):
+    path = tmp_path / "rgb.zarr"
+    frame_store(path)
+    with FeatureStoreWriter(path, attrs()) as writer:
+        verified = writer.complete_ids()
+    damage(path / "videos" / "v1", "features", "flip")  # after the run's own verification: not read again
+    assert check_feature_store(path, verified=verified - {"v2"}).ok(0.0)
+    assert list(check_feature_store(path, verified=verified - {"v1"}).invalid) == ["v1"]

@@ -95,7 +95,8 @@ def _extract(videos: dict[str, Path], writers: dict[str, FeatureStoreWriter], st
             if fraction > max_failure_fraction:
                 raise SystemExit(too_many_failures(writer.path, len(failed), len(mine), max_failure_fraction))
             continue
-        report = check_feature_store(writer.path, sorted(videos))
+        # `done` was read and verified at the start of this run: only what this run wrote is read back.
+        report = check_feature_store(writer.path, sorted(videos), verified=done)
         print(report.summary())
         reports[kind] = report
     for report in reports.values():

@@ -801,8 +801,10 @@ class CheckReport:
                 f"{len(self.invalid)} invalid")
 
 
-def check_feature_store(path: str | os.PathLike, expected: Sequence[str] | None = None) -> CheckReport:
-    """Is every expected video either complete and well-formed, or listed in a failures manifest?"""
+def check_feature_store(path: str | os.PathLike, expected: Sequence[str] | None = None, *,
+                        verified: Iterable[str] = ()) -> CheckReport:
+    """Is every expected video either complete and well-formed, or listed in a failures manifest? Videos in
+    `verified` (read and checked earlier in the same run) are not read again."""
     store = open_store(path)
     expected = sorted(expected if expected is not None else (store.expected_ids() or store.complete_ids()))
     complete = set(store.complete_ids())
@@ -821,7 +823,9 @@ def check_feature_store(path: str | os.PathLike, expected: Sequence[str] | None 
                 report.invalid[video_id] = str(err)
             else:
                 report.missing.append(video_id)
-    for video_id, result in zip(report.complete, store.load_many(report.complete), strict=True):
+    verified = set(verified)
+    unverified = [v for v in report.complete if v not in verified]
+    for video_id, result in zip(unverified, store.load_many(unverified), strict=True):
         if isinstance(result, str):
             report.invalid[video_id] = result
     return report
