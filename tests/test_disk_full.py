@@ -71,3 +71,17 @@ def test_a_full_disk_stops_the_stage_with_one_line_and_loses_no_finished_work(tm
     assert check_feature_store(out, sorted(data)).ok(0.0)
     stored = open_store(out).read_videos(sorted(data))
     assert all(np.array_equal(stored[v][0], data[v]) for v in data)
+
+
+def test_an_atomic_write_to_a_full_disk_names_its_file_and_leaves_nothing(tiny_disk):
+    """What train (model.pt, checkpoint.pt), the manifests and every JSON output write through."""
+    import errno
+
+    from pipeline.common import atomic_write_bytes
+
+    mount, _ = tiny_disk
+    target = mount / "train" / "model.pt"
+    with pytest.raises(OSError) as err:
+        atomic_write_bytes(target, b"\0" * (32 * os.sysconf("SC_PAGE_SIZE")))
+    assert err.value.errno == errno.ENOSPC and err.value.filename == str(target)
+    assert list(target.parent.iterdir()) == []  # neither a half-written model.pt nor its temporary file
