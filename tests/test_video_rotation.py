@@ -69,3 +69,23 @@ def test_frames_come_out_as_a_player_shows_them(tmp_path, turn):
     assert (reader.summary.width, reader.summary.height) == size
     assert reader.summary.rotation == {None: 0, "clockwise": -90, "half": 180, "counter-clockwise": 90}[turn] or (
         turn == "half" and reader.summary.rotation == -180)
+
+
+def test_the_extract_stage_records_the_rotation_and_the_shown_size(tmp_path):
+    import json
+
+    import yaml
+    from test_extract import PARAMS, invoke
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    rotated_mp4(videos / "phone.mp4", "clockwise")
+    rotated_mp4(videos / "camera.mp4", None)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(PARAMS))
+    result = invoke(["videos", "--videos", str(videos), "--out", str(tmp_path / "out"), "--params", "params.yaml"],
+                    tmp_path)
+    assert result.exit_code == 0, result.output
+    groups = tmp_path / "out" / "rgb.zarr" / "videos"
+    shown = {v: json.loads((groups / v / "zarr.json").read_text())["attributes"] for v in ("phone", "camera")}
+    assert {v: (a["rotation"], a["width"], a["height"]) for v, a in shown.items()} == {
+        "phone": (-90, HEIGHT, WIDTH), "camera": (0, WIDTH, HEIGHT)}
