@@ -6,8 +6,8 @@ Builds a store of --videos videos of (--frames, --dim) float32 features (default
 through a ViT-B CLIP, 1.2 MB a video) in --dir (a temporary folder by default), then times, best of --repeats:
   raw read      every chunk file read into memory, nothing checked: this machine's own limit for the same bytes;
   crc32c        google_crc32c over the same bytes already in memory (what zarr's Crc32cCodec uses);
-  verify        `FeatureStore.load_many` (size, crc32c, finite/magnitude, increasing timestamps): what
-                `current_ids` runs per video;
+  verify        `FeatureStore.load_many` (size, crc32c, finite/magnitude, increasing timestamps; READ_THREADS
+                threads): what `current_ids` runs per video ("1 thread": the same checks one video at a time);
   extract run   `current_ids`, then `check_feature_store` of what it did not verify: what an extract run with
                 nothing to do spends on the store ("check re-reads": the final check reading every video again).
 The page cache is warm (the store was just written and read once); a cold cache or a network file system adds
@@ -92,6 +92,7 @@ def main() -> None:
         rows = {
             "raw read": best_of(args.repeats, lambda: raw_read(path, ids)),
             "crc32c": best_of(args.repeats, lambda: [google_crc32c.value(c) for c in chunks]),
+            "verify, 1 thread": best_of(args.repeats, lambda: [store.load(v) for v in ids]),
             "verify": best_of(args.repeats, lambda: store.load_many(ids)),
         }
         writer = FeatureStoreWriter(path, dict(store.attrs))
