@@ -85,3 +85,34 @@ def test_an_atomic_write_to_a_full_disk_names_its_file_and_leaves_nothing(tiny_d
         atomic_write_bytes(target, b"\0" * (32 * os.sysconf("SC_PAGE_SIZE")))
     assert err.value.errno == errno.ENOSPC and err.value.filename == str(target)
     assert list(target.parent.iterdir()) == []  # neither a half-written model.pt nor its temporary file
+
+
+def test_the_video_extract_stage_on_a_full_disk_keeps_what_it_finished(tmp_path, tiny_disk):
+    import yaml
+    from test_extract import PARAMS
+    from test_video import make_video
+
+    mount, grow = tiny_disk
+    clips = 4  # two fit (see SMALL)
+    videos = tmp_path / "videos"
+    for i in range(clips):
+        make_video(videos / f"clip_{i}.mp4", frames=12)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(PARAMS))
+    out = mount / "out"
+    args = ["videos", "--videos", str(videos), "--out", str(out), "--params", str(tmp_path / "params.yaml")]
+
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    last = result.stderr.rstrip("\n").rsplit("\n", 1)[-1]
+    assert "Traceback" not in result.stderr and result.stderr.count("error:") == 1
+    assert last.startswith(f"error: {out}/rgb.zarr/videos/clip_") and "no space left on the device" in last
+    done = check_feature_store(out / "rgb.zarr", [f"clip_{i}" for i in range(clips)]).complete
+    assert 1 <= len(done) < clips
+    before = open_store(out / "rgb.zarr").read_videos(done)
+
+    grow()
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert f"{len(done)} already complete, {clips - len(done)} to extract" in result.output
+    after = open_store(out / "rgb.zarr").read_videos(done)
+    assert all(np.array_equal(before[v][0], after[v][0]) for v in done)
