@@ -8,7 +8,8 @@ Layout of a frame-feature store (`rgb.zarr`, `flow.zarr`):
         features    (N, D) float32  one chunk per video
         timestamps  (N,)   float64  seconds, the decoded presentation times
     Every chunk of every array (priors too) ends in zarr's crc32c checksum; a chunk that is missing, short or
-    fails its checksum is damage, never a fill value.
+    fails its checksum is damage, never a fill value; so is a float beyond MAX_ABS_VALUE (timestamps:
+    MAX_TIMESTAMP_S), which a checksum cannot catch when the value was written whole.
     STORE/expected_ids.json         the ids the last run was asked for (what `check` expects)
     STORE/failures[.shard-i-of-n].jsonl   one line per video that could not be extracted, with the reason
 
