@@ -248,3 +248,88 @@ def test_a_damaged_priors_class_is_not_current_so_the_priors_stage_writes_it_aga
     writer.write_class("swim", {**prior_arrays(seed=2), "token_type": np.zeros((2, 8), np.int8)}, "h")
     writer.lock.release()
     assert check_priors_store(path).ok(0.0) and read_priors(path, CLASSES)["swim"]["joint"].shape == (2, 8, 4)
+
+
+def rewrite_value(array_dir: Path, index: tuple[int, ...], value: float) -> None:
+    """Set one value through zarr itself: the chunk is written whole with a valid crc32c."""
+    import zarr
+
+    array = zarr.open_array(array_dir, mode="r+")
+    array[index] = value
+
+
+@pytest.mark.parametrize(("array", "index", "value"), [
+    ("features", (1, 2), 1e30), ("features", (0, 0), -2e4), ("features", (2, 1), np.inf),
+    ("timestamps", (-1,), 1e7),  # still increasing, but 116 days into a video
+])
+def test_an_absurd_value_with_a_valid_checksum_is_damage_and_repaired(tmp_path, array, index, value):
+    path = tmp_path / "rgb.zarr"
+    frame_store(path)
+    rewrite_value(path / "videos" / "v2" / array, index, value)
+    with pytest.raises(UserError, match=rf"v2: damaged: {array} has (a value of magnitude .* beyond the bound "
+                                        r"(10000|1e\+06)|non-finite values)") as err:
+        open_store(path).read_videos(["v0", "v1", "v2"])
+    assert "\n" not in str(err.value)
+    assert list(check_feature_store(path).invalid) == ["v2"]
+    with FeatureStoreWriter(path, attrs()) as writer:  # not counted done, so the next run writes it again
+        assert writer.complete_ids() == {"v0", "v1"}
+        with pytest.raises(ValueError, match="beyond the bound|non-finite"):
+            writer.write_video("v3", *[np.full_like(a, value) if name == array else a
+                                       for name, a in zip(("features", "timestamps"), video(3), strict=True)], {})
+
+
+def test_an_absurd_prior_value_with_a_valid_checksum_is_damage(tmp_path):
+    path = tmp_path / "priors.zarr"
+    priors_store(path)
+    rewrite_value(path / "classes" / "swim" / "joint", (1, 3, 2), 1e30)
+    with pytest.raises(UserError, match="'swim': a value of magnitude 1e\\+30, beyond the bound 10000"):
+        read_priors(path, CLASSES)
+    assert list(check_priors_store(path).invalid) == ["swim"]
+    writer = PriorsStoreWriter(path, json.loads((path / "zarr.json").read_text())["attributes"])
+    assert writer.is_current("jump", "h") and not writer.is_current("swim", "h")
+    with pytest.raises(ValueError, match="class 'swim': joint has a value of magnitude 1e\\+30"):
+        writer.write_class("swim", {**prior_arrays(), "joint": np.full((2, 8, 4), 1e30, np.float32)}, "h")
+    writer.lock.release()
+
+
+def test_the_priors_stage_removes_the_groups_of_classes_priors_json_no_longer_names(tmp_path, capsys):
+    from PIL import Image
+
+    from pipeline.features.priors import PriorEncoder, class_source_sha256, priors_store_attrs, run_priors
+
+    (tmp_path / "images").mkdir()
+    Image.fromarray(np.full((20, 20, 3), 90, np.uint8)).save(tmp_path / "images" / "a.png")
+    classes = {name: {"texts": [f"a {name}", f"the {name}"], "images": ["images/a.png"] * 2} for name in CLASSES}
+    described = {"model": "m", "weights": "w", "weights_sha256": "abc", "dim": 4, "precision": "fp32"}
+
+    def no_encoding():
+        raise AssertionError("every class kept is current: nothing is encoded")
+
+    encoder = PriorEncoder(described, no_encoding)
+    store = tmp_path / "priors.zarr"
+    writer = PriorsStoreWriter(store, priors_store_attrs(encoder, 2, "a video of a {}", "concat"))
+    for name, entry in classes.items():  # as a first run with all three classes wrote them
+        source = class_source_sha256(name, entry["texts"], [tmp_path / p for p in entry["images"]])
+        writer.write_class(name, prior_arrays(n_text=3, n_image=5), source)
+    writer.set_classes(CLASSES)
+    writer.lock.release()
+    (tmp_path / "priors.json").write_text(json.dumps({"k": 2, "classes": {n: classes[n] for n in ("jump", "swim")}}))
+    run_priors(tmp_path / "priors.json", store, encoder, "a video of a {}")
+    out = capsys.readouterr().out
+    assert "removed 1 class group(s) no longer in priors.json, e.g. 'high/jump'" in out
+    assert "3 class(es)" not in out and "2 class(es), 0 encoded, 2 unchanged; 2/2 complete" in out
+    assert sorted(p.name for p in (store / "classes").iterdir() if p.is_dir()) == ["jump", "swim"]
+    with pytest.raises(UserError, match="no priors for 1 class"):
+        read_priors(store, ["jump", "high/jump"])
+    run_priors(tmp_path / "priors.json", store, encoder, "a video of a {}")
+    assert "removed" not in capsys.readouterr().out
+
+
+def test_the_final_check_of_a_run_reads_only_what_the_run_did_not_verify(tmp_path):
+    path = tmp_path / "rgb.zarr"
+    frame_store(path)
+    with FeatureStoreWriter(path, attrs()) as writer:
+        verified = writer.complete_ids()
+    damage(path / "videos" / "v1", "features", "flip")  # after the run's own verification: not read again
+    assert check_feature_store(path, verified=verified - {"v2"}).ok(0.0)
+    assert list(check_feature_store(path, verified=verified - {"v1"}).invalid) == ["v1"]

@@ -242,7 +242,7 @@ def ensure_priors(actions: list[str], settings: Settings, cache_dir: Path, store
     with redirect_stdout(sys.stderr):  # run_priors reports on stdout; ours is for the segments table
         run_priors(cfg.out / "priors.json", store_paths(store_dir)["priors"], encoder,
                    records["settings"]["name_template"],
-                   joint_unit=records["settings"].get("joint_unit", "concat"))
+                   joint_unit=records["settings"].get("joint_unit", "concat"), keep_other_classes=True)
     return failed
 
 

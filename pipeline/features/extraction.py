@@ -33,7 +33,8 @@ def video_attrs(result: VideoFeatures) -> dict[str, Any]:
     s = result.summary
     return {"source": str(result.path), "source_fingerprint": source_fingerprint(result.path),
             "duration": s.duration, "duration_source": s.duration_source,
-            "fps": s.fps, "width": s.width, "height": s.height, "decoded_frames": s.decoded_frames}
+            "fps": s.fps, "width": s.width, "height": s.height, "rotation": s.rotation,
+            "decoded_frames": s.decoded_frames}
 
 
 def run_feature_extraction(
@@ -94,7 +95,8 @@ def _extract(videos: dict[str, Path], writers: dict[str, FeatureStoreWriter], st
             if fraction > max_failure_fraction:
                 raise SystemExit(too_many_failures(writer.path, len(failed), len(mine), max_failure_fraction))
             continue
-        report = check_feature_store(writer.path, sorted(videos))
+        # `done` was read and verified at the start of this run: only what this run wrote is read back.
+        report = check_feature_store(writer.path, sorted(videos), verified=done)
         print(report.summary())
         reports[kind] = report
     for report in reports.values():

@@ -86,24 +86,35 @@ def _load_image(path: Path) -> Image.Image:
         raise UserError(path, f"not a readable image ({err})") from None
 
 
+def priors_store_attrs(encoder: PriorEncoder, k: int, template: str, joint_unit: str) -> dict[str, Any]:
+    """The priors store's root attributes; its `settings` decide when the store is rebuilt."""
+    clip = encoder.described
+    settings = {"kind": PRIORS_KIND, "clip": dict(clip), "name_template": template, "joint_unit": joint_unit}
+    return {"kind": PRIORS_KIND, "encoder": f"{clip['model']} ({clip['weights']})", "encoder_model": clip["model"],
+            "encoder_weights": clip["weights"], "weights_sha256": clip["weights_sha256"], "dim": clip["dim"],
+            "precision": clip["precision"], "precision_auto": encoder.precision_auto,
+            "k": k, "name_template": template, "joint_unit": joint_unit, "settings": settings,
+            "settings_sha256": settings_sha256(settings)}
+
+
+def class_source_sha256(name: str, texts: list[str], image_paths: list[Path]) -> str:
+    """What a class's stored priors were made from: a class is encoded again only when this changes."""
+    return hashlib.sha256(json.dumps({"name": name, "texts": texts, "images": [_file_sha256(p) for p in image_paths]},
+                                     sort_keys=True).encode()).hexdigest()
+
+
 def run_priors(priors_json: Path, out: Path, encoder: PriorEncoder, template: str, *, joint_unit: str = "concat",
-               rebuild: bool = True) -> None:
+               rebuild: bool = True, keep_other_classes: bool = False) -> None:
     """Encode every class of priors.json into the priors store with the joint unit `joint_unit` (concat, gafnet
     or pooled; grizal.encoders.priors); classes whose inputs did not change are kept, and a store made with
-    another unit or encoder is rebuilt."""
+    another unit or encoder is rebuilt. Groups of classes priors.json no longer names are deleted, unless
+    `keep_other_classes` (localize's store is a cache of every action asked so far)."""
     if joint_unit not in JOINT_UNITS:
         raise UserError("extract.priors.joint_unit", f"unknown joint unit '{joint_unit}' (use one of "
                                                      f"{', '.join(JOINT_UNITS)})")
     k, classes = load_priors_json(priors_json)
     base = priors_json.parent
-    clip = encoder.described
-    settings = {"kind": PRIORS_KIND, "clip": dict(clip), "name_template": template, "joint_unit": joint_unit}
-    attrs = {"kind": PRIORS_KIND, "encoder": f"{clip['model']} ({clip['weights']})", "encoder_model": clip["model"],
-             "encoder_weights": clip["weights"], "weights_sha256": clip["weights_sha256"], "dim": clip["dim"],
-             "precision": clip["precision"], "precision_auto": encoder.precision_auto,
-             "k": k, "name_template": template, "joint_unit": joint_unit, "settings": settings,
-             "settings_sha256": settings_sha256(settings)}
-    writer = PriorsStoreWriter(out, attrs, rebuild=rebuild)
+    writer = PriorsStoreWriter(out, priors_store_attrs(encoder, k, template, joint_unit), rebuild=rebuild)
     todo = 0
     for name in tqdm(sorted(classes), unit="class", file=sys.stderr, mininterval=2):
         entry = classes[name]
@@ -111,9 +122,7 @@ def run_priors(priors_json: Path, out: Path, encoder: PriorEncoder, template: st
         missing = [p for p in image_paths if not p.is_file()]
         if missing:
             raise UserError(missing[0], f"prior image of class '{name}' not found")
-        source = hashlib.sha256(json.dumps(
-            {"name": name, "texts": entry["texts"], "images": [_file_sha256(p) for p in image_paths]},
-            sort_keys=True).encode()).hexdigest()
+        source = class_source_sha256(name, entry["texts"], image_paths)
         if writer.is_current(name, source):
             continue
         todo += 1
@@ -122,8 +131,14 @@ def run_priors(priors_json: Path, out: Path, encoder: PriorEncoder, template: st
             arrays = encode_class_priors(encoder.clip, name, entry["texts"], images, template, joint_unit)
         except ValueError as err:
             raise UserError(priors_json, str(err)) from None
-        writer.write_class(name, arrays, source)
+        try:
+            writer.write_class(name, arrays, source)
+        except ValueError as err:  # e.g. an encoder output beyond the store's magnitude bound
+            raise UserError(out, str(err)) from None
     writer.set_classes(list(classes))
+    removed = [] if keep_other_classes else writer.remove_other_classes(list(classes))
+    if removed:
+        print(f"{out}: removed {len(removed)} class group(s) no longer in priors.json, e.g. '{removed[0]}'")
     report = check_priors_store(out, list(classes))
     print(f"{out}: {len(classes)} class(es), {todo} encoded, {len(classes) - todo} unchanged; "
           f"{len(report.complete)}/{len(report.expected)} complete")

@@ -8,7 +8,8 @@ Layout of a frame-feature store (`rgb.zarr`, `flow.zarr`):
         features    (N, D) float32  one chunk per video
         timestamps  (N,)   float64  seconds, the decoded presentation times
     Every chunk of every array (priors too) ends in zarr's crc32c checksum; a chunk that is missing, short or
-    fails its checksum is damage, never a fill value.
+    fails its checksum is damage, never a fill value; so is a float beyond MAX_ABS_VALUE (timestamps:
+    MAX_TIMESTAMP_S), which a checksum cannot catch when the value was written whole.
     STORE/expected_ids.json         the ids the last run was asked for (what `check` expects)
     STORE/failures[.shard-i-of-n].jsonl   one line per video that could not be extracted, with the reason
 
@@ -25,6 +26,7 @@ however it ends: a killed run never leaves a stale lock.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import hashlib
 import heapq
@@ -44,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from grizal.prior_arrays import PRIOR_ARRAYS
-from pipeline.common import UserError, atomic_write_json, atomic_write_text
+from pipeline.common import UserError, atomic_write_json, atomic_write_text, disk_full
 
 if TYPE_CHECKING:  # zarr (and torch, for resampling) load on first use: the CLIs' --help stays fast
     import zarr
@@ -63,6 +65,12 @@ READ_THREADS = 4
 # features/c/0/0, timestamps/c/0).
 CHUNK_LAYOUT = "one uncompressed little-endian chunk per array, crc32c appended"
 CRC_BYTES = 4
+# A value a checksum cannot catch (written whole, e.g. by a buggy importer or by hand) is still damage when it is
+# absurd. Frame features and prior embeddings are O(1)-O(100) (CLIP-like outputs, pooled CNN features); 1e4 leaves
+# 100x headroom and keeps sums of squares over a whole store far inside float32 (feature statistics). Timestamps
+# are seconds: 1e6 s is 11.6 days, longer than any video.
+MAX_ABS_VALUE = 1e4
+MAX_TIMESTAMP_S = 1e6
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
 # Names a plain id must not take: zarr's metadata (v3 and v2), chunk folders, the store's own files, and names
 # Windows reserves or mangles. Compared case-folded, since a file system may fold case.
@@ -427,11 +435,35 @@ def _group_attrs(parent: zarr.Group) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _check_array(name: str, values: np.ndarray, shape: tuple[int, ...]) -> None:
+def value_problem(values: np.ndarray, bound: float = MAX_ABS_VALUE) -> str | None:
+    """Why a float array's values are not plausible (non-finite, or beyond +-bound), or None."""
+    if values.dtype.kind != "f" or values.size == 0:
+        return None
+    largest = max(float(values.max()), -float(values.min()))  # NaN propagates; no |x| copy of the array
+    if math.isnan(largest) or math.isinf(largest):
+        return "non-finite values"
+    if largest > bound:
+        return f"a value of magnitude {largest:.3g}, beyond the bound {bound:g}"
+    return None
+
+
+@contextlib.contextmanager
+def _full_disk_named(path: Path):
+    """A full disk met inside zarr (whose OSError names no file) is reported as the group being written."""
+    try:
+        yield
+    except Exception as err:
+        full = disk_full(err)
+        if full is None or full.filename:
+            raise
+        raise OSError(full.errno, full.strerror, str(path)) from err
+
+
+def _check_array(name: str, values: np.ndarray, shape: tuple[int, ...], bound: float = MAX_ABS_VALUE) -> None:
     if values.shape != shape:
         raise ValueError(f"{name} has shape {values.shape}, expected {shape}")
-    if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
-        raise ValueError(f"{name} has non-finite values")
+    if problem := value_problem(values, bound):
+        raise ValueError(f"{name} has {problem}")
 
 
 def _checksummed() -> list[Any]:
@@ -549,15 +581,20 @@ class FeatureStoreWriter:
         if n < 1:
             raise ValueError(f"{video_id}: no features to write")
         _check_array("features", features, (n, self.dim))
-        _check_array("timestamps", timestamps, (n,))
+        _check_array("timestamps", timestamps, (n,), MAX_TIMESTAMP_S)
         if n > 1 and np.any(np.diff(timestamps) <= 0):
             raise ValueError(f"{video_id}: timestamps are not strictly increasing")
         key = safe_key(video_id)
+        with _full_disk_named(self.path / VIDEOS / key):
+            self._write_group(key, video_id, features, timestamps, {"n": n, **info})
+
+    def _write_group(self, key: str, video_id: str, features: np.ndarray, timestamps: np.ndarray,
+                     info: dict[str, Any]) -> None:
         _remove_if_unreadable(self.path / VIDEOS / key)
         if key in self.videos:
             _check_key_owner(self.videos, key, "video_id", video_id)
             del self.videos[key]  # a leftover of a killed run
-        group = self.videos.create_group(key, attributes={"video_id": video_id, "complete": False, "n": n, **info})
+        group = self.videos.create_group(key, attributes={"video_id": video_id, "complete": False, **info})
         # NaN fill: a chunk that was never written reads as NaN, which every reader rejects, never as zeros.
         group.create_array("features", data=features, chunks=features.shape, compressors=_checksummed(),
                            fill_value=np.nan, config=ALL_CHUNKS)
@@ -596,8 +633,9 @@ def _validate(features: np.ndarray, timestamps: np.ndarray, dim: int) -> None:
     n = features.shape[0] if features.ndim == 2 else -1
     if n < 1 or features.shape[1] != dim or timestamps.shape != (n,):
         raise VideoUnreadable(f"damaged: shapes {features.shape} and {timestamps.shape} for dim {dim}")
-    if not (np.isfinite(features).all() and np.isfinite(timestamps).all()):
-        raise VideoUnreadable("damaged: non-finite values (an unwritten chunk reads as NaN)")
+    for name, values, bound in (("features", features, MAX_ABS_VALUE), ("timestamps", timestamps, MAX_TIMESTAMP_S)):
+        if problem := value_problem(values, bound):
+            raise VideoUnreadable(f"damaged: {name} has {problem}")
     if np.any(np.diff(timestamps) <= 0):
         raise VideoUnreadable("damaged: timestamps not strictly increasing")
 
@@ -764,8 +802,10 @@ class CheckReport:
                 f"{len(self.invalid)} invalid")
 
 
-def check_feature_store(path: str | os.PathLike, expected: Sequence[str] | None = None) -> CheckReport:
-    """Is every expected video either complete and well-formed, or listed in a failures manifest?"""
+def check_feature_store(path: str | os.PathLike, expected: Sequence[str] | None = None, *,
+                        verified: Iterable[str] = ()) -> CheckReport:
+    """Is every expected video either complete and well-formed, or listed in a failures manifest? Videos in
+    `verified` (read and checked earlier in the same run) are not read again."""
     store = open_store(path)
     expected = sorted(expected if expected is not None else (store.expected_ids() or store.complete_ids()))
     complete = set(store.complete_ids())
@@ -784,7 +824,9 @@ def check_feature_store(path: str | os.PathLike, expected: Sequence[str] | None 
                 report.invalid[video_id] = str(err)
             else:
                 report.missing.append(video_id)
-    for video_id, result in zip(report.complete, store.load_many(report.complete), strict=True):
+    verified = set(verified)
+    unverified = [v for v in report.complete if v not in verified]
+    for video_id, result in zip(unverified, store.load_many(unverified), strict=True):
         if isinstance(result, str):
             report.invalid[video_id] = result
     return report
@@ -816,22 +858,39 @@ class PriorsStoreWriter:
 
     def write_class(self, name: str, arrays: dict[str, np.ndarray], source_sha256: str) -> None:
         key = safe_key(name)
-        _remove_if_unreadable(self.path / CLASSES / key)
-        if key in self.classes:
-            _check_key_owner(self.classes, key, "name", name)
-            del self.classes[key]
-        group = self.classes.create_group(key, attributes={"name": name, "source_sha256": source_sha256,
-                                                           "complete": False})
-        for array_name in PRIOR_ARRAYS:
-            values = np.ascontiguousarray(arrays[array_name])
-            if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
-                raise ValueError(f"class '{name}': {array_name} has non-finite values")
-            group.create_array(array_name, data=values, chunks=values.shape, compressors=_checksummed(),
-                               config=ALL_CHUNKS)
-        group.attrs.update({"complete": True})
+        with _full_disk_named(self.path / CLASSES / key):
+            _remove_if_unreadable(self.path / CLASSES / key)
+            if key in self.classes:
+                _check_key_owner(self.classes, key, "name", name)
+                del self.classes[key]
+            group = self.classes.create_group(key, attributes={"name": name, "source_sha256": source_sha256,
+                                                               "complete": False})
+            for array_name in PRIOR_ARRAYS:
+                values = np.ascontiguousarray(arrays[array_name])
+                if problem := value_problem(values):
+                    raise ValueError(f"class '{name}': {array_name} has {problem}")
+                group.create_array(array_name, data=values, chunks=values.shape, compressors=_checksummed(),
+                                   config=ALL_CHUNKS)
+            group.attrs.update({"complete": True})
 
     def set_classes(self, names: Sequence[str]) -> None:
         self.root.attrs.update({"classes": sorted(names)})
+
+    def remove_other_classes(self, names: Sequence[str]) -> list[str]:
+        """Delete every class group that is not one of `names` (a class dropped from priors.json), so the store
+        never keeps or grows stale groups; returns what was removed (names, or keys of unreadable groups)."""
+        keep = {safe_key(n) for n in names}
+        folder = self.path / CLASSES
+        removed = []
+        for entry in sorted(os.scandir(folder), key=lambda e: e.name) if folder.is_dir() else []:
+            if entry.is_dir() and entry.name not in keep:
+                try:
+                    name = json.loads(Path(entry.path, "zarr.json").read_bytes())["attributes"]["name"]
+                except (OSError, ValueError, KeyError, TypeError):
+                    name = entry.name
+                shutil.rmtree(entry.path)
+                removed.append(str(name))
+        return removed
 
 
 def read_store_attrs(path: str | os.PathLike) -> dict[str, Any]:
@@ -870,10 +929,11 @@ def read_priors(path: str | os.PathLike, classes: Sequence[str]) -> dict[str, di
     if incomplete:
         raise UserError(path, f"priors of {incomplete[:3]} are incomplete; rerun the priors stage")
     out = {c: dict(zip(PRIOR_ARRAYS, values, strict=True)) for c, (_, values) in zip(classes, results, strict=True)}
-    damaged = [c for c, arrays in out.items()
-               if any(a.dtype.kind == "f" and not np.isfinite(a).all() for a in arrays.values())]
-    if damaged:
-        raise UserError(path, f"priors of {damaged[:3]} have non-finite values; rerun the priors stage")
+    implausible = {c: p for c, arrays in out.items() for p in map(value_problem, arrays.values()) if p}
+    if implausible:
+        first = next(iter(implausible))
+        raise UserError(path, f"priors of {len(implausible)} class(es) damaged, e.g. '{first}': "
+                              f"{implausible[first]}; rerun the priors stage")
     k = attrs.get("k")
     short = [c for c, arrays in out.items() if isinstance(k, int) and arrays["joint"].shape[0] != k]
     if short:
@@ -894,9 +954,7 @@ def _class_problem(path: Path, name: str) -> str | None:
     result = _read_classes(path, [f"{CLASSES}/{safe_key(name)}"])[0]
     if isinstance(result, str):
         return result
-    if any(a.dtype.kind == "f" and not np.isfinite(a).all() for a in result[1]):
-        return "non-finite values"
-    return None
+    return next(filter(None, map(value_problem, result[1])), None)
 
 
 def check_priors_store(path: str | os.PathLike, classes: Sequence[str] | None = None) -> CheckReport:

@@ -1,4 +1,5 @@
-"""Decoding videos with PyAV at a fixed sampling rate, keeping the true presentation timestamps.
+"""Decoding videos with PyAV at a fixed sampling rate, keeping the true presentation timestamps; frames are
+turned upright by the stream's display rotation (a quarter turn; a mirroring display matrix is not applied).
 
 A bad video (missing, empty, corrupt, truncated, undecodable, too short) raises `VideoError` with a one-line
 reason; the extraction stage records it in the store's failures manifest and goes on with the other videos.
@@ -42,8 +43,21 @@ class DecodeSummary:
     duration: float | None = None
     duration_source: str = "container"  # "container" (metadata) or "decoded" (last frame's end)
     fps: float | None = None
-    width: int = 0
+    width: int = 0  # as displayed (after the display rotation)
     height: int = 0
+    rotation: int = 0  # the display matrix's angle, degrees counter-clockwise (phones write it, not upright frames)
+
+
+def upright(image: Image.Image, rotation: float) -> Image.Image:
+    """The frame as a player shows it: turned counter-clockwise by `rotation` degrees (PyAV's
+    `VideoFrame.rotation`, from the stream's display matrix), to the nearest quarter turn."""
+    from PIL import Image
+
+    turns = round(rotation / 90) % 4
+    if turns == 0:
+        return image
+    return image.transpose((Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_180,
+                            Image.Transpose.ROTATE_270)[turns - 1])
 
 
 def check_video_file(path: str | os.PathLike) -> Path:
@@ -140,7 +154,11 @@ class VideoReader:
                         continue
                     last_slot = slot
                 summary.sampled_frames += 1
-                yield SampledFrame(ts, frame.to_image())
+                if summary.sampled_frames == 1:
+                    summary.rotation = int(frame.rotation or 0)
+                    if round(summary.rotation / 90) % 2:
+                        summary.width, summary.height = summary.height, summary.width
+                yield SampledFrame(ts, upright(frame.to_image(), frame.rotation or 0))
         except av.error.FFmpegError as err:
             where = f"{last_ts:.2f}s" if last_ts is not None else "the start"
             raise VideoError(
