@@ -10,40 +10,19 @@ its params before anything is written.
 
 from __future__ import annotations
 
-import difflib
-import re
 import sys
 from pathlib import Path
-from typing import Any
 
 import typer
 
-from pipeline.common import UserError, atomic_write_text, exit_on_user_error
+from pipeline.common import atomic_write_text, exit_on_user_error
+from pipeline.composition import CONF, compose_params
 from pipeline.params_schema import SCHEMAS, validate_params
 
-CONF = Path("conf")
-PRIMARY = "config"  # conf/config.yaml: the demo defaults and the defaults list (.dvc/config's hydra.config_name)
 # Editors find the JSON Schema through this line (params.schema.json, `python -m pipeline.json_schema`).
 MODELINE = "# yaml-language-server: $schema=params.schema.json\n"
 
 app = typer.Typer(add_completion=False, help=__doc__.splitlines()[0])
-
-
-def compose_params(overrides: list[str], conf: Path = CONF) -> dict[str, Any]:
-    """The params Hydra composes from `conf` with `overrides`; Hydra's errors become one UserError line."""
-    from hydra import compose, initialize_config_dir
-    from hydra.errors import HydraException
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
-    if not (conf / f"{PRIMARY}.yaml").is_file():
-        raise UserError(conf / f"{PRIMARY}.yaml", "not found (the config groups' defaults; docs/config-groups.md)")
-    try:
-        with initialize_config_dir(str(conf.resolve()), version_base=None):
-            cfg = compose(config_name=PRIMARY, overrides=list(overrides))
-        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
-    except (HydraException, OmegaConfBaseException, ValueError) as err:
-        raise UserError(conf, _one_line(err, list(overrides), conf)) from None
 
 
 def composed_text(overrides: list[str], conf: Path = CONF) -> str:
@@ -57,63 +36,6 @@ def composed_text(overrides: list[str], conf: Path = CONF) -> str:
               "or pass overrides,\n# not this file; `dvc exp run` composes it again from conf/ and drops these "
               "comments.\n")
     return header + OmegaConf.to_yaml(OmegaConf.create(params))
-
-
-def _one_line(err: Exception, overrides: list[str], conf: Path) -> str:
-    """Hydra's multi-line message, cut to what the user typed wrong and what would be right."""
-    from hydra.errors import MissingConfigException, OverrideParseException
-
-    text = str(err).strip()
-    first = text.splitlines()[0] if text else type(err).__name__
-    if isinstance(err, OverrideParseException):
-        return f"not a Hydra override ({first}); write key=value or group=option"
-    if isinstance(err, MissingConfigException) and err.missing_cfg_file:
-        group, _, option = err.missing_cfg_file.rpartition("/")
-        options = ", ".join(sorted(err.options or [])) or "none"
-        hint = _closest(option, err.options or [])
-        return f"{group}={option}: no such option in conf/{group}/ ({options}){hint}"
-    number = re.match(r"Config group override must be a string or a list\. Got int", first)
-    if number:
-        typed = next((o for o in overrides if "=" in o and o.split("=", 1)[1].replace("_", "").isdigit()), "")
-        key, _, value = typed.partition("=")
-        options = _group_options(conf, key.lstrip("+~"))
-        return (f"{typed}: Hydra reads {value} as the number {value.replace('_', '')}, not an option name; "
-                f"conf/{key}/ has {', '.join(options) or 'no options'}")
-    missing = re.match(r"Could not override '([^']+)'\. No match in the defaults list", first)
-    if missing:
-        group = missing.group(1)
-        return (f"{group}: nothing in this composition chooses a {group} (see the defaults of the chosen "
-                "conf/dataset/ file; Charades-STA has no split setting)")
-    unknown = re.search(r"Could not override '([^']+)'", text)
-    if unknown:
-        key = unknown.group(1)
-        return f"{key}: unknown key{_closest_key(key, conf)}; list the keys with: python -m pipeline.config --print"
-    return first
-
-
-def _closest(word: str, choices: list[str]) -> str:
-    match = difflib.get_close_matches(word, choices, n=1)
-    return f" (did you mean '{match[0]}'?)" if match else ""
-
-
-def _group_options(conf: Path, group: str) -> list[str]:
-    folder = conf / group
-    return sorted(p.stem for p in folder.glob("*.yaml")) if group and folder.is_dir() else []
-
-
-def _closest_key(key: str, conf: Path) -> str:
-    """The nearest existing key (or config group) to a mistyped dotted key, from the default composition."""
-    node: Any = compose_params([], conf)
-    parts = key.split(".")
-    for i, part in enumerate(parts):
-        choices = list(node) if isinstance(node, dict) else []
-        if i == 0:
-            choices += [p.name for p in conf.iterdir() if p.is_dir()]
-        if part not in choices:
-            match = difflib.get_close_matches(part, choices, n=1)
-            return f" (did you mean '{'.'.join([*parts[:i], match[0], *parts[i + 1:]])}'?)" if match else ""
-        node = node.get(part) if isinstance(node, dict) else None
-    return ""
 
 
 @app.command()

@@ -133,3 +133,28 @@ def test_older_layouts_of_the_evaluate_metrics_still_read():
     assert summary_of(full, "grizal") == {"avg_mAP": 0.2, "avg_tIoU": 0.4}  # one flat report
     assert summary_of(full, "baseline") == {"avg_mAP": None, "avg_tIoU": None}
     assert summary_of(None, "grizal") == {"avg_mAP": None, "avg_tIoU": None}
+
+
+def test_an_experiment_on_another_data_set_is_named_by_its_group_choices():
+    """`-S dataset=activitynet -S split=50-50 -S prepare.split_id=3` changes dozens of keys; the row says what was
+    chosen and what differs from that composed setting. A null is shown as null, a missing key as removed."""
+    from pipeline.composition import compose_params
+
+    def compose(overrides):
+        return compose_params(overrides, ROOT / "conf")
+
+    def node(rev, name, params):
+        return {"rev": rev, "name": name, "data": {"rev": rev, "params": {"params.yaml": {"data": params}}}}
+
+    demo = compose([])
+    swept = compose(["dataset=activitynet", "split=50-50", "prepare.split_id=3"])
+    nulled = json.loads(json.dumps(demo))
+    nulled["train"]["T"] = None
+    del nulled["loss"]["objective"]
+    commit = node("a" * 40, "main", demo)
+    commit["experiments"] = [{"revs": [node("b" * 40, "anet", swept)], "executor": {"state": "queued"}},
+                             {"revs": [node("c" * 40, "nulls", nulled)], "executor": {"state": "queued"}}]
+    rows = experiment_rows([commit], compose)
+    assert rows[1].changed == {"dataset": "activitynet", "split": "50-50", "prepare.split_id": 3}
+    assert experiments_table(rows).splitlines()[4].split(" | ")[2] == "loss.objective=(removed), train.T=null"
+    assert len(experiment_rows([commit])[1].changed) > 20  # without the composition: every key the setting sets
