@@ -69,7 +69,11 @@ def disk_full(err: BaseException) -> OSError | None:
 
 def load_params(path: str | os.PathLike = "params.yaml") -> dict[str, Any]:
     """Read a params file (params.yaml is composed from conf/: docs/config-groups.md)."""
-    return _read_params_file(Path(path))
+    params = _read_params_file(Path(path))
+    if "_base_" in params:  # an overlay of the configs/ folder that conf/ replaced
+        raise UserError(path, "_base_ overlays are gone: compose a complete params file from conf/ instead, e.g. "
+                              "python -m pipeline.config dataset=thumos14 --out mine.yaml (docs/config-groups.md)")
+    return params
 
 
 def _read_params_file(path: Path) -> dict[str, Any]:

@@ -181,3 +181,11 @@ def test_cli_writes_params_yaml_and_refuses_bad_input_leaving_it_as_it_was(tmp_p
     assert bad.stderr.splitlines()[0] == "error: conf: train.epochs: expected an integer >= 1, got 'ten'"
     assert "Traceback" not in bad.stderr
     assert (tmp_path / "params.yaml").read_text() == written  # left as it was
+
+
+def test_an_old_overlay_is_refused_with_what_to_do_instead(tmp_path):
+    old = tmp_path / "mine.yaml"
+    old.write_text("_base_: thumos14_75_25.yaml\nprepare: {video_dir: /my/videos}\n")
+    with pytest.raises(UserError) as err:
+        load_params(old)
+    assert "\n" not in str(err.value) and "python -m pipeline.config dataset=thumos14" in err.value.problem
