@@ -189,3 +189,15 @@ def test_an_old_overlay_is_refused_with_what_to_do_instead(tmp_path):
     with pytest.raises(UserError) as err:
         load_params(old)
     assert "\n" not in str(err.value) and "python -m pipeline.config dataset=thumos14" in err.value.problem
+
+
+def test_the_command_writes_what_dvc_exp_run_writes_under_its_header(tmp_path, monkeypatch):
+    """DVC's own composition (the function `dvc exp run` calls) gives the same bytes, less our header comments."""
+    from dvc.utils.hydra import compose_and_dump
+
+    overrides = ["dataset=activitynet", "split=50-50"]
+    compose_and_dump(tmp_path / "params.yaml", str(CONF), None, "config", "", overrides)
+    monkeypatch.chdir(ROOT)
+    ours = composed_text(overrides, Path("conf")).splitlines(keepends=True)
+    assert ours[0].startswith("# yaml-language-server") and ours[1].startswith("# Composed from conf/")
+    assert "".join(ours[3:]) == (tmp_path / "params.yaml").read_text()
