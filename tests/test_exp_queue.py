@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -140,14 +141,19 @@ def test_an_experiment_on_another_data_set_is_named_by_its_group_choices():
     chosen and what differs from that composed setting. A null is shown as null, a missing key as removed."""
     from pipeline.composition import compose_params
 
+    @functools.cache
+    def composed(*overrides):
+        return compose_params(list(overrides), ROOT / "conf")
+
     def compose(overrides):
-        return compose_params(overrides, ROOT / "conf")
+        return json.loads(json.dumps(composed(*overrides)))
 
     def node(rev, name, params):
         return {"rev": rev, "name": name, "data": {"rev": rev, "params": {"params.yaml": {"data": params}}}}
 
     demo = compose([])
-    swept = compose(["dataset=activitynet", "split=50-50", "prepare.split_id=3"])
+    swept = compose(["dataset=activitynet", "split=50-50"])
+    swept["prepare"]["split_id"] = 3
     nulled = json.loads(json.dumps(demo))
     nulled["train"]["T"] = None
     del nulled["loss"]["objective"]
@@ -158,3 +164,7 @@ def test_an_experiment_on_another_data_set_is_named_by_its_group_choices():
     assert rows[1].changed == {"dataset": "activitynet", "split": "50-50", "prepare.split_id": 3}
     assert experiments_table(rows).splitlines()[4].split(" | ")[2] == "loss.objective=(removed), train.T=null"
     assert len(experiment_rows([commit])[1].changed) > 20  # without the composition: every key the setting sets
+    on_thumos = node("d" * 40, "thumos", compose(["dataset=thumos14"]))
+    on_thumos["experiments"] = [{"revs": [node("e" * 40, "half", compose(["dataset=thumos14", "split=50-50"]))],
+                                 "executor": {"state": "queued"}}]
+    assert experiment_rows([on_thumos], compose)[1].changed == {"split": "50-50"}

@@ -66,8 +66,9 @@ def _setting_diff(params: dict[str, Any], base: dict[str, Any], compose: Compose
     except UserError:
         return None
     choices = dict(o.split("=", 1) for o in overrides)
-    if params.get("prepare.split_setting") == base.get("prepare.split_setting"):
-        choices.pop("split", None)
+    for group, key in zip(("dataset", "split"), SETTING_KEYS, strict=True):
+        if params.get(key) == base.get(key):
+            choices.pop(group, None)  # chosen as in the baseline
     return choices | _diff(params, setting)
 
 
