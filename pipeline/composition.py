@@ -11,6 +11,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from pipeline.common import UserError
 
 CONF = Path("conf")
@@ -29,9 +31,18 @@ def compose_params(overrides: list[str], conf: Path = CONF) -> dict[str, Any]:
     try:
         with initialize_config_dir(str(conf.resolve()), version_base=None):
             cfg = compose(config_name=PRIMARY, overrides=list(overrides))
-        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+        params: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = mark.name if mark is not None else conf
+        raise UserError(where, f"not valid YAML ({str(err).splitlines()[0]})") from None
     except (HydraException, OmegaConfBaseException, ValueError) as err:
         raise UserError(conf, _one_line(err, list(overrides), conf)) from None
+    for key in params:
+        if (conf / key).is_dir():  # a group file without the header puts its keys under the group's name
+            raise UserError(conf / key, f"its values were composed under '{key}', where no stage reads them: start "
+                                        "each file there with `# @package _global_` (its keys are params sections)")
+    return params
 
 
 def _one_line(err: Exception, overrides: list[str], conf: Path) -> str:
@@ -50,6 +61,8 @@ def _one_line(err: Exception, overrides: list[str], conf: Path) -> str:
     number = re.match(r"Config group override must be a string or a list\. Got int", first)
     if number:
         typed = next((o for o in overrides if "=" in o and o.split("=", 1)[1].replace("_", "").isdigit()), "")
+        if not typed:
+            return first
         key, _, value = typed.partition("=")
         options = _group_options(conf, key.lstrip("+~"))
         return (f"{typed}: Hydra reads {value} as the number {value.replace('_', '')}, not an option name; "

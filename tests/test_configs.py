@@ -5,6 +5,7 @@ a bad override is one line and exit 2."""
 import copy
 import functools
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -201,3 +202,16 @@ def test_the_command_writes_what_dvc_exp_run_writes_under_its_header(tmp_path, m
     ours = composed_text(overrides, Path("conf")).splitlines(keepends=True)
     assert ours[0].startswith("# yaml-language-server") and ours[1].startswith("# Composed from conf/")
     assert "".join(ours[3:]) == (tmp_path / "params.yaml").read_text()
+
+
+@pytest.mark.parametrize("file, text, where, says", [
+    ("size/paper.yaml", "# @package _global_\nmodel: [unclosed\n", "size/paper.yaml", "not valid YAML"),
+    ("size/paper.yaml", "model:\n  width: 512\n", "size", "start each file there with `# @package _global_`"),
+])
+def test_a_broken_group_file_is_named_in_one_line(tmp_path, file, text, where, says):
+    conf = tmp_path / "conf"
+    shutil.copytree(CONF, conf)
+    (conf / file).write_text(text)
+    with pytest.raises(UserError) as err:
+        compose_params(["dataset=thumos14"], conf)
+    assert str(err.value.where) == str(conf / where) and says in err.value.problem and "\n" not in str(err.value)
