@@ -67,59 +67,13 @@ def disk_full(err: BaseException) -> OSError | None:
     return None
 
 
-BASE_KEY = "_base_"
-DELETE_KEY = "_delete_"
-# First line of a file written by `python -m pipeline.config`; such a file is a result, never a base.
-RESOLVED_HEADER = "# Resolved by `python -m pipeline.config` from "
-
-
 def load_params(path: str | os.PathLike = "params.yaml") -> dict[str, Any]:
-    """Read a params file, resolving its `_base_` chain (README "The paper's settings").
-
-    `_base_: <path or list of paths>` (relative to the file) names files merged first, in order; then the file's own
-    keys: mappings merge key by key, anything else (lists, scalars, null) replaces, and `_delete_: true` inside a
-    mapping replaces the base's mapping instead of merging into it. Key order follows the first file that has a key.
-    """
-    return _resolve_params(Path(path), ())
-
-
-def merge_params(base: dict[str, Any], over: dict[str, Any], where: str | os.PathLike) -> dict[str, Any]:
-    """`over` deep-merged onto `base` (neither is modified); `where` names `over`'s file in errors."""
-    out = dict(base)
-    for key, value in over.items():
-        if isinstance(value, dict):
-            value = dict(value)
-            replace = value.pop(DELETE_KEY, False)
-            if not isinstance(replace, bool):
-                raise UserError(where, f"{key}: {DELETE_KEY} must be true or false, got {replace!r}")
-            inherited = out.get(key) if isinstance(out.get(key), dict) and not replace else {}
-            out[key] = merge_params(inherited, value, where)
-        else:
-            out[key] = value
-    return out
-
-
-def _resolve_params(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
-    own = _read_params_file(path)
-    if DELETE_KEY in own:
-        raise UserError(path, f"{DELETE_KEY} belongs inside a mapping (to drop the bases, remove {BASE_KEY})")
-    bases = own.pop(BASE_KEY, [])
-    if isinstance(bases, str):
-        bases = [bases]
-    if not isinstance(bases, list) or not all(isinstance(b, str) and b for b in bases):
-        raise UserError(path, f"{BASE_KEY} must be a path or a list of paths (relative to this file)")
-    chain = (*chain, path)
-    params: dict[str, Any] = {}
-    for name in bases:
-        base = Path(os.path.normpath(path.parent / name))
-        if any(base.resolve() == seen.resolve() for seen in chain):
-            cycle = " -> ".join(str(p) for p in (*chain, base))
-            raise UserError(path, f"{BASE_KEY} cycle: {cycle}")
-        if not base.is_file():
-            raise UserError(path, f"{BASE_KEY} {name} not found (looked for {base})")
-        _refuse_resolved_base(base, path)
-        params = merge_params(params, _resolve_params(base, chain), base)
-    return merge_params(params, own, path)
+    """Read a params file (params.yaml is composed from conf/: docs/config-groups.md)."""
+    params = _read_params_file(Path(path))
+    if "_base_" in params:  # an overlay of the configs/ folder that conf/ replaced
+        raise UserError(path, "_base_ overlays are gone: compose a complete params file from conf/ instead, e.g. "
+                              "python -m pipeline.config dataset=thumos14 --out mine.yaml (docs/config-groups.md)")
+    return params
 
 
 def _read_params_file(path: Path) -> dict[str, Any]:
@@ -170,16 +124,6 @@ def expanded_size(value: Any, memo: dict[int, int] | None = None, active: set[in
     active.discard(key)
     memo[key] = total
     return total
-
-
-def _refuse_resolved_base(base: Path, overlay: Path) -> None:
-    """A resolved copy (e.g. params.yaml after switching data set) would leak its overlay's values into another."""
-    with base.open(encoding="utf-8", errors="replace") as f:
-        first = f.readline()
-    if first.startswith(RESOLVED_HEADER):
-        source = (first.removeprefix(RESOLVED_HEADER).split() or ["an overlay"])[0]
-        raise UserError(base, f"was resolved from {source} by pipeline.config, so {overlay} cannot build on it; "
-                              f"restore the defaults first (git checkout {base})")
 
 
 def section(params: dict[str, Any], name: str, path: str | os.PathLike = "params.yaml") -> dict[str, Any]:

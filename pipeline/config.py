@@ -1,63 +1,58 @@
-"""Resolve a configs/ overlay into one complete params file, the one `dvc repro` reads.
+"""Compose params.yaml from the config groups under conf/ with Hydra, as `dvc exp run` does (docs/config-groups.md).
 
-    python -m pipeline.config configs/thumos14_75_25.yaml --out params.yaml   # switch the project to that setting
-    python -m pipeline.config configs/thumos14_75_25.yaml                     # print it
+    python -m pipeline.config                                  # the demo defaults -> params.yaml
+    python -m pipeline.config dataset=thumos14 split=50-50     # a paper setting -> params.yaml, for `dvc repro`
+    python -m pipeline.config dataset=charades --print         # print it instead
 
-An overlay names the files it builds on with `_base_` and holds only what differs; `pipeline.common.load_params`
-resolves the chain (README "The paper's settings").
+The overrides are Hydra's (the same `-S` takes under `dvc exp run`); the result is checked as every stage checks
+its params before anything is written.
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 import typer
-import yaml
 
-from pipeline.common import RESOLVED_HEADER, UserError, atomic_write_text, exit_on_user_error, load_params
+from pipeline.common import atomic_write_text, exit_on_user_error
+from pipeline.composition import CONF, compose_params
+from pipeline.params_schema import SCHEMAS, validate_params
+
+# Editors find the JSON Schema through this line (params.schema.json, `python -m pipeline.json_schema`).
+MODELINE = "# yaml-language-server: $schema=params.schema.json\n"
 
 app = typer.Typer(add_completion=False, help=__doc__.splitlines()[0])
 
 
-class _ParamsDumper(yaml.SafeDumper):
-    """Block mappings; lists of scalars on one line, as params.yaml writes them."""
+def composed_text(overrides: list[str], conf: Path = CONF) -> str:
+    """params.yaml as `dvc exp run` writes it (OmegaConf's YAML), headed by the modeline and how to remake it."""
+    from omegaconf import OmegaConf
 
-
-def _represent_list(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:
-    flat = all(not isinstance(item, dict | list) for item in data)
-    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flat)
-
-
-_ParamsDumper.add_representer(list, _represent_list)
-
-
-def resolved_text(config: Path, out: Path | None = None) -> str:
-    """The resolved params of `config` as YAML, headed by where they came from and how to regenerate them."""
-    params = load_params(config)
-    regenerate = f"python -m pipeline.config {config}" + (f" --out {out}" if out is not None else "")
-    header = (f"{RESOLVED_HEADER}{config} (an overlay; README \"The paper's settings\").\n"
-              f"# Edit the overlay rather than this file, then regenerate: {regenerate}\n"
-              f"# Overlays build on the demo defaults: `git checkout params.yaml` restores them.\n")
-    body = yaml.dump(params, Dumper=_ParamsDumper, sort_keys=False, allow_unicode=True, width=120)
-    return header + body
+    params = compose_params(overrides, conf)
+    validate_params(params, SCHEMAS, conf)
+    command = " ".join(["python -m pipeline.config", *overrides])
+    header = (f"{MODELINE}# Composed from {conf.as_posix()}/ by `{command}` (docs/config-groups.md): edit conf/ "
+              "or pass overrides,\n# not this file; `dvc exp run` composes it again from conf/ and drops these "
+              "comments.\n")
+    return header + OmegaConf.to_yaml(OmegaConf.create(params))
 
 
 @app.command()
 @exit_on_user_error
 def main(
-    config: Path = typer.Argument(..., help="The overlay to resolve, e.g. configs/thumos14_75_25.yaml."),
-    out: Path | None = typer.Option(None, help="Write here (e.g. params.yaml) instead of printing to stdout."),
+    overrides: list[str] = typer.Argument(None, help="Hydra overrides: group=option or dotted.key=value."),
+    out: Path = typer.Option(Path("params.yaml"), help="Where to write the composed params."),
+    print_only: bool = typer.Option(False, "--print", help="Print the composed params instead of writing them."),
+    conf: Path = typer.Option(CONF, help="The config directory (.dvc/config's hydra.config_dir)."),
 ) -> None:
-    if out is not None and out.resolve() == config.resolve():
-        raise UserError(out, "is the overlay being resolved; write the result elsewhere (e.g. params.yaml)")
-    text = resolved_text(config, out)
-    if out is None:
+    text = composed_text(list(overrides or []), conf)
+    if print_only:
         sys.stdout.write(text)
-    else:
-        atomic_write_text(out, text)
-        print(f"wrote {out} (resolved from {config})", file=sys.stderr)
+        return
+    atomic_write_text(out, text)
+    print(f"wrote {out} (composed from {conf.as_posix()}/{' with ' + ' '.join(overrides) if overrides else ''})",
+          file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -3,13 +3,15 @@
     python -m pipeline.exp_table [--out cache/exp_table.md] [--only-experiments]
     python -m pipeline.exp_table --from shown.json      (saved `dvc exp show --json` output)
 
-One row per commit and experiment: its changed params, and avg mAP/avg tIoU of GRIZAL and of the baseline from
+One row per commit and experiment: its changed params (an experiment on another data set: its conf/ group
+choices and what differs from them), and avg mAP/avg tIoU of GRIZAL and of the baseline from
 metrics/evaluate.json.
 The rows come from ``pipeline.modelling.experiments``.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -46,11 +48,13 @@ def main(
     only_experiments: bool = typer.Option(False, "--only-experiments", help="leave out the commits' own rows"),
 ) -> None:
     """Print the experiments' results table (markdown)."""
+    from pipeline.composition import compose_params
     from pipeline.modelling.experiments import experiment_rows, experiments_table
 
     shown = read_json(source) if source is not None else dvc_exp_show()
+    compose = functools.cache(lambda *overrides: compose_params(list(overrides)))
     try:
-        rows = experiment_rows(shown)
+        rows = experiment_rows(shown, lambda overrides: compose(*overrides))
     except ValueError as err:
         raise UserError(source or "dvc exp show", str(err)) from None
     table = experiments_table(rows, with_commits=not only_experiments)

@@ -6,9 +6,9 @@ with the defaults filled in. The first problem found is a ``UserError`` of one l
 dotted key, the value and what is expected (the text comes from the section's JSON Schema, the same one editors
 read: ``python -m pipeline.json_schema``)::
 
-    error: configs/x.yaml: train.epochs: expected an integer >= 1, got 'ten'
-    error: configs/x.yaml: extract.clip.modle: unknown key (did you mean 'model'?)
-    error: configs/x.yaml: missing section 'train'
+    error: mine.yaml: train.epochs: expected an integer >= 1, got 'ten'
+    error: mine.yaml: extract.clip.modle: unknown key (did you mean 'model'?)
+    error: mine.yaml: missing section 'train'
 
 What needs data only a running stage has stays with that stage: ``model.k`` against the prior pairs in the store, a
 device being present, files existing, split ids against the published split lists.

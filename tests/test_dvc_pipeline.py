@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
+from support.conf_defaults import edit_defaults
 from support.project_copy import copy_project
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,16 +37,18 @@ def project(tmp_path_factory):
     dest = tmp_path_factory.mktemp("project")
     copy_project(dest)
     (dest / "dvc.lock").unlink(missing_ok=True)
-    params = yaml.safe_load((dest / "params.yaml").read_text())
-    params["demo"].update(videos_per_class_train=1, videos_per_class_test=1, min_duration=8.0, max_duration=10.0)
-    params["extract"]["frames"]["sample_fps"] = 2.0
-    params["extract"]["T"] = 16
-    params["model"].update(width=32, heads=2, vle_layers=1, ofe_layers=1)
-    params["train"].update(epochs=1, batch_size=64)
-    params["results"].update(splits=[0], variants=["GRIZAL"], closed_set=False)
-    params["generate"]["image_size"] = 64
-    params["pretrain"].update(steps=3, batch_size=16, n_stills=128, eval_stills=8)
-    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+    def shrink(params):
+        params["demo"].update(videos_per_class_train=1, videos_per_class_test=1, min_duration=8.0, max_duration=10.0)
+        params["extract"]["frames"]["sample_fps"] = 2.0
+        params["extract"]["T"] = 16
+        params["model"].update(width=32, heads=2, vle_layers=1, ofe_layers=1)
+        params["train"].update(epochs=1, batch_size=64)
+        params["results"].update(splits=[0], variants=["GRIZAL"], closed_set=False)
+        params["generate"]["image_size"] = 64
+        params["pretrain"].update(steps=3, batch_size=16, n_stills=128, eval_stills=8)
+
+    edit_defaults(dest, shrink)  # where `dvc exp run` composes params.yaml from
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
            "GIT_COMMITTER_EMAIL": "t@t", "OMP_NUM_THREADS": "2"}
@@ -64,13 +66,10 @@ def test_repro_then_nothing_then_only_what_a_param_touches(project):
 
     assert _ran(_run(["dvc", "repro"], dest, env)) == set()
 
-    params = yaml.safe_load((dest / "params.yaml").read_text())
-    params["evaluate"]["n_plots"] = 1
-    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    edit_defaults(dest, lambda params: params["evaluate"].update(n_plots=1))
     assert _ran(_run(["dvc", "repro"], dest, env)) == {"evaluate"}
 
-    params["extract"]["flow"]["wheel_max_magnitude"] = 6.0
-    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    edit_defaults(dest, lambda params: params["extract"]["flow"].update(wheel_max_magnitude=6.0))
     assert _ran(_run(["dvc", "repro"], dest, env)) == {"extract_flow", "train", "evaluate", "results"}
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -133,3 +134,37 @@ def test_older_layouts_of_the_evaluate_metrics_still_read():
     assert summary_of(full, "grizal") == {"avg_mAP": 0.2, "avg_tIoU": 0.4}  # one flat report
     assert summary_of(full, "baseline") == {"avg_mAP": None, "avg_tIoU": None}
     assert summary_of(None, "grizal") == {"avg_mAP": None, "avg_tIoU": None}
+
+
+def test_an_experiment_on_another_data_set_is_named_by_its_group_choices():
+    """`-S dataset=activitynet -S split=50-50 -S prepare.split_id=3` changes dozens of keys; the row says what was
+    chosen and what differs from that composed setting. A null is shown as null, a missing key as removed."""
+    from pipeline.composition import compose_params
+
+    @functools.cache
+    def composed(*overrides):
+        return compose_params(list(overrides), ROOT / "conf")
+
+    def compose(overrides):
+        return json.loads(json.dumps(composed(*overrides)))
+
+    def node(rev, name, params):
+        return {"rev": rev, "name": name, "data": {"rev": rev, "params": {"params.yaml": {"data": params}}}}
+
+    demo = compose([])
+    swept = compose(["dataset=activitynet", "split=50-50"])
+    swept["prepare"]["split_id"] = 3
+    nulled = json.loads(json.dumps(demo))
+    nulled["train"]["T"] = None
+    del nulled["loss"]["objective"]
+    commit = node("a" * 40, "main", demo)
+    commit["experiments"] = [{"revs": [node("b" * 40, "anet", swept)], "executor": {"state": "queued"}},
+                             {"revs": [node("c" * 40, "nulls", nulled)], "executor": {"state": "queued"}}]
+    rows = experiment_rows([commit], compose)
+    assert rows[1].changed == {"dataset": "activitynet", "split": "50-50", "prepare.split_id": 3}
+    assert experiments_table(rows).splitlines()[4].split(" | ")[2] == "loss.objective=(removed), train.T=null"
+    assert len(experiment_rows([commit])[1].changed) > 20  # without the composition: every key the setting sets
+    on_thumos = node("d" * 40, "thumos", compose(["dataset=thumos14"]))
+    on_thumos["experiments"] = [{"revs": [node("e" * 40, "half", compose(["dataset=thumos14", "split=50-50"]))],
+                                 "executor": {"state": "queued"}}]
+    assert experiment_rows([on_thumos], compose)[1].changed == {"split": "50-50"}

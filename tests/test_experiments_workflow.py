@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
+from support.conf_defaults import edit_defaults
 from support.doc_workflows import commands
 from support.project_copy import copy_project
 
@@ -39,17 +39,19 @@ def project(tmp_path_factory):
     dest = tmp_path_factory.mktemp("experiments")
     copy_project(dest)
     (dest / "dvc.lock").unlink(missing_ok=True)
-    params = yaml.safe_load((dest / "params.yaml").read_text())
-    params["demo"].update(videos_per_class_train=1, videos_per_class_test=1, min_duration=6.0, max_duration=8.0,
-                          size=112)
-    params["pretrain"].update(steps=2, batch_size=8, n_stills=32, eval_stills=8)
-    params["generate"]["image_size"] = 32
-    params["extract"]["frames"]["sample_fps"] = 1.0
-    params["extract"]["T"] = 8
-    params["model"].update(width=16, heads=2, vle_layers=1, ofe_layers=1, ft_layers=1)
-    params["train"].update(epochs=1, batch_size=64)
-    params["evaluate"]["n_plots"] = 1
-    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+    def shrink(params):
+        params["demo"].update(videos_per_class_train=1, videos_per_class_test=1, min_duration=6.0, max_duration=8.0,
+                              size=112)
+        params["pretrain"].update(steps=2, batch_size=8, n_stills=32, eval_stills=8)
+        params["generate"]["image_size"] = 32
+        params["extract"]["frames"]["sample_fps"] = 1.0
+        params["extract"]["T"] = 8
+        params["model"].update(width=16, heads=2, vle_layers=1, ofe_layers=1, ft_layers=1)
+        params["train"].update(epochs=1, batch_size=64)
+        params["evaluate"]["n_plots"] = 1
+
+    edit_defaults(dest, shrink)  # where `dvc exp run` composes params.yaml from
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the copy's own code runs
     env.update({"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1",
                 "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "COLUMNS": "400", "GIT_AUTHOR_NAME": "t",

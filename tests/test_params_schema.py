@@ -10,15 +10,15 @@ from pathlib import Path
 from typing import Any, get_args
 
 import pytest
-import yaml
+from support.paper_settings import SETTINGS
 from support.params_edit import DELETE, set_dotted
 
 from pipeline.common import UserError, load_params
+from pipeline.config import compose_params
 from pipeline.params_schema import SCHEMAS, show, validate_params, validate_section
 
 ROOT = Path(__file__).resolve().parents[1]
-WHERE = "configs/bad.yaml"  # stands for the file passed with --params: errors must name it, not params.yaml
-CONFIGS = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "configs").rglob("*.yaml"))
+WHERE = "mine/bad.yaml"  # stands for the file passed with --params: errors must name it, not params.yaml
 
 
 @dataclasses.dataclass
@@ -28,7 +28,7 @@ class Case:
     expect: str  # what the message says is expected
     key: str | None = None  # the dotted key the message names, when not `path`
     got: Any = dataclasses.field(default=DELETE)  # the value the message shows, when not `value`
-    base: str = "params.yaml"
+    base: str = "params.yaml"  # or the overrides of a composed setting (conf/), e.g. "dataset=charades"
 
     def __str__(self) -> str:
         return f"{self.path}={show(self.value) if self.value is not DELETE else '<deleted>'}"
@@ -83,15 +83,15 @@ CASES = [
     C("prepare.split_setting", {"a": 1}, "expected one of 75_25, 50_50, got {'a': 1} (quote it"),
     C("prepare.seen_list", "seen.txt", "only read together with prepare.unseen_list"),
     C("prepare.sta_test", DELETE, "missing (expected a path, required for dataset 'charades')",
-      base="configs/charades_sta.yaml"),
-    C("prepare.charades_csv", "train.csv", "expected a non-empty list of paths", base="configs/charades_sta.yaml"),
-    C("prepare.charades_csv", [], "expected a non-empty list of paths", base="configs/charades_sta.yaml"),
+      base="dataset=charades"),
+    C("prepare.charades_csv", "train.csv", "expected a non-empty list of paths", base="dataset=charades"),
+    C("prepare.charades_csv", [], "expected a non-empty list of paths", base="dataset=charades"),
     C("prepare.annotations", "/elsewhere", "expected a file inside prepare.annotations", key="prepare.sta_train",
-      got="/data/charades/annotations/charades_sta_train.txt", base="configs/charades_sta.yaml"),
+      got="/data/charades/annotations/charades_sta_train.txt", base="dataset=charades"),
     C("prepare.annotations", DELETE, "missing (expected a path, required for dataset 'charades')",
-      base="configs/charades_sta.yaml"),
+      base="dataset=charades"),
     C("prepare.split_setting", "70_30", "expected one of 75_25, 50_50",
-      base="configs/thumos14_75_25.yaml"),
+      base="dataset=thumos14"),
     # generate (GenerateConfig)
     C("generate.k", 0, "expected an integer >= 1"),
     C("generate.k", "four", "expected an integer >= 1"),
@@ -230,7 +230,7 @@ _LOADED: dict[str, dict[str, Any]] = {}
 
 def _params(name: str) -> dict[str, Any]:
     if name not in _LOADED:
-        _LOADED[name] = load_params(ROOT / name)
+        _LOADED[name] = compose_params(name.split(), ROOT / "conf") if "=" in name else load_params(ROOT / name)
     return copy.deepcopy(_LOADED[name])
 
 
@@ -288,9 +288,9 @@ def test_a_missing_or_empty_loss_section_means_its_defaults():
     assert validate_section(params, "loss", WHERE) == expected
 
 
-@pytest.mark.parametrize("name", ["params.yaml", *CONFIGS])
+@pytest.mark.parametrize("name", ["params.yaml", *(" ".join(o) for o in SETTINGS.values())])
 def test_every_shipped_params_file_validates_unchanged(name):
-    params = load_params(ROOT / name)
+    params = _params(name)
     checked = validate_params(params, SCHEMAS, name)
     as_given = validate_params(params, SCHEMAS, name, fill_defaults=False)
     for section in SCHEMAS:
@@ -299,24 +299,17 @@ def test_every_shipped_params_file_validates_unchanged(name):
         assert {k: v for k, v in checked[section].items() if k in given} == given
 
 
-@pytest.mark.parametrize("name", [c for c in CONFIGS if not c.startswith("configs/_base_")])
-def test_every_resolved_config_validates(name):
-    from pipeline.config import resolved_text
-
-    params = yaml.safe_load(resolved_text(ROOT / name))
-    validate_params(params, SCHEMAS, name)
-
-
 def test_yaml_quirks_in_a_real_file(tmp_path):
     """An unquoted 75_25 is the integer 7525 (accepted, as prepare always has); 1e-4 without a dot is text."""
     text = (ROOT / "params.yaml").read_text()
     path = tmp_path / "mine.yaml"
-    path.write_text(text.replace('split_setting: "75_25"', "split_setting: 75_25"))
+    assert "split_setting: '75_25'" in text
+    path.write_text(text.replace("split_setting: '75_25'", "split_setting: 75_25"))
     params = load_params(path)
     assert params["prepare"]["split_setting"] == 7525
     assert validate_section(params, "prepare", path)["split_setting"] == "75_25"
-    assert "lr: 0.002 " in text
-    path.write_text(text.replace("lr: 0.002 ", "lr: 1e-3 "))
+    assert "  lr: 0.002\n" in text
+    path.write_text(text.replace("  lr: 0.002\n", "  lr: 1e-3\n"))
     with pytest.raises(UserError) as err:
         validate_section(load_params(path), "train", path)
     assert str(err.value) == (f"{path}: train.lr: expected a number > 0, got '1e-3' "

@@ -4,19 +4,26 @@ Each row names the experiment, the params it changed from its baseline commit (`
 the evaluate stage wrote to `metrics/evaluate.json`: average mAP and average tIoU of GRIZAL and of the
 training-free baseline (``scoring.metrics_summary``; files of older versions, which nest the full reports or hold
 one flat report, are read too). Experiments still queued or running, and ones that failed, have no metrics yet:
-they are listed with their state.
+they are listed with their state. An experiment that switched the data set (`-S dataset=thumos14`, conf/) is named
+by its group choices and what differs from that composed setting, not by every key the setting changes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline.common import UserError
+from pipeline.composition import setting_overrides
 from pipeline.modelling.scoring import SUMMARY_KEYS
 
 METRICS_FILE = "metrics/evaluate.json"
 PARAMS_FILE = "params.yaml"
+REMOVED = "(removed)"  # a key the baseline has and the experiment has not (a null value is shown as null)
+# overrides -> the params they compose (pipeline.composition); the setting an experiment's data set switched to
+Compose = Callable[[list[str]], Mapping[str, Any]]
+SETTING_KEYS = ("prepare.dataset", "prepare.split_setting")
 
 
 @dataclass(frozen=True)
@@ -43,19 +50,43 @@ def _file_data(data: Mapping[str, Any] | None, section: str, file: str) -> dict[
     return entry.get("data") if isinstance(entry, Mapping) else None
 
 
+def _diff(params: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    changed = {k: v for k, v in params.items() if base.get(k, object()) != v}
+    return changed | {k: REMOVED for k in base if k not in params}
+
+
+def _setting_diff(params: dict[str, Any], base: dict[str, Any], compose: Compose | None) -> dict[str, Any] | None:
+    """The group choices of a switched data set and what differs from their composition; None if not switched or
+    not composable (a data set with no conf/dataset/ file)."""
+    if compose is None or all(params.get(k) == base.get(k) for k in SETTING_KEYS):
+        return None
+    overrides = setting_overrides(params.get("prepare.dataset"), params.get("prepare.split_setting"))
+    try:
+        setting = _flat(compose(overrides))
+    except UserError:
+        return None
+    choices = dict(o.split("=", 1) for o in overrides)
+    for group, key in zip(("dataset", "split"), SETTING_KEYS, strict=True):
+        if params.get(key) == base.get(key):
+            choices.pop(group, None)  # chosen as in the baseline
+    return choices | _diff(params, setting)
+
+
 def _row(node: Mapping[str, Any], baseline: str, base_params: dict[str, Any], state: str,
-         name: str | None = None) -> ExpRow:
+         name: str | None = None, compose: Compose | None = None) -> ExpRow:
     data = node.get("data") or {}
     params = _flat(_file_data(data, "params", PARAMS_FILE) or {})
-    changed = {k: v for k, v in params.items() if base_params.get(k, object()) != v}
-    changed |= {k: None for k in base_params if k not in params}
+    changed = _setting_diff(params, base_params, compose)
+    if changed is None:
+        changed = _diff(params, base_params)
     rev = str(node.get("rev") or data.get("rev") or "")
     return ExpRow(name=str(node.get("name") or name or rev[:7]), rev=rev, baseline=baseline, changed=changed,
                   metrics=_file_data(data, "metrics", METRICS_FILE), state=state)
 
 
-def experiment_rows(shown: Any) -> list[ExpRow]:
-    """Rows of `dvc exp show --json` (DVC 3): each commit, then its experiments; the workspace is left out."""
+def experiment_rows(shown: Any, compose: Compose | None = None) -> list[ExpRow]:
+    """Rows of `dvc exp show --json` (DVC 3): each commit, then its experiments; the workspace is left out.
+    With `compose`, an experiment on another data set is described against that data set's composed setting."""
     if not isinstance(shown, list):
         raise ValueError("expected the list `dvc exp show --json` prints")
     rows: list[ExpRow] = []
@@ -66,16 +97,16 @@ def experiment_rows(shown: Any) -> list[ExpRow]:
         base_params = _flat(_file_data(commit.get("data"), "params", PARAMS_FILE) or {})
         rows.append(_row(commit, baseline, base_params, "commit"))
         for experiment in commit.get("experiments") or []:
-            rows.extend(_experiment_rows(experiment, baseline, base_params))
+            rows.extend(_experiment_rows(experiment, baseline, base_params, compose))
     return rows
 
 
-def _experiment_rows(experiment: Mapping[str, Any], baseline: str, base_params: dict[str, Any]
-                     ) -> Iterator[ExpRow]:
+def _experiment_rows(experiment: Mapping[str, Any], baseline: str, base_params: dict[str, Any],
+                     compose: Compose | None) -> Iterator[ExpRow]:
     executor = experiment.get("executor") or {}
     state = str(executor.get("state") or "success")
     for node in experiment.get("revs") or []:
-        yield _row(node, baseline, base_params, state, experiment.get("name"))
+        yield _row(node, baseline, base_params, state, experiment.get("name"), compose)
 
 
 METHODS = {"grizal": "GRIZAL", "baseline": "baseline"}
@@ -96,7 +127,7 @@ def _pct(value: Any) -> str:
 
 
 def _value(value: Any) -> str:
-    return "(removed)" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+    return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def experiments_table(rows: list[ExpRow], *, with_commits: bool = True) -> str:
