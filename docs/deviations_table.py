@@ -1,6 +1,7 @@
 """Write docs/deviations.md from docs/deviations.yaml and the resolved params (`python docs/deviations_table.py`;
-`--check` exits 1 when the page is stale). A row's "ours" is generated from params.yaml (the demo) and every
-configs/*.yaml resolved (the paper configs), so the table cannot disagree with what the project runs."""
+`--check` exits 1 when the page is stale). A row's "ours" is generated from params.yaml (the demo) and every paper
+setting composed from conf/ (pipeline.composition.PAPER_SETTINGS), so the table cannot disagree with what the
+project runs."""
 
 from __future__ import annotations
 
@@ -20,9 +21,9 @@ DATASET_NAMES = {"thumos14": "THUMOS14", "activitynet": "ActivityNet", "charades
 HEADER = """# Deviations from the paper
 
 Every place where the model or the shipped settings differ from the paper, or where the paper gives no value and we
-had to choose one. "demo" is `params.yaml`; "paper configs" is every file of `configs/` resolved
-(`python -m pipeline.config configs/X.yaml`). "Not given" means we found no value for it in the paper's text; where
-the paper is explicit, the paper configs follow it unless the row says why not.
+had to choose one. "demo" is `params.yaml`; "paper configs" is every paper setting composed from `conf/`
+(`python -m pipeline.config dataset=X [split=50-50]`). "Not given" means we found no value for it in the paper's
+text; where the paper is explicit, the paper configs follow it unless the row says why not.
 
 This page is generated: `python docs/deviations_table.py` writes it from `docs/deviations.yaml` and the resolved
 params, and `tests/test_docs_deviations.py` fails when it is stale or when a row's claim about the code (the rows
@@ -51,8 +52,9 @@ def show(value: Any) -> str:
 def resolved() -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """(the demo's params, {config name: its resolved params})."""
     from pipeline.common import load_params
+    from pipeline.composition import PAPER_SETTINGS, compose_params
 
-    configs = {path.stem: load_params(path) for path in sorted((ROOT / "configs").glob("*.yaml"))}
+    configs = {name: compose_params(overrides, ROOT / "conf") for name, overrides in PAPER_SETTINGS.items()}
     return load_params(ROOT / "params.yaml"), configs
 
 
