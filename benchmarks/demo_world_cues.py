@@ -61,10 +61,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    parser.add_argument("--T", type=int, default=None, help="snippets per video (default: extract.T)")
+    parser.add_argument("--T", type=int, default=None, help="snippets per video (default: what the runs read, "
+                                                            "train.T, else extract.T)")
     args = parser.parse_args()
     values = load_params(args.params)
-    T = args.T or int(values["extract"]["T"])
+    T = args.T or int((values.get("train") or {}).get("T") or values["extract"]["T"])
     loc_cfg = localization_config(values["localization"])
     tious = thresholds_from_params(values["evaluate"])
     demo = {k: v for k, v in values["demo"].items() if k in DemoConfig.model_fields}
