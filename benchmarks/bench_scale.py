@@ -182,9 +182,15 @@ def step_evaluate(work: Path, model: str, device: str) -> None:
 
 
 def run_step(step: str, work: Path, name: str, model: str, device: str) -> dict[str, float]:
-    """One step in this process; its wall time and peaks."""
+    """One step in this process; its wall time (the modules it needs imported first) and peaks."""
     import torch
 
+    import pipeline.features.importers  # noqa: F401 - imports are not the step's cost
+    import pipeline.modelling.fit  # noqa: F401
+    import pipeline.modelling.inference  # noqa: F401
+
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_before = before.ru_utime + before.ru_stime
     start = time.perf_counter()
     if step == "import":
         step_import(work, name)
@@ -194,8 +200,9 @@ def run_step(step: str, work: Path, name: str, model: str, device: str) -> dict[
         step_evaluate(work, model, device)
     wall = time.perf_counter() - start
     peak_gpu = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
-    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    return {"wall_s": round(wall, 3), "peak_rss_mb": round(peak_rss, 1),
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {"wall_s": round(wall, 3), "cpu_s": round(usage.ru_utime + usage.ru_stime - cpu_before, 3),
+            "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),  # KiB on Linux
             "peak_gpu_mb": None if peak_gpu is None else round(peak_gpu, 1)}
 
 
@@ -226,27 +233,30 @@ def fit_power(points: list[tuple[float, float]]) -> tuple[float, float] | None:
 
 
 def report_table(rows: list[dict]) -> str:
-    lines = ["| data set | fraction | train / test videos | classes (seen / tested) | model | step | wall s | "
-             "peak RSS MB | peak GPU MB |", "|---|---:|---|---|---|---|---:|---:|---:|"]
+    lines = ["| data set | fraction | train / test videos | classes (seen / tested) | model | step | wall s | CPU s | "
+             "peak RSS MB | peak GPU MB |", "|---|---:|---|---|---|---|---:|---:|---:|---:|"]
     for r in rows:
         gpu = "-" if r["peak_gpu_mb"] is None else f"{r['peak_gpu_mb']:.0f}"
         lines.append(f"| {r['dataset']} | {r['fraction']:g} | {r['videos_train']} / {r['videos_test']} | "
                      f"{r['classes_seen']} / {r['classes_tested']} | {r['model']} | {r['step']} | {r['wall_s']:.1f} | "
-                     f"{r['peak_rss_mb']:.0f} | {gpu} |")
+                     f"{r['cpu_s']:.1f} | {r['peak_rss_mb']:.0f} | {gpu} |")
     return "\n".join(lines)
 
 
 def extrapolation(rows: list[dict]) -> list[dict]:
+    """Per data set, model and step: the fitted exponent and full-size time, of wall and of CPU seconds (CPU
+    seconds are the steadier on a shared machine)."""
     out = []
     keys = sorted({(r["dataset"], r["model"], r["step"]) for r in rows})
     for dataset, model, step in keys:
-        points = [(r["fraction"], r["wall_s"]) for r in rows
-                  if (r["dataset"], r["model"], r["step"]) == (dataset, model, step)]
-        fit = fit_power(points)
-        if fit is not None:
-            a, b = fit
-            out.append({"dataset": dataset, "model": model, "step": step, "exponent": round(b, 2),
-                        "extrapolated_full_s": round(a, 1)})
+        same = [r for r in rows if (r["dataset"], r["model"], r["step"]) == (dataset, model, step)]
+        entry: dict = {"dataset": dataset, "model": model, "step": step}
+        for what in ("wall_s", "cpu_s"):
+            fit = fit_power([(r["fraction"], r[what]) for r in same if what in r])
+            if fit is not None:
+                entry[f"{what}_exponent"], entry[f"{what}_full"] = round(fit[1], 2), round(fit[0], 1)
+        if len(entry) > 3:
+            out.append(entry)
     return out
 
 
@@ -272,12 +282,20 @@ def main() -> None:
     fractions = [float(f) for f in args.fractions.split(",")]
     if any(not 0 < f <= 1 for f in fractions):
         raise SystemExit("error: --fractions: each must lie in (0, 1]")
-    from benchmarks.machine import cpu_description
+    from benchmarks.machine import cpu_description, matmul_gflops
 
     base = args.keep or Path(tempfile.mkdtemp(prefix="bench_scale_"))
     rows: list[dict] = []
-    machine = {"cpu": cpu_description(), "cores": os.cpu_count(), "device": args.device}
-    print(f"# bench_scale on {machine['cpu']}, {machine['cores']} cores, device {args.device}", flush=True)
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    machine = {"cpu": cpu_description(), "cores": os.cpu_count(), "device": args.device,
+               "threads": torch.get_num_threads(), "fp32_matmul_gflops": round(matmul_gflops("float32"), 1),
+               "load_average_before": os.getloadavg()[0]}
+    print(f"# bench_scale on {machine['cpu']}, {machine['cores']} cores, device {args.device}; this machine's fp32 "
+          f"matmul with {machine['threads']} thread(s): {machine['fp32_matmul_gflops']} GFLOP/s; load average "
+          f"{machine['load_average_before']:.1f}", flush=True)
     try:
         for name in datasets:
             for fraction in fractions:
@@ -297,18 +315,20 @@ def main() -> None:
     finally:
         if args.keep is None:
             shutil.rmtree(base, ignore_errors=True)
+    machine["load_average_after"] = os.getloadavg()[0]
     table, extra = report_table(rows), extrapolation(rows)
     print(table)
     if extra:
         print("\nExtrapolated to the full size (time = a x fraction^b fitted on the fractions above; not measured):")
         for e in extra:
-            print(f"  {e['dataset']:12} {e['model']:6} {e['step']:9} exponent {e['exponent']:5.2f}  "
-                  f"~{e['extrapolated_full_s']:.0f} s at fraction 1")
+            print(f"  {e['dataset']:12} {e['model']:6} {e['step']:9} wall ~{e.get('wall_s_full', 0):.0f} s "
+                  f"(exponent {e.get('wall_s_exponent', 0):.2f}), CPU ~{e.get('cpu_s_full', 0):.0f} s "
+                  f"(exponent {e.get('cpu_s_exponent', 0):.2f}) at fraction 1")
     if args.report is not None:
         args.report.mkdir(parents=True, exist_ok=True)
         (args.report / "scale.json").write_text(json.dumps({"machine": machine, "rows": rows,
                                                             "extrapolated": extra}, indent=1) + "\n")
-        (args.report / "scale.md").write_text(f"On {machine['cpu']}, device {args.device}.\n\n{table}\n")
+        (args.report / "scale.md").write_text(f"{json.dumps(machine)}\n\n{table}\n")
 
 
 if __name__ == "__main__":
