@@ -287,9 +287,6 @@ def run_grid(values: dict[str, Any], index, features: Path, out: Path, log=print
              where: str | os.PathLike = "params.yaml") -> dict[str, Any]:
     """Every run of the grid, in the table's order: finished runs with an unchanged key are reused, the others
     are trained and evaluated (in ``results.workers`` processes), each stored as soon as it finishes."""
-    if getattr(index, "dataset", None) == "charades":  # its metrics are per query (R@n), not this table's mAP
-        raise UserError(where, "results: the table holds detection mAP; Charades-STA is scored per query (R@n, "
-                               "IoU=m) by the evaluate stage (metrics/evaluate.json): run `dvc repro evaluate`")
     jobs = grid_jobs(values, where)
     lock = results_lock(out)  # held until run_grid returns; the OS drops it when the process ends
     from pipeline.modelling.scoring import threshold_key
@@ -316,9 +313,11 @@ def run_grid(values: dict[str, Any], index, features: Path, out: Path, log=print
                          job, splits[job]) for job in jobs}
 
     def report(run: dict[str, Any], how: str) -> None:
-        log(f"{run['protocol']} split={run['split']} {run['variant']} seed={run['seed']}: average mAP "
-            f"{_fmt(run['grizal']['average_mAP'])}"
-            f" (baseline {_fmt(run['baseline']['average_mAP'])}), {how}")
+        grizal = run["grizal"]
+        figures = (f"R@1,IoU=0.5 {_fmt(grizal.get('recall', {}).get('R@1,IoU=0.5'))}, mIoU {_fmt(grizal.get('mIoU'))}"
+                   if "mIoU" in grizal else f"average mAP {_fmt(grizal.get('average_mAP'))} (baseline "
+                                            f"{_fmt(run['baseline'].get('average_mAP'))})")
+        log(f"{run['protocol']} split={run['split']} {run['variant']} seed={run['seed']}: {figures}, {how}")
 
     runs: dict[Job, dict[str, Any]] = {}
     for job in jobs:
@@ -379,6 +378,8 @@ def results_table(grid: dict[str, Any]) -> str:
         return ("No run was scored: the test videos of every configured split hold no annotated instance of its "
                 "evaluated classes. The results grid needs labelled test videos; `train` and `evaluate` still "
                 "predict on unlabelled ones (cache/evaluate/predictions.json).\n")
+    if any("mIoU" in run["grizal"] for run in grid["runs"]):
+        return grounding_results_table(grid["runs"])
     header = ["setting", "method", *(f"mAP@{t}" for t in tious), "avg mAP", "avg tIoU", "runs"]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---", "---"] + ["---:"] * (len(header) - 2)) + "|"]
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -396,5 +397,22 @@ def results_table(grid: dict[str, Any]) -> str:
         cells += [_stat([m["mAP"][t] for m in metrics]) for t in tious]
         cells += [_stat([m["average_mAP"] for m in metrics]), _stat([m["average_tIoU"] for m in metrics]),
                   str(len(metrics))]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def grounding_results_table(runs: list[dict[str, Any]]) -> str:
+    """Markdown for Charades-STA (scored per query): one row per variant, R@1 and R@5 at IoU 0.5 and 0.7 and the
+    top-1 moment's mean IoU (%), mean ± sample standard deviation over its runs. The training-free baseline is
+    undefined per query (one class in its softmax), so it has no row."""
+    keys = [f"R@{n},IoU={m}" for n in (1, 5) for m in (0.5, 0.7)]
+    header = ["setting", "method", *keys, "mIoU", "runs"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---", "---"] + ["---:"] * (len(header) - 2)) + "|"]
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for run in runs:
+        groups.setdefault(run["variant"], []).append(run["grizal"])
+    for variant, metrics in groups.items():
+        cells = ["per query", variant, *(_stat([m["recall"].get(k) for m in metrics]) for k in keys),
+                 _stat([m["mIoU"] for m in metrics]), str(len(metrics))]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
