@@ -12,15 +12,15 @@ classes, shrink with its videos): random (T, D) rgb and flow features per video 
 their own writers (``Index``, ``open_set`` / ``closed_set``); then ``modelling.fit.train`` (one epoch) and
 ``modelling.inference.evaluate_model``, as the train and evaluate stages call them, with the demo's model
 (params.yaml) and the paper's (configs/_base_/paper.yaml). Each step runs in its own process, which reports its
-wall time and peak resident memory (and peak GPU memory). With two fractions or more it fits time = a x
-fraction^b per data set, model and step and prints the extrapolation to the full size, marked as such.
+wall time and peak resident memory (and peak GPU memory). With two fractions or more it fits time = fixed +
+per unit x units per data set, model and step (units: videos imported, training videos, evaluation forward passes)
+and prints the extrapolation to the full size, marked as such.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import resource
 import shutil
@@ -222,14 +222,34 @@ def in_child(step: str, work: Path, name: str, model: str, device: str, threads:
 # ------------------------------------------------------------------------------------------------ report
 
 
-def fit_power(points: list[tuple[float, float]]) -> tuple[float, float] | None:
-    """(a, b) of time = a x fraction^b by least squares in log space (None below two distinct fractions)."""
-    usable = [(f, t) for f, t in points if f > 0 and t > 0]
-    if len({f for f, _ in usable}) < 2:
+def work_units(dataset: str, step: str, counts: dict[str, int]) -> int:
+    """What a step's time grows with: videos imported, training videos (one epoch visits each one's pairs), and
+    model forward passes of evaluate (test videos x tested classes; Charades-STA: one per query)."""
+    if step == "import":
+        return counts["videos_train"] + counts["videos_test"]
+    if step == "train":
+        return counts["videos_train"]
+    if dataset == "charades":
+        return counts["classes_tested"]
+    return counts["videos_test"] * counts["classes_tested"]
+
+
+def full_counts(dataset: str) -> dict[str, int]:
+    shape = DATASETS[dataset]
+    if dataset == "charades":
+        return {"videos_train": shape["train"], "videos_test": shape["test"], "classes_seen": shape["queries"][0],
+                "classes_tested": shape["queries"][1]}
+    seen = round(0.75 * shape["classes"])
+    return {"videos_train": shape["train"], "videos_test": shape["test"], "classes_seen": seen,
+            "classes_tested": shape["classes"] - seen}
+
+
+def fit_linear(points: list[tuple[float, float]]) -> tuple[float, float] | None:
+    """(fixed, per unit) of time = fixed + per_unit x units, least squares (None below two distinct sizes)."""
+    if len({u for u, _ in points}) < 2:
         return None
-    x, y = np.log([f for f, _ in usable]), np.log([t for _, t in usable])
-    b, log_a = np.polyfit(x, y, 1)
-    return float(math.exp(log_a)), float(b)
+    per_unit, fixed = np.polyfit([u for u, _ in points], [t for _, t in points], 1)
+    return float(fixed), float(per_unit)
 
 
 def report_table(rows: list[dict]) -> str:
@@ -244,18 +264,22 @@ def report_table(rows: list[dict]) -> str:
 
 
 def extrapolation(rows: list[dict]) -> list[dict]:
-    """Per data set, model and step: the fitted exponent and full-size time, of wall and of CPU seconds (CPU
-    seconds are the steadier on a shared machine)."""
+    """Per data set, model and step: time = fixed + per unit x units (``work_units``) fitted on the measured sizes,
+    then read at the full size's units; for wall and CPU seconds (CPU seconds are the steadier on a shared
+    machine)."""
     out = []
     keys = sorted({(r["dataset"], r["model"], r["step"]) for r in rows})
     for dataset, model, step in keys:
         same = [r for r in rows if (r["dataset"], r["model"], r["step"]) == (dataset, model, step)]
-        entry: dict = {"dataset": dataset, "model": model, "step": step}
+        full = work_units(dataset, step, full_counts(dataset))
+        entry: dict = {"dataset": dataset, "model": model, "step": step, "units_measured":
+                       sorted({r["units"] for r in same}), "units_full": full}
         for what in ("wall_s", "cpu_s"):
-            fit = fit_power([(r["fraction"], r[what]) for r in same if what in r])
+            fit = fit_linear([(r["units"], r[what]) for r in same])
             if fit is not None:
-                entry[f"{what}_exponent"], entry[f"{what}_full"] = round(fit[1], 2), round(fit[0], 1)
-        if len(entry) > 3:
+                entry[f"{what}_fixed"], entry[f"{what}_per_unit"] = round(fit[0], 2), fit[1]
+                entry[f"{what}_full"] = round(fit[0] + fit[1] * full, 1)
+        if "wall_s_full" in entry:
             out.append(entry)
     return out
 
@@ -306,7 +330,7 @@ def main() -> None:
                     for step in STEPS if model == models[0] else STEPS[1:]:
                         figures = in_child(step, work, name, model, args.device, args.threads)
                         row = {"dataset": name, "fraction": fraction, **counts, "model": model if step != "import"
-                               else "-", "step": step, **figures}
+                               else "-", "step": step, "units": work_units(name, step, counts), **figures}
                         rows.append(row)
                         print(f"{name:12} f={fraction:<6g} {row['model']:6} {step:9} {figures['wall_s']:8.1f} s  "
                               f"{figures['peak_rss_mb']:8.0f} MB RSS  {counts}", flush=True)
@@ -319,11 +343,11 @@ def main() -> None:
     table, extra = report_table(rows), extrapolation(rows)
     print(table)
     if extra:
-        print("\nExtrapolated to the full size (time = a x fraction^b fitted on the fractions above; not measured):")
+        print("\nExtrapolated to the full size (time = fixed + per unit x units, fitted above; NOT measured):")
         for e in extra:
-            print(f"  {e['dataset']:12} {e['model']:6} {e['step']:9} wall ~{e.get('wall_s_full', 0):.0f} s "
-                  f"(exponent {e.get('wall_s_exponent', 0):.2f}), CPU ~{e.get('cpu_s_full', 0):.0f} s "
-                  f"(exponent {e.get('cpu_s_exponent', 0):.2f}) at fraction 1")
+            print(f"  {e['dataset']:12} {e['model']:6} {e['step']:9} {e['units_measured']} -> {e['units_full']} units: "
+                  f"wall ~{e['wall_s_full']:.0f} s (fixed {e['wall_s_fixed']:.1f} s), "
+                  f"CPU ~{e.get('cpu_s_full', 0):.0f} s (fixed {e.get('cpu_s_fixed', 0):.1f} s)")
     if args.report is not None:
         args.report.mkdir(parents=True, exist_ok=True)
         (args.report / "scale.json").write_text(json.dumps({"machine": machine, "rows": rows,

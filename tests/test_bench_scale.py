@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from benchmarks.bench_scale import extrapolation, fit_power, run_step, sizes, synthesize
+from benchmarks.bench_scale import extrapolation, fit_linear, run_step, sizes, synthesize, work_units
 
 
 def test_sizes_keep_real_class_counts_and_scale_charades_queries():
@@ -14,14 +14,18 @@ def test_sizes_keep_real_class_counts_and_scale_charades_queries():
     assert sizes("charades", 1.0) == {"train": 5338, "test": 1334, "train_queries": 12408, "test_queries": 3720}
 
 
-def test_power_fit_recovers_a_known_law_and_extrapolates_to_full_size():
-    a, b = fit_power([(0.01, 2.0), (0.02, 8.0)])  # time = 20000 x f^2
-    assert b == pytest.approx(2.0) and a == pytest.approx(20000.0)
-    assert fit_power([(0.01, 2.0)]) is None
-    rows = [{"dataset": "thumos14", "model": "demo", "step": "train", "fraction": f, "wall_s": 100 * f,
-             "cpu_s": 50 * f ** 2} for f in (0.1, 0.2)]
-    assert extrapolation(rows) == [{"dataset": "thumos14", "model": "demo", "step": "train", "wall_s_exponent": 1.0,
-                                    "wall_s_full": 100.0, "cpu_s_exponent": 2.0, "cpu_s_full": 50.0}]
+def test_linear_fit_reads_the_full_size_off_the_work_units():
+    assert fit_linear([(10, 3.0), (20, 5.0)]) == pytest.approx((1.0, 0.2))  # 1 s fixed, 0.2 s a unit
+    assert fit_linear([(10, 3.0)]) is None
+    counts = {"videos_train": 20, "videos_test": 10, "classes_seen": 15, "classes_tested": 5}
+    assert work_units("thumos14", "evaluate", counts) == 50  # forward passes: videos x tested classes
+    assert work_units("charades", "evaluate", counts) == 5  # one per query
+    assert work_units("thumos14", "train", counts) == 20 and work_units("thumos14", "import", counts) == 30
+    rows = [{"dataset": "thumos14", "model": "demo", "step": "evaluate", "units": u, "wall_s": 1 + 0.01 * u,
+             "cpu_s": 0.5 + 0.01 * u} for u in (50, 100)]
+    (entry,) = extrapolation(rows)
+    assert entry["units_full"] == 213 * 5  # THUMOS14 75/25: 213 test videos x 5 unseen classes
+    assert entry["wall_s_full"] == pytest.approx(11.65, abs=0.06) and entry["cpu_s_full"] == pytest.approx(11.15, abs=0.06)
 
 
 def test_charades_world_trains_and_evaluates_per_query(tmp_path):
