@@ -266,7 +266,7 @@ def report_table(rows: list[dict]) -> str:
 def extrapolation(rows: list[dict]) -> list[dict]:
     """Per data set, model and step: time = fixed + per unit x units (``work_units``) fitted on the measured sizes,
     then read at the full size's units; for wall and CPU seconds (CPU seconds are the steadier on a shared
-    machine) and the peak resident memory."""
+    machine)."""
     out = []
     keys = sorted({(r["dataset"], r["model"], r["step"]) for r in rows})
     for dataset, model, step in keys:
@@ -274,7 +274,7 @@ def extrapolation(rows: list[dict]) -> list[dict]:
         full = work_units(dataset, step, full_counts(dataset))
         entry: dict = {"dataset": dataset, "model": model, "step": step, "units_measured":
                        sorted({r["units"] for r in same}), "units_full": full}
-        for what in ("wall_s", "cpu_s", "peak_rss_mb"):
+        for what in ("wall_s", "cpu_s"):  # not memory: a training step's peak stops growing once a batch is full
             fit = fit_linear([(r["units"], r[what]) for r in same])
             if fit is not None:
                 entry[f"{what}_fixed"], entry[f"{what}_per_unit"] = round(fit[0], 2), fit[1]
@@ -347,8 +347,7 @@ def main() -> None:
         for e in extra:
             print(f"  {e['dataset']:12} {e['model']:6} {e['step']:9} {e['units_measured']} -> {e['units_full']} units: "
                   f"wall ~{e['wall_s_full']:.0f} s (fixed {e['wall_s_fixed']:.1f} s), "
-                  f"CPU ~{e.get('cpu_s_full', 0):.0f} s (fixed {e.get('cpu_s_fixed', 0):.1f} s), "
-                  f"peak RSS ~{e.get('peak_rss_mb_full', 0):.0f} MB")
+                  f"CPU ~{e.get('cpu_s_full', 0):.0f} s (fixed {e.get('cpu_s_fixed', 0):.1f} s)")
     if args.report is not None:
         args.report.mkdir(parents=True, exist_ok=True)
         (args.report / "scale.json").write_text(json.dumps({"machine": machine, "rows": rows,
