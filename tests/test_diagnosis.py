@@ -55,6 +55,18 @@ def test_each_false_positive_type_per_class_and_overall():
     assert "Z" not in by_class
 
 
+def test_removing_each_error_type_gains_the_hand_computed_map():
+    fp = run()["false_positives"]
+    # A: hits at ranks 1 and 8 of 8, G 3: AP = 1/3 x 1 + 1/3 x 2/8 = 5/12; B: AP 1. Dropping the two background
+    # predictions puts A's second hit at rank 6 (AP 1/3 + 1/3 x 2/6 = 4/9); dropping any one other type, at 7 (3/7).
+    assert fp["mAP"] == pytest.approx((5 / 12 + 1) / 2)
+    gain = fp["mAP_gain_without"]
+    assert gain["background"] == pytest.approx(1 / 72)
+    for kind in ("double detection", "wrong label", "localization error", "confusion"):
+        assert gain[kind] == pytest.approx(1 / 168)
+    assert "true positive" not in gain
+
+
 def test_rank_blocks_follow_each_class_g():
     blocks = {b["top"]: b for b in run()["false_positives"]["by_rank"]}
     assert len(blocks) == 10

@@ -9,6 +9,8 @@
 - **False negatives** at the same tIoU, matched against every prediction: the share of instances missed per bin
   of their length (seconds), coverage (length / video duration) and number of instances (of the same class in
   the video), with DETAD's bins (``BINS``; THUMOS14's for short videos, ActivityNet's for long ones).
+- **Removing each error type**: the mAP of those predictions at the tIoU, and what it gains when the false
+  positives of one type are dropped.
 - **DETAD's input files**: ``detad_export`` writes the ground truth with DETAD's per-instance characteristics and
   the predictions DETAD's reader accepts (only classes and videos of that ground truth).
 
@@ -27,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from grizal.metrics import Instances, match_detections, score_order, segment_iou
+from grizal.metrics import Instances, interpolated_average_precision, match_detections, score_order, segment_iou
 from pipeline.common import atomic_write_bytes, atomic_write_json, atomic_write_text
 from pipeline.modelling.scoring import GroundTruth, Predictions, write_predictions
 
@@ -128,6 +130,20 @@ def error_types(gt: Instances, pred: Instances, true_positive: np.ndarray, tiou:
     return types
 
 
+def _mean_ap(true_positive: np.ndarray, labels: np.ndarray, gt_count: np.ndarray, keep: np.ndarray) -> float:
+    """mAP at the diagnosis tIoU over the classes with ground truth, of the kept rows (class-major, score order
+    inside a class, as ``_limited`` returns them)."""
+    aps = []
+    for c in np.flatnonzero(gt_count):
+        hits = true_positive[keep & (labels == c)]
+        if len(hits) == 0:
+            aps.append(0.0)
+            continue
+        tp, fp = np.cumsum(hits, dtype=np.float64), np.cumsum(~hits, dtype=np.float64)
+        aps.append(float(interpolated_average_precision(tp / (tp + fp), tp / gt_count[c])))
+    return float(np.mean(aps)) if aps else float("nan")
+
+
 def _counts(types: np.ndarray) -> dict[str, int]:
     numbers = np.bincount(types, minlength=len(ERROR_TYPES))
     return {name: int(n) for name, n in zip(ERROR_TYPES, numbers, strict=True)}
@@ -146,6 +162,11 @@ def diagnose(gt: GroundTruth, preds: Predictions, tiou: float = 0.5, classes: It
     gt_count = np.bincount(gt_inst.label, minlength=len(names))
     per_class = [{"class": name, "gt": int(gt_count[c]), "predictions": int((limited.label == c).sum()),
                   "counts": _counts(types[limited.label == c])} for c, name in enumerate(names)]
+    everything = np.ones(len(types), dtype=bool)
+    base = _mean_ap(tp[0], limited.label, gt_count, everything)
+    # Removing a type of false positive leaves the matching of the others unchanged: they took no instance.
+    gain = {t: _mean_ap(tp[0], limited.label, gt_count, types != i) - base
+            for i, t in enumerate(ERROR_TYPES) if i != TRUE_POSITIVE}
     block = (rank // np.maximum(gt_count[limited.label], 1)).astype(np.int64)
     by_rank = [{"top": f"{g + 1}G", "predictions": int((block == g).sum()), "counts": _counts(types[block == g])}
                for g in range(int(np.ceil(limit_factor)))]
@@ -165,7 +186,7 @@ def diagnose(gt: GroundTruth, preds: Predictions, tiou: float = 0.5, classes: It
     return {"tIoU": tiou, "min_tIoU": min_tiou, "limit_factor": limit_factor, "bins": bins,
             "types": list(ERROR_TYPES),
             "false_positives": {"predictions": len(limited), "counts": _counts(types), "per_class": per_class,
-                                "by_rank": by_rank},
+                                "by_rank": by_rank, "mAP": base, "mAP_gain_without": gain},
             "false_negatives": {"gt": len(gt_rows), "missed": int(missed.sum()), "by": false_negatives}}
 
 
@@ -216,6 +237,9 @@ def format_diagnosis(diagnosis: Mapping[str, Any], report: Mapping[str, Any] | N
     lines += [row(r["class"].replace("|", "\\|"), r["gt"], r) for r in fp["per_class"]]
     lines += ["", "### By rank (the predictions ranked (g-1)G+1 .. gG in each class)", "", head.format("top"), rule]
     lines += [row(r["top"], "", r) for r in fp["by_rank"]]
+    lines += ["", f"### Removing each error type (mAP at tIoU {tiou:g} of these predictions: "
+                  f"{_pct_value(fp['mAP'])}%)", "", "| without | mAP gain (points) |", "|---|---:|"]
+    lines += [f"| {t} | {100 * g:+.2f} |" for t, g in fp["mAP_gain_without"].items()]
     lines += ["", f"## False negatives at tIoU {tiou:g} (every prediction; {diagnosis['bins']} bins)", "",
               f"{fn['missed']} of {fn['gt']} instances missed ({_pct(fn['missed'], fn['gt'])}%).", "",
               "| characteristic | bin | range | instances | missed | missed (%) |", "|---|---|---|---:|---:|---:|"]
@@ -243,9 +267,9 @@ def diagnosis_figure(diagnosis: Mapping[str, Any]):
     from matplotlib.figure import Figure
 
     colors = ("#33a02c", "#b2df8a", "#1f78b4", "#fb9a99", "#e31a1c", "#a6cee3")  # DETAD's
-    fig = Figure(figsize=(12, 4.2), dpi=100)
+    fig = Figure(figsize=(15, 4.2), dpi=100)
     FigureCanvasAgg(fig)
-    left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.3]})
+    left, middle, right = fig.subplots(1, 3, gridspec_kw={"width_ratios": [1, 0.6, 1.3]})
     blocks = diagnosis["false_positives"]["by_rank"]
     x = np.arange(len(blocks))
     bottom = np.zeros(len(blocks))
@@ -259,6 +283,11 @@ def diagnosis_figure(diagnosis: Mapping[str, Any]):
     left.set_ylabel("error breakdown (%)")
     left.set_title(f"False-positive profile, tIoU {diagnosis['tIoU']:g}")
     left.legend(fontsize=7, loc="lower right")
+    gains = diagnosis["false_positives"]["mAP_gain_without"]
+    middle.bar(np.arange(len(gains)), [100 * g for g in gains.values()], color=colors[1:])
+    middle.set_xticks(np.arange(len(gains)), list(gains), rotation=45, ha="right", fontsize=7)
+    middle.set_ylabel("mAP gain (points)")
+    middle.set_title("Removing each error type")
     ticks, labels, position = [], [], 0
     for trait, rows in diagnosis["false_negatives"]["by"].items():
         rows = [r for r in rows if r["bin"] != "n/a"]
