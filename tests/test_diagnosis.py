@@ -169,3 +169,10 @@ def test_evaluate_writes_grizals_diagnosis_of_its_own_predictions(tiny_world, tm
     assert written == json.loads(json.dumps(diagnose(gt, predictions, 0.3, every.unseen, "thumos14")))
     assert written["false_negatives"]["gt"] == len(gt.label) > 0
     assert "mean best tIoU" in (tmp_path / "diagnosis" / "diagnosis.md").read_text()
+
+
+def test_no_prediction_misses_every_instance_and_profiles_nothing():
+    diagnosis = diagnose(load_ground_truth(GT), load_predictions({"results": {}}), 0.5)
+    assert diagnosis["false_positives"]["predictions"] == 0 and diagnosis["false_positives"]["mAP"] == 0.0
+    assert (diagnosis["false_negatives"]["gt"], diagnosis["false_negatives"]["missed"]) == (4, 4)
+    assert "| **all** | 4 | 0 | - |" in format_diagnosis(diagnosis)
