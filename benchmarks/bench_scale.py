@@ -11,10 +11,10 @@ classes, shrink with its videos): random (T, D) rgb and flow features per video 
 (k 4, 16 text slots + 50 image tokens of width 512) through the priors store's writer, the index and split through
 their own writers (``Index``, ``open_set`` / ``closed_set``); then ``modelling.fit.train`` (one epoch) and
 ``modelling.inference.evaluate_model``, as the train and evaluate stages call them, with the demo's model
-(params.yaml) and the paper's (configs/_base_/paper.yaml). Each step runs in its own process, which reports its
-wall time and peak resident memory (and peak GPU memory). With two fractions or more it fits time = fixed +
-per unit x units per data set, model and step (units: videos imported, training videos, evaluation forward passes)
-and prints the extrapolation to the full size, marked as such.
+(params.yaml) and the paper's (its size's model, train and localization settings laid over it). Each step runs
+in its own process, which reports its wall and CPU time and peak resident memory (and peak GPU memory). With two
+fractions or more it fits time = fixed + per unit x units per data set, model and step (units: videos imported,
+training videos, evaluation forward passes) and prints the extrapolation to the full size, marked as such.
 """
 
 from __future__ import annotations
@@ -147,16 +147,24 @@ def step_import(work: Path, name: str) -> None:
     writer.set_classes(classes)
 
 
+# The paper's model size and schedule: a config group once the settings are Hydra groups, else the overlay.
+PAPER_SIZE = (ROOT / "conf" / "size" / "paper.yaml", ROOT / "configs" / "_base_" / "paper.yaml")
+
+
 def configs(model: str) -> dict[str, dict]:
-    """The model, loss, train and localization sections of params.yaml (demo) or the paper's configs."""
+    """The model, loss, train, localization and evaluate sections of params.yaml (the demo), with the paper's
+    model, train and localization settings laid over them for ``paper``."""
     import yaml
 
     from pipeline.common import load_params
-    from pipeline.config import resolved_text
 
-    values = (load_params(ROOT / "params.yaml") if model == "demo"
-              else yaml.safe_load(resolved_text(ROOT / "configs" / "thumos14_75_25.yaml")))
-    return {key: values[key] for key in ("model", "loss", "train", "localization", "evaluate")}
+    values = load_params(ROOT / "params.yaml")
+    sections = {key: dict(values[key]) for key in ("model", "loss", "train", "localization", "evaluate")}
+    if model == "paper":
+        overlay = yaml.safe_load(next(path for path in PAPER_SIZE if path.is_file()).read_text())
+        for key in ("model", "train", "localization"):
+            sections[key].update(overlay.get(key) or {})
+    return sections
 
 
 def step_train(work: Path, model: str, device: str) -> None:

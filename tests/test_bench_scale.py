@@ -5,13 +5,21 @@ import json
 
 import pytest
 
-from benchmarks.bench_scale import extrapolation, fit_linear, run_step, sizes, synthesize, work_units
+from benchmarks.bench_scale import configs, extrapolation, fit_linear, run_step, sizes, synthesize, work_units
 
 
 def test_sizes_keep_real_class_counts_and_scale_charades_queries():
     assert sizes("thumos14", 1.0) == {"train": 200, "test": 213, "classes": 20}
     assert sizes("activitynet", 0.5) == {"train": 5000, "test": 2463, "classes": 200}
     assert sizes("charades", 1.0) == {"train": 5338, "test": 1334, "train_queries": 12408, "test_queries": 3720}
+
+
+def test_paper_sections_lay_the_paper_size_over_the_demo():
+    demo, paper = configs("demo"), configs("paper")
+    model = paper["model"]
+    assert (model["width"], model["vle_layers"], model["image_tokens"]) == (512, 7, "patches")
+    assert paper["train"]["T"] is None and paper["train"]["lr"] == 0.0001  # the stores' T, the paper's schedule
+    assert paper["loss"] == demo["loss"] and paper["model"]["k"] == demo["model"]["k"]
 
 
 def test_linear_fit_reads_the_full_size_off_the_work_units():

@@ -374,12 +374,12 @@ def results_table(grid: dict[str, Any]) -> str:
     deviation over the row's runs (every split and seed); `runs` counts them. The training-free baseline has no
     seed: it counts once per split."""
     tious = grid["tious"]
+    if any("mIoU" in run["grizal"] for run in grid["runs"]):  # Charades-STA: scored per query
+        return grounding_results_table(grid["runs"])
     if not grid["runs"]:
         return ("No run was scored: the test videos of every configured split hold no annotated instance of its "
                 "evaluated classes. The results grid needs labelled test videos; `train` and `evaluate` still "
                 "predict on unlabelled ones (cache/evaluate/predictions.json).\n")
-    if any("mIoU" in run["grizal"] for run in grid["runs"]):
-        return grounding_results_table(grid["runs"])
     header = ["setting", "method", *(f"mAP@{t}" for t in tious), "avg mAP", "avg tIoU", "runs"]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---", "---"] + ["---:"] * (len(header) - 2)) + "|"]
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
