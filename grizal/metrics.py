@@ -132,6 +132,7 @@ def score_order(scores: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class _Matching:
     true_positive: np.ndarray  # (K, P) bool, in the predictions' row order
+    gt_matched: np.ndarray  # (K, G) bool: taken by a prediction at that threshold
     best_iou: np.ndarray  # (G,) per ground truth, over all its candidates
     best_iou_top: dict[int, np.ndarray]  # n -> (G,) best over the top-n candidates
     pair_iou_sum: float
@@ -210,7 +211,17 @@ def _match(gt: Instances, pred: Instances, tious: np.ndarray, top_n: Iterable[in
 
     for n in top_n:
         snapshots.setdefault(n, best.copy())  # no group has n predictions: the top n are all of them
-    return _Matching(true_positive, best, snapshots, pair_sum, pair_count)
+    return _Matching(true_positive, locked, best, snapshots, pair_sum, pair_count)
+
+
+def match_detections(gt: Instances, pred: Instances, tious: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """The matching mAP is computed from: `(K, P)` true positives in the predictions' row order and `(K, G)`
+    ground truths taken, per threshold (for error diagnosis: which predictions are false positives, which
+    instances are missed)."""
+    if pred.scores is None:
+        raise ValueError("predictions need scores")
+    matching = _match(gt, pred, np.asarray(tious, dtype=np.float64).reshape(-1), ())
+    return matching.true_positive, matching.gt_matched
 
 
 def score_detections(

@@ -4,7 +4,8 @@ Writes to the output folder ``predictions.json`` and ``baseline_predictions.json
 format), ``per_class.md`` and ``plots/*.png`` (probability against ground truth for a sample of test videos);
 and the metrics to ``--metrics`` (``metrics/evaluate.json``, git-tracked, for ``dvc metrics show`` and
 ``dvc exp show``). The work is ``pipeline.modelling.inference``; scoring any result file is
-``python -m pipeline.score``.
+``python -m pipeline.score``. ``diagnosis/`` holds GRIZAL's DETAD-style error diagnosis at
+``evaluate.diagnosis_tiou`` (``pipeline.modelling.diagnosis``; docs/diagnosis.md).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def main(
     loc_cfg = validate_section(values, "localization", params)
     index, split = load_prepared(prepare_dir)
     outcome = evaluate_model(index, split, features, model, loc_cfg, thresholds, out, cfg["n_plots"], cfg["device"],
-                             metrics, where=params)
+                             metrics, where=params, diagnosis_tiou=cfg["diagnosis_tiou"])
     for name, report in outcome["reports"].items():
         print(f"== {name} ({split.protocol}, {len(split.unseen)} classes, {len(split.test_videos)} test videos)")
         print(format_table(report))

@@ -615,6 +615,7 @@ class EvaluateParams(Section):
     report_tious: TIOUS | None = Optional()  # null or absent: the tious
     n_plots: Int(ge=0) = 6
     device: DEVICE = "auto"
+    diagnosis_tiou: Number(gt=0, le=1) = 0.5  # DETAD-style diagnosis (pipeline/modelling/diagnosis.py)
 
 
 # --- results (pipeline/modelling/variants.py BUILT_IN, pipeline/modelling/grid.py grid_jobs, run_grid) -------

@@ -1,6 +1,7 @@
 """Score any temporal localization results: ActivityNet-format files in, metrics table and JSON out.
 
     python -m pipeline.score --gt GT.json --pred PRED.json [--tiou 0.3:0.1:0.7] [--classes split.json]
+        [--diagnose-out DIR [--diagnose-tiou 0.5] [--bins thumos14|activitynet]]
 
 The scoring itself is ``pipeline.modelling.scoring``, shared with the DVC ``evaluate`` stage.
 """
@@ -13,6 +14,7 @@ from pathlib import Path
 import typer
 
 from pipeline.common import UserError, exit_on_user_error
+from pipeline.modelling.diagnosis import BINS, of_subset, write_diagnosis
 from pipeline.modelling.scoring import (
     Thresholds,
     evaluate_detection,
@@ -54,12 +56,20 @@ def main(
     ),
     recall_at: str = typer.Option("1,5", help="n of R@n."),
     recall_iou: str = typer.Option("0.5,0.7", help="tIoU m of R@n,IoU=m."),
+    diagnose_out: Path | None = typer.Option(
+        None, "--diagnose-out", help="Write the DETAD-style diagnosis and DETAD's input files to this folder."
+    ),
+    diagnose_tiou: float = typer.Option(0.5, help="tIoU of the diagnosis."),
+    bins: str = typer.Option("thumos14", help="DETAD's bins of the false negatives: thumos14 or activitynet."),
 ) -> None:
     """Score PRED against GT: print a table, optionally write metrics JSON and a per-class table."""
     if ctx.invoked_subcommand is not None:
         return
     if gt is None or pred is None:
         raise UserError(None, "--gt and --pred are required (see --help)")
+    if diagnose_out is not None and (bins not in BINS or not 0 < diagnose_tiou <= 1):
+        raise UserError("--bins" if bins not in BINS else "--diagnose-tiou",
+                        f"expected one of {', '.join(BINS)}" if bins not in BINS else "must lie in (0, 1]")
     if per_class_out is not None and per_class_out.suffix.lower() not in (".csv", ".md", ".markdown"):
         raise UserError(per_class_out, "per-class table must be a .csv or .md file")
     thresholds = Thresholds.of(
@@ -100,6 +110,10 @@ def main(
         write_metrics(json_out, report)
     if per_class_out is not None:
         write_per_class(per_class_out, report)
+    if diagnose_out is not None:
+        diagnose_out.mkdir(parents=True, exist_ok=True)
+        write_diagnosis(diagnose_out, of_subset(ground_truth, subset), predictions, wanted, diagnose_tiou, bins, report)
+        print(f"wrote {diagnose_out}", file=sys.stderr)
 
 
 if __name__ == "__main__":

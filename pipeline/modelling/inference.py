@@ -216,10 +216,11 @@ def evaluate_model(index: Index, split: Split, features_dir: Path, model_path: P
                    loc_cfg: dict[str, Any], tious: list[float] | Thresholds, out_dir: Path | None = None,
                    n_plots: int = 6, device: str = "auto", metrics_path: Path | None = None,
                    where: str | os.PathLike | None = "params.yaml",
-                   max_floats: int = CHUNK_FLOATS) -> dict[str, Any]:
+                   max_floats: int = CHUNK_FLOATS, diagnosis_tiou: float | None = None) -> dict[str, Any]:
     """Predict, one chunk of test videos at a time (``video_chunks``, ``max_floats``), score and (with
     ``out_dir``) write predictions, metrics (to ``metrics_path``, by default ``out_dir/metrics.json``), tables
-    and plots. ``where`` names the params file of ``loc_cfg`` and ``device``."""
+    and plots; with ``diagnosis_tiou`` too, GRIZAL's DETAD-style diagnosis in ``out_dir/diagnosis``. ``where``
+    names the params file of ``loc_cfg`` and ``device``."""
     import torch
 
     from grizal.localization import localization_config
@@ -308,9 +309,28 @@ def evaluate_model(index: Index, split: Split, features_dir: Path, model_path: P
                                                         f"segments for {len(classes)} classes).\n")
         (out_dir / "plots").mkdir(parents=True, exist_ok=True)  # a declared output, even with nothing to draw
         plot_probability_curves(plotted, out_dir / "plots")
+        if diagnosis_tiou is not None:
+            _write_diagnosis(out_dir / "diagnosis", index, gt, results["grizal"], scored,
+                             reports.get("grizal"), diagnosis_tiou)
     if (scored or index.dataset == "charades") and not any(results["grizal"].values()):
         print(no_prediction_hint(peak, loc_cfg))
     return {"metrics": metrics, "reports": reports, "unscored": unscored}
+
+
+def _write_diagnosis(out_dir: Path, index: Index, gt: GroundTruth, results: dict[str, Any], scored: list[str],
+                     report: dict[str, Any] | None, tiou: float) -> None:
+    """GRIZAL's DETAD-style diagnosis (``modelling.diagnosis``), or a page saying why there is none."""
+    from pipeline.modelling.diagnosis import bins_for, write_diagnosis
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if scored:
+        write_diagnosis(out_dir, gt, load_predictions({"results": results}, name="predictions"), scored, tiou,
+                        bins_for(index.dataset), report)
+        return
+    why = ("Charades-STA is scored per query (R@n, mIoU): a query has one moment in its own video, so DETAD's "
+           "false-positive types (double detection, wrong label, ...) do not apply" if index.dataset == "charades"
+           else NO_GROUND_TRUTH)
+    atomic_write_text(out_dir / "diagnosis.md", f"# Error diagnosis (DETAD)\n\nNot made: {why}.\n")
 
 
 def no_prediction_hint(peak: float, loc_cfg: dict[str, Any]) -> str:
