@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import yaml
 from PIL import Image
+from support.cli import invoke_in
 from typer.testing import CliRunner
 
 from pipeline.apps.localize import app, localize
@@ -32,12 +33,7 @@ def world(tiny_world):
 
 
 def invoke(args: list[str], cwd: Path):
-    old = Path.cwd()
-    os.chdir(cwd)
-    try:
-        return CliRunner().invoke(app, ["localize", *args])
-    finally:
-        os.chdir(old)
+    return invoke_in(cwd, app, ["localize", *args])
 
 
 def group_mtimes(store: Path) -> dict[str, int]:
