@@ -8,6 +8,7 @@ import pytest
 import torch
 import yaml
 from support.custom_world import custom_template
+from support.quickstart import quickstart
 
 from pipeline.common import atomic_write_json
 from pipeline.data.build import prepare
@@ -90,3 +91,9 @@ def custom_world_template(tmp_path_factory):
     workflow tests each take a copy (`support.custom_world.custom_project`)."""
     return custom_template(tmp_path_factory.mktemp("custom_template"))
 
+
+@pytest.fixture(scope="session")
+def quickstart_project(tmp_path_factory):
+    """The README's quick start (`make setup`, `grizal check`, `make repro`) on a seconds-long demo world, once per
+    session; tests that change it take a copy (`support.project_copy.copy_prepared`)."""
+    return quickstart(tmp_path_factory.mktemp("quickstart"))
