@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from support.custom_world import custom_template
+from support.quickstart import quickstart
 
 from pipeline.common import atomic_write_json
 from pipeline.data.build import prepare
@@ -83,3 +85,17 @@ def tiny_world(tmp_path_factory, one_torch_thread):
     return {"root": root, "index": index, "features": features, "checkpoint": checkpoint, "extract": EXTRACT,
             "split": split, "model": MODEL,
             "video": Path(index.videos["demo_test_003"].path)}
+
+
+@pytest.fixture(scope="session")
+def custom_world_template(tmp_path_factory):
+    """The README's own-videos data set with its feature stores made by `dvc repro`, once per session; the
+    workflow tests each take a copy (`support.custom_world.custom_project`)."""
+    return custom_template(tmp_path_factory.mktemp("custom_template"))
+
+
+@pytest.fixture(scope="session")
+def quickstart_project(tmp_path_factory):
+    """The README's quick start (`make setup`, `grizal check`, `make repro`) on a seconds-long demo world, once per
+    session; tests that change it take a copy (`support.project_copy.copy_prepared`)."""
+    return quickstart(tmp_path_factory.mktemp("quickstart"))

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from typer.testing import CliRunner
+from support.cli import invoke_in
 
 from grizal.model import build_model
 from pipeline.apps.localize import app as localize_app
@@ -116,12 +116,7 @@ def test_round_trip_and_each_kind_refuses_the_other(tmp_path):
 
 
 def _cli(app, args: list[str], cwd: Path):
-    old = Path.cwd()
-    os.chdir(cwd)
-    try:
-        return CliRunner().invoke(app, args)
-    finally:
-        os.chdir(old)
+    return invoke_in(cwd, app, args)
 
 
 def _one_error_line(result, path: Path) -> str:

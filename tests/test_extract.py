@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import yaml
 from PIL import Image
+from support.cli import invoke_in
 from test_video import make_bad_videos, make_video
-from typer.testing import CliRunner
 
 from pipeline.common import UserError
 from pipeline.extract import app
@@ -62,12 +62,7 @@ def world(tmp_path_factory):
 
 
 def invoke(args, cwd):
-    old = Path.cwd()
-    os.chdir(cwd)
-    try:
-        return CliRunner().invoke(app, args)
-    finally:
-        os.chdir(old)
+    return invoke_in(cwd, app, args)
 
 
 def group_mtimes(store: Path) -> dict[str, int]:

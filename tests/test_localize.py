@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import yaml
 from PIL import Image
+from support.cli import invoke_in
 from typer.testing import CliRunner
 
 from pipeline.apps.localize import app, localize
@@ -32,12 +33,7 @@ def world(tiny_world):
 
 
 def invoke(args: list[str], cwd: Path):
-    old = Path.cwd()
-    os.chdir(cwd)
-    try:
-        return CliRunner().invoke(app, ["localize", *args])
-    finally:
-        os.chdir(old)
+    return invoke_in(cwd, app, ["localize", *args])
 
 
 def group_mtimes(store: Path) -> dict[str, int]:
@@ -53,6 +49,7 @@ def test_localize_twice_reuses_the_cache(world, monkeypatch):
     assert first.exit_code == 0, first.output
     assert "features: extracted rgb+flow" in first.output
     assert "start (s)" in first.output and FREE_TEXT in first.output and "score" in first.output
+    assert "est. cost" in first.output and "classes, k=2: texts from" in first.output  # priors made: what they cost
 
     payload = json.loads((root / "out" / "segments.json").read_text())
     assert payload["version"] and list(payload["results"]) == ["demo_test_003"]
@@ -80,6 +77,7 @@ def test_localize_twice_reuses_the_cache(world, monkeypatch):
     second = invoke([*args, "--params", "params.yaml", "--out", "out2"], root)
     assert second.exit_code == 0, second.output
     assert "features: cached" in second.output and "0 encoded, 2 unchanged" in second.output
+    assert "est. cost" not in second.output and "classes, k=" not in second.output  # nothing made, nothing to pay
     assert json.loads((root / "out2" / "segments.json").read_text()) == payload
     assert group_mtimes(stores[0] / "rgb.zarr") == before
 
@@ -90,6 +88,7 @@ def test_localize_twice_reuses_the_cache(world, monkeypatch):
                     "--cache-dir", "lc", "--out", "out3", "--no-params", "--thumbnails", "0"], root)
     assert third.exit_code == 0, third.output
     assert "features: cached" in third.output and "1 encoded, 0 unchanged" in third.output
+    assert "est. cost" in third.output and "1 classes, k=2" in third.output
 
 
 def test_same_probabilities_as_the_evaluate_path(world, tmp_path):

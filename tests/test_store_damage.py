@@ -4,16 +4,15 @@ named by every reader and by `extract check`, and rerunning extraction repairs t
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from support.cli import invoke_in
 from test_extract import PARAMS
 from test_store import attrs, prior_arrays, video
 from test_video import make_video
-from typer.testing import CliRunner
 
 from pipeline.common import UserError
 from pipeline.extract import app
@@ -48,12 +47,7 @@ def damage(group: Path, array: str, how: str) -> None:
 
 
 def invoke(args: list[str], cwd: Path):
-    old = Path.cwd()
-    os.chdir(cwd)
-    try:
-        return CliRunner().invoke(app, args)
-    finally:
-        os.chdir(old)
+    return invoke_in(cwd, app, args)
 
 
 def frame_store(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:

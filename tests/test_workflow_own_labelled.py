@@ -11,8 +11,8 @@ from support.doc_workflows import commands
 pytestmark = pytest.mark.slow
 
 
-def test_own_labelled_videos_are_checked_trained_and_scored(tmp_path):
-    dest, env, database = custom_project(tmp_path)
+def test_own_labelled_videos_are_checked_trained_and_scored(custom_world_template, tmp_path):
+    dest, env, database = custom_project(custom_world_template, tmp_path)
     check, repro, show = run_workflow(commands("own-labelled-videos"), dest, env)
     assert "MISSING" not in check.stdout
     assert f"videos: {len(database)} of {len(database)} found in my_videos" in check.stdout

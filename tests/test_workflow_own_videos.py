@@ -12,8 +12,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def unlabelled_project(tmp_path_factory):
-    dest, env, database = custom_project(tmp_path_factory.mktemp("own_videos"))
+def unlabelled_project(custom_world_template, tmp_path_factory):
+    dest, env, database = custom_project(custom_world_template, tmp_path_factory.mktemp("own_videos"))
     for entry in database.values():
         if entry["subset"] != "training":
             entry["annotations"] = []  # the videos to localize in: no ground truth

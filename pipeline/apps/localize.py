@@ -232,7 +232,7 @@ def ensure_priors(actions: list[str], settings: Settings, cache_dir: Path, store
     overrides = {"out": cache_dir / "priors", "k": k, "text_backend": settings.text_backend,
                  "image_backend": settings.image_backend}
     cfg = build_config(settings.generate, where, overrides)
-    code = generate_priors(cfg, actions, console=console)
+    code = generate_priors(cfg, actions, console=console, quiet_when_cached=True)
     failed = {} if code == 0 else _failed_priors(cfg.out, actions)
     if code != 0 and (not failed or len(failed) == len(actions)):  # interrupted, or nothing to answer with
         console.print("error: priors for the actions could not be generated; see above")

@@ -18,7 +18,7 @@ from pipeline.priors.cache import PriorCache
 from pipeline.priors.config import GenerateConfig
 from pipeline.priors.faults import FatalBackendError
 from pipeline.priors.report import BarProgress, dry_run_table, missing_table, summary_table
-from pipeline.priors.runner import PriorRunner, priors_entries, published_items
+from pipeline.priors.runner import PriorRunner, has_work, priors_entries, published_items
 
 EXIT_INCOMPLETE = 1
 EXIT_INTERRUPTED = 130
@@ -28,15 +28,19 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def run(cfg: GenerateConfig, names: list[str], dry_run: bool = False, console: Console | None = None) -> int:
-    """Generate what is missing for `names`, write priors.json, print the tables; returns the exit status."""
+def run(cfg: GenerateConfig, names: list[str], dry_run: bool = False, console: Console | None = None,
+        quiet_when_cached: bool = False) -> int:
+    """Generate what is missing for `names`, write priors.json, print the tables; returns the exit status.
+    With `quiet_when_cached`, a run with nothing to make (every item cached) prints nothing."""
     console = console or Console()
     errors = Console(stderr=True)
     text, image = make_text_backend(cfg), make_image_backend(cfg)
     cache = PriorCache(cfg.out, cfg.store)
+    quiet = quiet_when_cached and not dry_run and not has_work(PriorRunner(cfg, text, image, cache).plan(names))
+    shown = Console(quiet=True) if quiet else errors
     shared = f" (items cached in {cache.store})" if cache.shared else ""
-    errors.print(f"{len(names)} classes, k={cfg.k}: texts from {text.name} ({text.model}), "
-                 f"images from {image.name} ({image.model}) -> {cfg.out}{shared}")
+    shown.print(f"{len(names)} classes, k={cfg.k}: texts from {text.name} ({text.model}), "
+                f"images from {image.name} ({image.model}) -> {cfg.out}{shared}")
     if dry_run:
         try:
             plan = PriorRunner(cfg, text, image, cache).plan(names)
@@ -45,7 +49,7 @@ def run(cfg: GenerateConfig, names: list[str], dry_run: bool = False, console: C
         table, _ = dry_run_table(plan, cfg.k, lambda p: text.estimate(p.messages, cfg.k), image.estimate())
         console.print(table)
         return 0
-    runner = PriorRunner(cfg, text, image, cache, progress=BarProgress(errors))
+    runner = PriorRunner(cfg, text, image, cache, progress=BarProgress(shown))
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_interrupt) if in_main_thread else None
     try:
@@ -60,8 +64,10 @@ def run(cfg: GenerateConfig, names: list[str], dry_run: bool = False, console: C
     complete = priors_entries(report)
     cache.publish(published_items(report))
     priors_path = cache.write_priors(cfg.k, complete)
-    console.print(summary_table(report))
-    errors.print(f"wrote {priors_path} ({len(complete)} of {len(names)} classes complete)")
+    made = report.texts.generated + report.images.generated + report.texts.failed + report.images.failed
+    if made or not quiet:  # a cached item that turned out unusable was remade: say what it cost
+        console.print(summary_table(report))
+    shown.print(f"wrote {priors_path} ({len(complete)} of {len(names)} classes complete)")
     if report.interrupted:
         errors.print("interrupted: everything generated so far is cached; run the same command again to finish")
         return EXIT_INTERRUPTED

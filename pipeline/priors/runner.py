@@ -339,6 +339,11 @@ def _slots(limit: int | None):
     return threading.BoundedSemaphore(limit) if limit else contextlib.nullcontext()
 
 
+def has_work(plan: list[PlannedClass]) -> bool:
+    """Whether a run of this plan would make (and, with a paid backend, pay for) any text or image."""
+    return any(p.texts is None or not all(p.images_cached or [False]) for p in plan)
+
+
 def priors_entries(report: RunReport) -> dict[str, dict[str, list[str]]]:
     """The priors.json classes: exactly the complete classes of this run, in run order."""
     return {name: {"texts": list(result.texts), "images": list(result.images)}

@@ -2,17 +2,15 @@
 my_annotations.json, my_unseen_classes.txt, the docs' own `prepare` section), for the workflow tests."""
 
 import json
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import yaml
 
 from pipeline.data import demo_vocab
 from pipeline.data.demo import DemoConfig, render_world
-from support.project_copy import copy_project
+from support.project_copy import copy_prepared, copy_project, install_venv, project_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,9 +22,10 @@ def readme_prepare_section() -> dict:
     return yaml.safe_load(block)["prepare"]
 
 
-def custom_project(dest: Path) -> tuple[Path, dict[str, str], dict]:
+def custom_template(dest: Path) -> tuple[Path, dict[str, str], dict]:
     """(project folder, environment, the annotation database): a git repo with the project's files, 32 short
-    rendered videos (one per class and subset), every one annotated, and tiny model/training settings."""
+    rendered videos (one per class and subset), every one annotated, tiny model/training settings, and the stages
+    up to the feature stores run by `dvc repro` (what every workflow on this data set makes the same way)."""
     copy_project(dest)
     (dest / "dvc.lock").unlink(missing_ok=True)
     world = render_world(dest / "rendered", DemoConfig(videos_per_class_train=1, videos_per_class_test=1,
@@ -47,15 +46,20 @@ def custom_project(dest: Path) -> tuple[Path, dict[str, str], dict]:
     params["results"].update(splits=[0], variants=["GRIZAL"], closed_set=False, seeds=[0])
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
-    bin_dir = dest / ".venv" / "bin"  # the README's `.venv/bin/grizal`: the same entry point from this checkout
-    bin_dir.mkdir(parents=True)
-    (bin_dir / "grizal").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m pipeline.apps.cli "$@"\n')
-    (bin_dir / "grizal").chmod(0o755)
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@t", "OMP_NUM_THREADS": "2", "HF_HUB_OFFLINE": "1"}
+    install_venv(dest)
+    env = project_env()
     subprocess.run(["git", "init", "-q"], cwd=dest, env=env, check=True)
+    (repro,) = run_workflow(["dvc repro extract_rgb extract_flow extract_priors"], dest, env)
+    ran = {line.split("'")[1] for line in repro.stdout.splitlines() if line.startswith("Running stage '")}
+    assert ran == {"pretrain", "prepare", "generate", "extract_rgb", "extract_flow", "extract_priors"}, repro.stdout
     return dest, env, database
+
+
+def custom_project(template: tuple[Path, dict[str, str], dict], dest: Path) -> tuple[Path, dict[str, str], dict]:
+    """A copy of the template project in DEST (its DVC cache and lock included, DVC's temporary files not)."""
+    source, env, database = template
+    copy_prepared(source, dest)
+    return dest, dict(env), json.loads(json.dumps(database))
 
 
 def run_workflow(lines: list[str], dest: Path, env: dict[str, str]) -> list[subprocess.CompletedProcess]:
