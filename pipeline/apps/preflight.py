@@ -46,7 +46,11 @@ def check_videos(prepare: dict, demo: dict, where: str) -> tuple[Finding, Worklo
         n = len(demo_vocab.all_classes()) * (demo["videos_per_class_train"] + demo["videos_per_class_test"])
         seconds = n * (demo["min_duration"] + demo["max_duration"]) / 2
         return Finding(True, f"videos: the demo world's {n}, made by the demo_world stage"), Workload(n, seconds)
-    index = build_index(prepare, where, videos=False)
+    try:
+        index = build_index(prepare, where, videos=False)
+    except UserError as err:  # the annotations are missing or broken: say so and go on with the other checks
+        return Finding(False, f"annotations: {err} (prepare.annotations; the data set's page says where they come "
+                              "from)"), Workload(0, 0.0)
     video_dir = prepare.get("video_dir")
     seconds = sum(video.duration or 0.0 for video in index.videos.values())
     workload = Workload(len(index.videos), seconds)
@@ -123,7 +127,10 @@ def check_priors(params: dict, where: str) -> list[Finding]:
     from pipeline.priors.runner import PriorRunner
 
     cfg = build_config(validate_section(params, "generate", where, fill_defaults=False), where, {})
-    names = _prior_classes(cfg, params, where)
+    try:
+        names = _prior_classes(cfg, params, where)
+    except UserError as err:  # the classes come from the annotations, which the videos check names already
+        return [Finding(False, f"priors: not priced, the classes are unknown ({err})")]
     text, image = make_text_backend(cfg), make_image_backend(cfg)
     plan = PriorRunner(cfg, text, image, PriorCache(cfg.out, cfg.store or cfg.out.parent / "prior_items")).plan(names)
     _, totals = dry_run_table(plan, cfg.k, lambda p: text.estimate(p.messages, cfg.k), image.estimate())
@@ -190,6 +197,8 @@ def check_costs(extract: dict, workload: Workload) -> list[Finding]:
     """Disk for the rgb and flow stores (one row per sampled frame) and a rough CLIP time on this machine."""
     import torch
 
+    if workload.videos == 0:
+        return [Finding(True, "disk and time: not estimated until the annotations list the videos")]
     dim, gflops = _clip_numbers(extract["clip"]["model"])
     frames = workload.seconds * extract["frames"]["sample_fps"]
     kinds = 2  # rgb and flow: both are CLIP features of dim width
