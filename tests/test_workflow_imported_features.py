@@ -43,7 +43,9 @@ def _train_evaluate_and_keep(lines: list[str], dest, env, source: str) -> None:
     assert (f"baseline undefined: the frame features (imported from {source}, {WIDTH}-d) were not made by the "
             "priors' CLIP") in metrics["baseline"]["reason"]
 
-    (dry,) = run_workflow(["dvc repro --dry"], dest, env)
+    # evaluate's plan (extract_rgb and train are upstream of it); a bare --dry also plans `results`, whose DVC run
+    # cache hashes deps that may not exist yet (cache/demo on a data set that never rendered it, dvc#9818)
+    (dry,) = run_workflow(["dvc repro --dry evaluate"], dest, env)
     assert "Running stage 'extract_rgb'" not in dry.stdout and "Running stage 'train'" not in dry.stdout
 
 
