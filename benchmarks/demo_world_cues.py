@@ -14,13 +14,11 @@ from __future__ import annotations
 import argparse
 import statistics
 
-import numpy as np
-
 from grizal.localization import localization_config
 from pipeline.common import load_params
 from pipeline.data import demo_vocab as vocab
 from pipeline.data.build import build_split
-from pipeline.data.demo import DemoConfig, plan_video, video_plan
+from pipeline.data.demo import DemoConfig, planned_video, video_plan
 from pipeline.data.index import SCHEMA, Index
 from pipeline.modelling.reference import DETECTORS, reference_metrics
 from pipeline.modelling.scoring import ground_truth_of, thresholds_from_params
@@ -28,12 +26,9 @@ from pipeline.modelling.scoring import ground_truth_of, thresholds_from_params
 
 def planned_world(cfg: DemoConfig) -> tuple[Index, dict]:
     """The test videos' index entries and actor plans of the world ``cfg`` (the same generators as rendering)."""
-    classes = vocab.all_classes()
     database, plans = {}, {}
-    for n in range(cfg.videos_per_class_test * len(classes)):
-        rng = np.random.default_rng([cfg.seed, 1, n])
-        duration, segments, actors, wanderers = plan_video(rng, cfg, classes[n % len(classes)], classes)
-        vid = f"demo_test_{n:03d}"
+    for n in range(cfg.videos_per_class_test * len(vocab.all_classes())):
+        vid, _rng, (duration, segments, actors, wanderers) = planned_video(cfg, "validation", n)
         database[vid] = {"subset": "test", "duration": duration, "fps": cfg.fps,
                          "segments": [{"label": label, "start": s, "end": e} for label, s, e in segments]}
         plans[vid] = video_plan(duration, actors, wanderers)

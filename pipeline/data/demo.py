@@ -209,13 +209,19 @@ def write_mp4(path: Path, frames, fps: int, size: int) -> None:
     tmp.replace(path)
 
 
-def render_video(video_dir: Path, cfg: DemoConfig, subset: str, n: int) -> tuple[str, dict, dict]:
-    """Write one video; (its id, its ActivityNet-format database entry, its plan for ``actors.json``)."""
+def planned_video(cfg: DemoConfig, subset: str, n: int) -> tuple[str, np.random.Generator, tuple]:
+    """Video ``n`` of ``subset``: (its id, its generator after planning, ``plan_video``'s plan). Rendering goes on
+    with the same generator (the sensor noise), so a plan needs no rendering (benchmarks.demo_world_cues)."""
     vid = f"demo_{'train' if subset == 'training' else 'test'}_{n:03d}"
     # One generator per video, derived from the seed and the id, so a video does not depend on the others.
     rng = np.random.default_rng([cfg.seed, 0 if subset == "training" else 1, n])
     classes = vocab.all_classes()
-    duration, segments, actors, wanderers = plan_video(rng, cfg, classes[n % len(classes)], classes)
+    return vid, rng, plan_video(rng, cfg, classes[n % len(classes)], classes)
+
+
+def render_video(video_dir: Path, cfg: DemoConfig, subset: str, n: int) -> tuple[str, dict, dict]:
+    """Write one video; (its id, its ActivityNet-format database entry, its plan for ``actors.json``)."""
+    vid, rng, (duration, segments, actors, wanderers) = planned_video(cfg, subset, n)
     write_mp4(video_dir / f"{vid}.mp4", render_frames(rng, cfg, duration, actors, wanderers), cfg.fps, cfg.size)
     entry = {
         "subset": subset,

@@ -374,10 +374,11 @@ def reference_rows(values: dict[str, Any], index, features: Path, plans: dict[st
 
     T = TrainConfig.from_dict(section(values, "train", where), where).T or FeatureSet.open(features).T
     loc_cfg = localization_config(values["localization"])
+    first_job = {}  # (protocol, split id) -> its first job: every job of a split tests the same videos and classes
+    for job in jobs:
+        first_job.setdefault(job[:2], job)
     rows = []
-    for job in dict.fromkeys(jobs):
-        if any(row["protocol"] == job[0] and row["split"] == job[1] for row in rows):
-            continue
+    for job in first_job.values():
         split = splits[job]
         ids, classes = list(split.test_videos), list(split.unseen)
         gt = ground_truth_of(index, ids, classes)
