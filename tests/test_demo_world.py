@@ -92,17 +92,14 @@ def test_another_data_set_renders_nothing_and_says_so(tmp_path):
     assert "not rendered" in result.stdout
 
 
-def test_the_cue_benchmark_scores_each_cue_through_the_real_localization_and_scorer():
-    """benchmarks.demo_world_cues, on a world seed of its own: the detector that knows the direction scores full
-    marks (localization and scoring lose nothing); one cue alone scores less (issue 23: today's world lets "that
-    shape moves" score far above GRIZAL on the open splits; the table's reference rows show it)."""
+def test_no_single_cue_localizes_the_unseen_classes():
+    """Issue 23's bar, on a world seed of its own: from the world's plans, "the class's shape is on screen" scores
+    at most 25 avg mAP on the open splits and "that shape moves" at most 50 (the direction is needed), while the
+    detector that knows the direction scores full marks (localization and scoring lose nothing)."""
     from benchmarks.demo_world_cues import cue_table
     from grizal.localization import localization_config
     from pipeline.modelling.scoring import Thresholds
 
-    table = cue_table(DemoConfig(seed=11, videos_per_class_test=1), 64, localization_config({}),
-                      Thresholds.of([0.3, 0.4, 0.5, 0.6, 0.7]))
-    for setting in ("open", "closed"):
-        row = table[setting]
-        assert row["shape moving in its direction"] > 99
-        assert row["shape visible"] < row["shape moving"] < row["shape moving in its direction"]
+    table = cue_table(DemoConfig(seed=11), 64, localization_config({}), Thresholds.of([0.3, 0.4, 0.5, 0.6, 0.7]))
+    assert table["open"]["shape visible"] <= 25 and table["open"]["shape moving"] <= 50
+    assert table["closed"]["shape moving in its direction"] > 99

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.data.demo_vocab import COLORS, DISTRACTOR_COLORS, MOTIONS, SHAPE_COLORS, all_classes
+from pipeline.data.demo_vocab import COLORS, MOTIONS, all_classes, parse_class
 from pipeline.priors.config import build_config
 from pipeline.priors.image_offline import render
 from pipeline.priors.names import humanize
@@ -64,15 +64,17 @@ def _words(text: str) -> list[str]:
     return re.findall(r"[a-z]+", text.lower())
 
 
-def test_demo_sentences_name_colour_shape_and_motion_early_and_fit_the_limits():
-    """The demo CLIP reads 32 BPE tokens: colour, shape and direction come first, the whole stays short."""
+def test_demo_sentences_name_shape_and_motion_early_and_fit_the_limits():
+    """The demo CLIP reads 32 BPE tokens: shape and direction come first, the whole stays short. No colour: the
+    world's actors take any colour of its palette. The motion is described in the encoder's words, also for the
+    classes whose names use words its pretraining never saw ("drifts west", "plummets")."""
     cfg = build_config(None)
     for name in all_classes():
-        shape, motion = name.split(" ", 1)
+        shape, motion = parse_class(name)
         for seed in range(5):
             for text in sentences(name, k=8, seed=seed):
                 head = _words(text)[:13]
-                assert shape in head and SHAPE_COLORS[shape] in head, text
+                assert shape in head and not set(_words(text)) & set(COLORS), text
                 assert set(head) & set(MOTION_WORDS[motion]), text
                 assert cfg.min_words <= len(text.split()) <= min(24, cfg.max_words), text
                 others = {w for m, words in MOTION_WORDS.items() if m != motion for w in words}
@@ -80,7 +82,7 @@ def test_demo_sentences_name_colour_shape_and_motion_early_and_fit_the_limits():
 
 
 def test_demo_sentences_are_worded_variously():
-    texts = [t for seed in range(6) for t in sentences("triangle falls", k=4, seed=seed)]
+    texts = [t for seed in range(6) for t in sentences("triangle plummets", k=4, seed=seed)]
     openings = {" ".join(t.split()[:2]) for t in texts}
     verbs = {w for t in texts for w in _words(t)} & {"falls", "drops", "sinks", "descends", "glides", "moves"}
     assert len(openings) >= 5 and len(verbs) >= 4
@@ -126,17 +128,18 @@ def _actor_masks(pixels: np.ndarray, color: tuple[int, int, int]) -> tuple[np.nd
 
 
 @pytest.mark.parametrize("size", [224, 64])
-@pytest.mark.parametrize("name", ["circle rises", "square falls", "cross slides left", "triangle slides right",
-                                  "triangle falls", "cross rises"])
+@pytest.mark.parametrize("name", ["circle rises", "square plummets", "cross drifts west", "triangle slides right",
+                                  "triangle plummets", "cross rises"])
 def test_demo_images_show_the_shape_ahead_of_its_trail(name, size):
     """The motion's static cue lies behind the shape, opposite to its motion, also at the 64 px the demo CLIP
     reads."""
-    shape, motion = name.split(" ", 1)
+    _shape, motion = parse_class(name)
     direction = np.array(MOTIONS[motion])
     for seed, text in enumerate(sentences(name, k=6)):
         image = render(name, text, seed, 224)
         pixels = np.asarray(image.resize((size, size), Image.Resampling.BICUBIC)).astype(float)
-        solid, trail = _actor_masks(pixels, COLORS[SHAPE_COLORS[shape]])
+        # the actor takes any palette colour: the one with the largest solid shape
+        solid, trail = max((_actor_masks(pixels, c) for c in COLORS.values()), key=lambda m: m[0].sum())
         assert solid.sum() > 5 and trail.sum() > 5, (name, text)
         lead = (_centroid(solid) - _centroid(trail)) @ direction
         assert lead > 0.03 * size, (name, text, lead)
@@ -144,22 +147,22 @@ def test_demo_images_show_the_shape_ahead_of_its_trail(name, size):
 
 
 def test_demo_images_vary_in_place_size_and_company():
-    name, color = "circle slides right", COLORS["red"]
+    name, color = "circle slides right", COLORS["teal"]
     places, sizes, distractors = [], [], 0
     for seed in range(12):
-        pixels = np.asarray(render(name, "A red circle slides right.", seed, 224)).astype(float)
+        pixels = np.asarray(render(name, "A teal circle slides right.", seed, 224)).astype(float)
         solid, _ = _actor_masks(pixels, color)
         places.append(_centroid(solid))
         sizes.append(solid.sum())
-        distractors += any((np.abs(pixels - COLORS[c]).sum(-1) < 40).sum() > 20 for c in DISTRACTOR_COLORS)
+        distractors += any((np.abs(pixels - c).sum(-1) < 40).sum() > 20 for c in COLORS.values() if c != color)
     assert np.std(places, axis=0).min() > 15
     assert max(sizes) > 1.5 * min(sizes)
     assert 0 < distractors < 12  # sometimes a distractor shape of the world, as the videos have
 
 
 def test_demo_images_take_the_colour_the_sentence_names_first():
-    pixels = np.asarray(render("square rises", "A magenta square rises past a blue ring.", 0, 224)).astype(float)
-    solid, _ = _actor_masks(pixels, COLORS["magenta"])
+    pixels = np.asarray(render("square rises", "A maroon square rises past a grey ring.", 0, 224)).astype(float)
+    solid, _ = _actor_masks(pixels, COLORS["maroon"])
     assert solid.sum() > 100
 
 

@@ -81,11 +81,21 @@ class Wanderer:
         return self.cx + self.ax * math.cos(angle), self.cy + self.ay * math.sin(angle)
 
 
-def _color(shape: str, rng: np.random.Generator) -> tuple[int, int, int]:
-    """An actor's colour is its shape's; a distractor takes one of the distractor colours."""
-    if shape in vocab.SHAPE_COLORS:
-        return vocab.COLORS[vocab.SHAPE_COLORS[shape]]
-    return vocab.COLORS[vocab.DISTRACTOR_COLORS[rng.integers(len(vocab.DISTRACTOR_COLORS))]]
+def _color(rng: np.random.Generator) -> tuple[int, int, int]:
+    """A colour of the palette, whatever the shape (``demo_vocab.COLORS``)."""
+    names = list(vocab.COLORS)
+    return vocab.COLORS[names[rng.integers(len(names))]]
+
+
+# How the world keeps one cue from naming a class (issue 23; `python -m benchmarks.demo_world_cues` measures it):
+# actors stand still for a while before and after they move, so "the shape is on screen" is not "the action is
+# happening"; every video also shows its main shape making other motions (instances of the other classes of that
+# shape, annotated, and idle actors drifting diagonally, a motion no class has), so "the shape moves" is not the
+# action either: only the shape moving in the class's direction is.
+STILL_SECONDS = (1.5, 4.0)  # still before the motion starts, and again after it ends
+SAME_SHAPE_INSTANCES = (1, 2)  # instances of the main shape's other classes per video (as many as fit)
+IDLE_MAIN_SHAPE = 0.6  # an idle actor has the main class's shape with this probability
+IDLE_DRIFT = 0.5  # an idle actor drifts diagonally with this probability (else it stands still)
 
 
 def _moving_actor(rng, cfg: DemoConfig, label: str, start: float, end: float) -> Actor:
@@ -93,36 +103,45 @@ def _moving_actor(rng, cfg: DemoConfig, label: str, start: float, end: float) ->
     dx, dy = vocab.MOTIONS[motion]
     radius = float(rng.uniform(9, 14))
     travel = float(rng.uniform(0.4, 0.55)) * cfg.size
-    margin = radius * 1.6 + 2
-    # Start so the whole path stays inside the frame.
-    lo_x = margin + max(0.0, -dx * travel)
-    hi_x = cfg.size - margin - max(0.0, dx * travel)
-    lo_y = margin + max(0.0, -dy * travel)
-    hi_y = cfg.size - margin - max(0.0, dy * travel)
-    x0, y0 = float(rng.uniform(lo_x, hi_x)), float(rng.uniform(lo_y, hi_y))
+    x0, y0 = _start_inside(rng, cfg, radius, dx * travel, dy * travel)
     speed = travel / (end - start)
-    appear = max(0.0, start - float(rng.uniform(0.3, 1.0)))
-    vanish = end + float(rng.uniform(0.3, 1.0))
-    return Actor(shape, _color(shape, rng), radius, appear, start, end, vanish, x0, y0, (dx * speed, dy * speed),
+    appear = max(0.0, start - float(rng.uniform(*STILL_SECONDS)))
+    vanish = end + float(rng.uniform(*STILL_SECONDS))
+    return Actor(shape, _color(rng), radius, appear, start, end, vanish, x0, y0, (dx * speed, dy * speed),
                  label)
 
 
-def _idle_actor(rng, cfg: DemoConfig, t0: float, t1: float) -> Actor:
-    shape = vocab.SHAPES[rng.integers(len(vocab.SHAPES))]
+def _start_inside(rng, cfg: DemoConfig, radius: float, travel_x: float, travel_y: float) -> tuple[float, float]:
+    """A start point from which the whole path (travel_x, travel_y) stays inside the frame."""
+    margin = radius * 1.6 + 2
+    lo_x, hi_x = margin + max(0.0, -travel_x), cfg.size - margin - max(0.0, travel_x)
+    lo_y, hi_y = margin + max(0.0, -travel_y), cfg.size - margin - max(0.0, travel_y)
+    return float(rng.uniform(lo_x, hi_x)), float(rng.uniform(lo_y, hi_y))
+
+
+def _idle_actor(rng, cfg: DemoConfig, main_shape: str, t0: float, t1: float) -> Actor:
+    """An actor that performs no class: still, or drifting diagonally (no class moves diagonally)."""
+    shape = main_shape if rng.random() < IDLE_MAIN_SHAPE else vocab.SHAPES[rng.integers(len(vocab.SHAPES))]
     radius = float(rng.uniform(7, 12))
-    x0, y0 = (float(v) for v in rng.uniform(radius * 2, cfg.size - radius * 2, size=2))
-    return Actor(shape, _color(shape, rng), radius, t0, t0, t1, t1, x0, y0, (0.0, 0.0))
+    velocity = (0.0, 0.0)
+    if rng.random() < IDLE_DRIFT:
+        travel = float(rng.uniform(0.25, 0.4)) * cfg.size / math.sqrt(2)
+        sx, sy = (float(v) for v in rng.choice([-1.0, 1.0], size=2))
+        x0, y0 = _start_inside(rng, cfg, radius, sx * travel, sy * travel)
+        velocity = (sx * travel / (t1 - t0), sy * travel / (t1 - t0))
+    else:
+        x0, y0 = (float(v) for v in rng.uniform(radius * 2, cfg.size - radius * 2, size=2))
+    return Actor(shape, _color(rng), radius, t0, t0, t1, t1, x0, y0, velocity)
 
 
-def _layout(rng, cfg: DemoConfig, main: str, other: str | None, duration: float):
+def _layout(rng, cfg: DemoConfig, main: str, others: list[str], duration: float):
     """Instances (label, start, end) placed left to right with background gaps, plus idle actors in the gaps."""
     min_gap, min_length = 1.5, 2.0
     fits = max(1, int((duration - 2.0 - min_gap) // (min_gap + min_length)))  # instances a short video can hold
-    labels = [main] * min(int(rng.integers(2, 5)), fits)
-    if other is not None:
-        position = int(rng.integers(len(labels) + 1))
+    labels = [main] * min(int(rng.integers(2, 4)), fits)
+    for other in others:
         if len(labels) < fits:
-            labels.insert(position, other)
+            labels.insert(int(rng.integers(len(labels) + 1)), other)
     lengths = rng.uniform(2.5, 6.0, size=len(labels))
     room = duration - 2.0 - min_gap * (len(labels) + 1)
     lengths *= min(1.0, 0.8 * room / lengths.sum())  # many long instances in a short video: shorten them
@@ -140,17 +159,21 @@ def _layout(rng, cfg: DemoConfig, main: str, other: str | None, duration: float)
 
 def plan_video(rng: np.random.Generator, cfg: DemoConfig, main: str, classes: list[str]):
     duration = round(float(rng.uniform(cfg.min_duration, cfg.max_duration)) * cfg.fps) / cfg.fps
-    other = None
+    main_shape, main_motion = vocab.parse_class(main)
+    same_shape = [vocab.class_name(main_shape, m) for m in vocab.MOTIONS if m != main_motion]
+    others = [same_shape[i] for i in rng.permutation(len(same_shape))[: int(rng.integers(SAME_SHAPE_INSTANCES[0],
+                                                                                         SAME_SHAPE_INSTANCES[1] + 1))]]
     if rng.random() < cfg.second_class_prob:
         other = classes[rng.integers(len(classes))]
-        other = None if other == main else other
-    segments, idle = _layout(rng, cfg, main, other, duration)
+        if other != main:
+            others.append(other)
+    segments, idle = _layout(rng, cfg, main, others, duration)
     actors = [_moving_actor(rng, cfg, label, s, e) for label, s, e in segments]
-    actors += [_idle_actor(rng, cfg, t0, t1) for t0, t1 in idle]
+    actors += [_idle_actor(rng, cfg, main_shape, t0, t1) for t0, t1 in idle]
     wanderers = []
     for _ in range(int(rng.integers(1, 3))):
         shape = vocab.DISTRACTOR_SHAPES[rng.integers(len(vocab.DISTRACTOR_SHAPES))]
-        wanderers.append(Wanderer(shape, _color(shape, rng), float(rng.uniform(6, 10)),
+        wanderers.append(Wanderer(shape, _color(rng), float(rng.uniform(6, 10)),
                                   float(rng.uniform(40, cfg.size - 40)), float(rng.uniform(40, cfg.size - 40)),
                                   float(rng.uniform(12, 30)), float(rng.uniform(12, 30)),
                                   float(rng.uniform(4, 9)), float(rng.uniform(0, 2 * math.pi))))

@@ -20,18 +20,17 @@ MOTIONS = {
     "falls": (0.0, 1.0),
 }
 
+# Every actor and distractor takes a colour of this palette, whatever its shape, so colour never names a shape.
+# The colours are muted (no channel above 160): a flow image (grizal.encoders.flow_colors) always has a channel at
+# 255, so no flow image shows an actor's colour and a CLIP that reads colour cannot read flow as a shape.
 COLORS = {
-    "red": (220, 50, 47),
-    "green": (60, 180, 75),
-    "blue": (38, 110, 220),
-    "yellow": (235, 200, 40),
-    "magenta": (200, 60, 200),
-    "cyan": (40, 200, 210),
+    "grey": (150, 150, 150),
+    "brown": (150, 95, 50),
+    "olive": (130, 140, 50),
+    "teal": (40, 130, 130),
+    "purple": (120, 70, 160),
+    "maroon": (150, 40, 60),
 }
-
-# Each actor shape has its own colour (as a kind of object has its look); distractors use the others.
-SHAPE_COLORS = {"square": "blue", "circle": "red", "triangle": "green", "cross": "yellow"}
-DISTRACTOR_COLORS = ("magenta", "cyan")
 
 # Shapes that appear only as distractors, never as an action's actor.
 DISTRACTOR_SHAPES = ("ring", "diamond")
@@ -47,8 +46,15 @@ def unseen_classes(split_id: int) -> list[str]:
         raise ValueError(f"the demo world has splits 0..{N_SPLITS - 1}, not {split_id}")
     return sorted(class_name(shape, motions[(i + split_id) % len(motions)]) for i, shape in enumerate(SHAPES))
 
+# The words a class name uses for its motion. Two motions are named by words the demo CLIP's pretraining captions
+# never use (pipeline.pretraining.corpus): the name alone tells a model little about them, as "CleanAndJerk" tells
+# CLIP little, and only the generated sentences and images (which describe the motion in words the encoder knows,
+# and draw it) say what they mean.
+CLASS_WORDS = {"slides left": "drifts west", "slides right": "slides right", "rises": "rises", "falls": "plummets"}
+
+
 def class_name(shape: str, motion: str) -> str:
-    return f"{shape} {motion}"
+    return f"{shape} {CLASS_WORDS[motion]}"
 
 
 def all_classes() -> list[str]:

@@ -36,7 +36,7 @@ def video_like_frame(rng: np.random.Generator, shape: str, color: str, motion: s
     draw = ImageDraw.Draw(image, "RGBA")
     for _ in range(int(rng.integers(1, 3))):
         d_shape = vocab.DISTRACTOR_SHAPES[rng.integers(len(vocab.DISTRACTOR_SHAPES))]
-        d_color = vocab.COLORS[vocab.DISTRACTOR_COLORS[rng.integers(len(vocab.DISTRACTOR_COLORS))]]
+        d_color = vocab.COLORS[COLOR_NAMES[rng.integers(len(COLOR_NAMES))]]
         vocab.draw_shape(draw, d_shape, *rng.uniform(20, frame - 20, size=2), float(rng.uniform(6, 10)), d_color)
     radius = float(rng.uniform(7, 14))
     x, y = (float(v) for v in rng.uniform(radius * 2, frame - radius * 2, size=2))

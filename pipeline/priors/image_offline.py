@@ -21,10 +21,8 @@ from PIL import Image, ImageDraw, ImageFilter
 from pipeline.data.demo import world_background
 from pipeline.data.demo_vocab import (
     COLORS,
-    DISTRACTOR_COLORS,
     DISTRACTOR_SHAPES,
     MOTIONS,
-    SHAPE_COLORS,
     draw_motion_trail,
     draw_shape,
     parse_class,
@@ -92,15 +90,16 @@ def _overlaps(a: tuple[float, float, float, float], b: tuple[float, float, float
 
 
 def render_shape_scene(shape: str, motion: str, sentence: str, seed: int, size: int) -> Image.Image:
-    """The still a generated image of "<shape> <motion>" would show: the shape in its colour, its motion's static
-    cue (``demo_vocab.draw_motion_trail``) behind it, on a dark video-like frame, sometimes with a distractor."""
+    """The still a generated image of "<shape> <motion>" would show: the shape in a palette colour (the one the
+    sentence names, else any), its motion's static cue (``demo_vocab.draw_motion_trail``) behind it, on a dark
+    video-like frame, sometimes with a distractor."""
     rng = _rng("shape", shape, motion, sentence, seed)
     side = size * SUPERSAMPLE
     scale = side / DEMO_FRAME
     image = _frame_background(rng, size, side)
     draw = ImageDraw.Draw(image, "RGBA")
 
-    color = COLORS[_named_color(sentence) or SHAPE_COLORS.get(shape) or rng.choice(list(COLORS))]
+    color = COLORS[_named_color(sentence) or rng.choice(list(COLORS))]  # a world actor's colour is any
     radius = rng.uniform(*ACTOR_RADIUS) * scale
     ghosts = rng.randint(3, 5)  # around draw_motion_trail's defaults (4, 0.7), the encoder's pretraining cue
     spacing = rng.uniform(0.55, 0.85)
@@ -115,7 +114,7 @@ def render_shape_scene(shape: str, motion: str, sentence: str, seed: int, size: 
 
     if rng.random() < DISTRACTOR_PROB:
         d_shape = rng.choice(DISTRACTOR_SHAPES)
-        d_color = COLORS[rng.choice(DISTRACTOR_COLORS)]
+        d_color = COLORS[rng.choice(list(COLORS))]
         d_radius = rng.uniform(*DISTRACTOR_RADIUS) * scale
         for _ in range(20):  # somewhere clear of the actor and its trail, as a still's bystander
             px, py = (rng.uniform(d_radius * 1.5, side - d_radius * 1.5) for _ in range(2))

@@ -1,7 +1,7 @@
 """The offline text backend: varied, deterministic descriptions, no network and no model.
 
 Demo-world classes ("circle rises") get what an LLM writes when asked for short descriptions of a video of
-the action: the colour, the shape and the direction of motion early in the sentence in varied wording, then
+the action: the shape and the direction of motion early in the sentence in varied wording, then
 sometimes the pace, the trail, the dark frame or the still moments around the motion. The words of a motion
 recur across shapes, so a model can compose an unseen "triangle rises" from "triangle slides left" and
 "circle rises". Any other class gets natural sentences about a person doing the action in varied settings.
@@ -12,13 +12,13 @@ from __future__ import annotations
 import hashlib
 import random
 
-from pipeline.data.demo_vocab import SHAPE_COLORS, parse_class
+from pipeline.data.demo_vocab import parse_class
 from pipeline.priors.cache import source_digest
 from pipeline.priors.config import GenerateConfig
 from pipeline.priors.faults import Usage
 
 # The demo-world sentences are put together the way an LLM words "k short descriptions of what a video of
-# 'circle rises' shows": colour, shape and direction of motion come first (the demo CLIP reads 32 tokens), then
+# 'circle rises' shows": shape and direction of motion come first (the demo CLIP reads 32 tokens), then
 # sometimes how it moves, the trail the motion leaves, the dark frame, the still moments around the motion.
 SHAPE_ADJECTIVES = ("", "", "small", "bright", "solid", "flat", "single", "plain")
 MOTION_VERBS = {  # (present tense, -ing form); every phrase holds a direction word of MOTION_WORDS
@@ -98,7 +98,7 @@ def _capitalize(text: str) -> str:
 
 
 def shape_sentences(shape: str, motion: str, k: int, rng: random.Random) -> list[str]:
-    color = SHAPE_COLORS[shape]  # the demo world's actors have their shape's colour
+    color = ""  # a demo world actor takes any colour of the palette: a description of the class names none
     forms = _spread(DEMO_FORMS, k, rng)
     verbs = _spread(MOTION_VERBS[motion], k, rng)
     return [_shape_sentence(form, color, shape, verb, motion, rng) for form, verb in zip(forms, verbs, strict=True)]
