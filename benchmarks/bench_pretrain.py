@@ -23,7 +23,7 @@ from PIL import Image
 from grizal.encoders.clip import ClipEncoder, ClipSpec, load_clip
 from pipeline.common import load_params
 from pipeline.data import demo_vocab as vocab
-from pipeline.data.demo import DemoConfig, make_video, plan_video
+from pipeline.data.demo import DemoConfig, make_video, planned_video
 from pipeline.features.video import sampled_frames
 from pipeline.params_schema import validate_section
 from pipeline.pretraining import zeroshot
@@ -48,13 +48,11 @@ def held_out(clip: ClipEncoder, n: int) -> dict[str, float]:
 
 def actor_frames(demo: DemoConfig, n_videos: int, folder: Path) -> tuple[np.ndarray, list[str], list[str]]:
     """Sampled frames (5 fps) of test videos where exactly one actor is visible: frames, its shape, its colour."""
-    classes = vocab.all_classes()
     colour_of = {rgb: name for name, rgb in vocab.COLORS.items()}
     frames, shapes, colours = [], [], []
     for n in range(n_videos):
-        vid, _ = make_video(folder, demo, "validation", n)
-        _, _, actors, _ = plan_video(np.random.default_rng([demo.seed, 1, n]), demo, classes[n % len(classes)],
-                                     classes)
+        vid, _rng, (_, _, actors, _) = planned_video(demo, "validation", n)
+        make_video(folder, demo, "validation", n)
         for frame in sampled_frames(folder / f"{vid}.mp4", 5.0):
             visible = [a for a in actors if a.appear <= frame.timestamp <= a.vanish]
             if len(visible) == 1:

@@ -76,7 +76,7 @@ def test_short_videos_hold_only_the_instances_that_fit():
     classes = demo_vocab.all_classes()
     short = DemoConfig(min_duration=8.0, max_duration=10.0, second_class_prob=1.0)
     for n in range(16):
-        duration, segments, _, _ = plan_video(np.random.default_rng([0, 0, n]), short, classes[n], classes)
+        duration, segments, _, _ = plan_video(np.random.default_rng([0, 0, n]), short, classes[n], classes, "training")
         assert segments and all(0 < s < e <= duration for _, s, e in segments)
 
 
