@@ -6,7 +6,8 @@ For every open split in ``results.splits`` and every seed in ``--seeds``, a vali
 quarter of the split's *seen* classes (``pipeline.data.splits.validation_split``): the model trains on training
 videos free of them and is scored on the training videos that show them. The test videos and the unseen classes
 are never read, so the winner can become a default without tuning on the test set. Prints average mAP (%) of each
-option, mean ± std over splits and seeds, and each run's figure.
+option, mean ± std over splits and seeds, and each run's figure, for GRIZAL and for both training-free baselines
+(``pipeline.modelling.baselines``): an option of the shared ``localization`` section is chosen for them too.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pipeline.common import load_params
 from pipeline.data.build import build_split
 from pipeline.data.index import Index
 from pipeline.data.splits import validation_split
+from pipeline.modelling.baselines import BASELINES
 from pipeline.modelling.fit import TrainConfig, train
 from pipeline.modelling.inference import evaluate_model
 from pipeline.modelling.scoring import thresholds_from_params
@@ -47,11 +49,13 @@ def run(values: dict, index: Index, split_id: int, seed: int, features: Path, wo
                        work, progress=False, log=lambda _msg: None)
     outcome = evaluate_model(index, held, features, model_path, values["localization"],
                              thresholds_from_params(values["evaluate"]), n_plots=0)
-    return {"grizal": outcome["metrics"]["grizal"]["average_mAP"],
-            "baseline": outcome["metrics"]["baseline"]["average_mAP"], "held_out": held.unseen}
+    methods = ["grizal", *BASELINES]
+    return {**{name: outcome["metrics"][name]["average_mAP"] for name in methods}, "held_out": held.unseen}
 
 
-def _stat(values: list[float]) -> str:
+def _stat(values: list[float | None]) -> str:
+    if any(v is None for v in values):  # a baseline undefined on these features
+        return "n/a"
     pct = [100 * v for v in values]
     return f"{statistics.mean(pct):.1f} ± {statistics.stdev(pct):.1f}" if len(pct) > 1 else f"{pct[0]:.1f}"
 
@@ -69,8 +73,7 @@ def main() -> None:
     index = Index.load(Path(args.prepare) / "index.json")
     seeds = [int(s) for s in args.seeds.split(",")]
     split_ids = [int(s) for s in args.splits.split(",")] if args.splits else values["results"]["splits"]
-    figures: dict[str, list[float]] = {}
-    baselines: list[float] = []
+    figures: dict[str, dict[str, list[float | None]]] = {}  # option -> method -> one figure per run
     with tempfile.TemporaryDirectory() as tmp:
         for option in args.option:
             chosen = with_option(values, option)
@@ -79,16 +82,23 @@ def main() -> None:
                     started = time.time()
                     work = Path(tmp) / option / f"{split_id}_{seed}"
                     out = run(chosen, index, int(split_id), seed, Path(args.features), work)
-                    figures.setdefault(option, []).append(out["grizal"])
-                    if option == args.option[0]:
-                        baselines.append(out["baseline"])
+                    for method in ["grizal", *BASELINES]:
+                        figures.setdefault(option, {}).setdefault(method, []).append(out[method])
+                    baselines = "; ".join(f"{label} {_stat([out[name]])}" for name, label in BASELINES.items())
                     print(f"{option} split {split_id} seed {seed}: avg mAP {100 * out['grizal']:.1f} "
-                          f"(baseline {100 * out['baseline']:.1f}; held out {', '.join(out['held_out'])}) "
+                          f"({baselines}; held out {', '.join(out['held_out'])}) "
                           f"in {time.time() - started:.0f} s", flush=True)
-    print("\n| option | validation avg mAP (%) | runs |\n| --- | ---: | ---: |")
-    for option, values_ in figures.items():
-        print(f"| {option} | {_stat(values_)} | {len(values_)} |")
-    print(f"| training-free CLIP baseline | {_stat(baselines)} | {len(baselines)} |")
+    print(option_table(figures))
+
+
+def option_table(figures: dict[str, dict[str, list[float | None]]]) -> str:
+    """Markdown: per option, validation avg mAP (%) of GRIZAL and of each training-free baseline, mean ± std."""
+    lines = ["| option | GRIZAL validation avg mAP (%) | " + " | ".join(BASELINES.values()) + " | runs |",
+             "| --- |" + " ---: |" * (len(BASELINES) + 2)]
+    for option, by_method in figures.items():
+        cells = [_stat(by_method[method]) for method in ["grizal", *BASELINES]]
+        lines.append(f"| {option} | {' | '.join(cells)} | {len(by_method['grizal'])} |")
+    return "\n" + "\n".join(lines)
 
 
 if __name__ == "__main__":
