@@ -53,14 +53,17 @@ def background_curves(frames: torch.Tensor, prototypes: torch.Tensor) -> torch.T
     times the cosine curve min-max normalised within the video (a flat curve: 0, nothing stands above it)."""
     import torch
 
-    cosine = torch.einsum("vtd,cd->vct", torch.nn.functional.normalize(frames.float(), dim=-1),
-                          torch.nn.functional.normalize(prototypes.float(), dim=-1))
+    classes = torch.nn.functional.normalize(prototypes.double(), dim=-1)
+    if len(frames) == 0:
+        return torch.zeros(0, len(classes), frames.shape[1])
+    # one video at a time: a video's curves are the same whichever chunk of videos it is evaluated in
+    cosine = torch.stack([classes @ torch.nn.functional.normalize(video.double(), dim=-1).T for video in frames])
     video_prob = torch.softmax(CLIP_TEMPERATURE * cosine.mean(dim=-1), dim=1)  # (V, C)
     low, high = cosine.amin(dim=-1, keepdim=True), cosine.amax(dim=-1, keepdim=True)
     span = high - low
     level = torch.where(span > 0, (cosine - low) / span.clamp_min(torch.finfo(cosine.dtype).tiny),
                         torch.zeros_like(cosine))
-    return (video_prob[..., None] * level).clamp(0.0, 1.0)
+    return (video_prob[..., None] * level).clamp(0.0, 1.0).float()
 
 
 def baseline_curves(videos: VideoTensors, priors: PriorTensors) -> dict[str, np.ndarray]:
