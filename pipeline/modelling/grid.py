@@ -471,8 +471,7 @@ def results_table(grid: dict[str, Any]) -> str:
     difference to GRIZAL in points with its 95% t interval (pairs: the same split and seed; the training-free
     baselines and the reference detectors, which have no seed, pair with GRIZAL's mean over seeds on each split).
     Each training-free baseline (``modelling.baselines``) counts once per split; so do the demo world's reference
-    detectors
-    (``pipeline.modelling.reference``: ground-truth detectors of one cue each)."""
+    detectors (``pipeline.modelling.reference``: ground-truth detectors of one cue each)."""
     tious = grid["tious"]
     if any("mIoU" in run["grizal"] for run in grid["runs"]):  # Charades-STA: scored per query
         return grounding_results_table(grid["runs"])
