@@ -7,7 +7,8 @@ evaluate stage does (same features, T, ``localization`` section and ``evaluate.t
 split and each open split of ``results.splits``; prints avg mAP (%) per split and the mean over the open splits.
 With ``--validation``, each open split's validation splits instead (``pipeline.data.splits.validation_split``: seen
 classes held out on the training videos, one per seed), so an ``--option`` of the localization section can be
-compared for the baselines without reading a test video.
+compared for the baselines without reading a test video. With ``--table``, the rows the README's results table
+gives them: mAP (%) at each reported tIoU, avg mAP and avg tIoU, mean ± std over the open splits, and closed-set.
 """
 
 from __future__ import annotations
@@ -25,11 +26,11 @@ from pipeline.features.inputs import FeatureSet
 from pipeline.modelling.baselines import BASELINES, baseline_curves
 from pipeline.modelling.fit import TrainConfig
 from pipeline.modelling.inference import baseline_undefined, curves_to_results, metrics_json, score
-from pipeline.modelling.scoring import ground_truth_of, thresholds_from_params
+from pipeline.modelling.scoring import ground_truth_of, reported_keys, thresholds_from_params
 
 
-def baseline_scores(values: dict, index: Index, split: Split, features: FeatureSet, T: int) -> dict[str, float]:
-    """{metrics key: avg mAP} of both baselines on ``split``'s test videos and evaluated classes."""
+def baseline_reports(values: dict, index: Index, split: Split, features: FeatureSet, T: int) -> dict[str, dict]:
+    """{metrics key: scored report (``metrics_json``)} of both baselines on ``split``'s test videos and classes."""
     from grizal.localization import localization_config
 
     ids, classes = list(split.test_videos), list(split.unseen)
@@ -41,8 +42,31 @@ def baseline_scores(values: dict, index: Index, split: Split, features: FeatureS
     curves = baseline_curves(videos, features.priors(classes))
     loc = localization_config(values["localization"])
     tious = thresholds_from_params(values["evaluate"])
-    return {name: metrics_json(score(curves_to_results(probs, videos, classes, loc), gt, scored, tious))["average_mAP"]
+    return {name: metrics_json(score(curves_to_results(probs, videos, classes, loc), gt, scored, tious))
             for name, probs in curves.items()}
+
+
+def baseline_scores(values: dict, index: Index, split: Split, features: FeatureSet, T: int) -> dict[str, float]:
+    """{metrics key: avg mAP} of both baselines on ``split``'s test videos and evaluated classes."""
+    return {name: report["average_mAP"] for name, report in baseline_reports(values, index, split, features, T).items()}
+
+
+def _stat(values: list[float]) -> str:
+    pct = [100 * v for v in values]
+    return f"{statistics.mean(pct):.1f} ± {statistics.stdev(pct):.1f}" if len(pct) > 1 else f"{pct[0]:.1f}"
+
+
+def table_rows(reports: dict[str, list[dict]], tious: list[str]) -> list[str]:
+    """README rows ``| setting | method | mAP@t ... | avg mAP | avg tIoU | runs |`` of {setting: [report per split]}
+    for each baseline, each report being ``baseline_reports``' output on one split."""
+    rows = []
+    for setting, per_split in reports.items():
+        for name, label in BASELINES.items():
+            mine = [report[name] for report in per_split]
+            cells = [_stat([m["mAP"][t] for m in mine]) for t in tious]
+            cells += [_stat([m["average_mAP"] for m in mine]), _stat([m["average_tIoU"] for m in mine]), str(len(mine))]
+            rows.append(f"| {setting} | {label} | " + " | ".join(cells) + " |")
+    return rows
 
 
 def main() -> None:
@@ -53,6 +77,8 @@ def main() -> None:
     parser.add_argument("--validation", action="store_true", help="validation splits of the training videos")
     parser.add_argument("--seeds", default="0", help="comma-separated validation seeds (with --validation)")
     parser.add_argument("--option", action="append", help="key=value ..., yaml values; one table block each")
+    parser.add_argument("--table", action="store_true",
+                        help="the README rows: mAP at each reported tIoU, avg mAP, avg tIoU, on the test splits")
     args = parser.parse_args()
     values = load_params(args.params)
     index = Index.load(Path(args.prepare) / "index.json")
@@ -61,6 +87,16 @@ def main() -> None:
         raise SystemExit(f"error: {args.features}: the training-free baselines are {why}")
     T = TrainConfig.from_dict(values["train"], args.params).T or features.T  # the runs' T, as evaluate reads it
     options = args.option or [""]
+    if args.table:
+        closed = build_split(index, {**values["prepare"], "protocol": "closed"})
+        opened = [build_split(index, {**values["prepare"], "protocol": "open", "split_id": int(s)})
+                  for s in values["results"]["splits"]]
+        reports = {"closed-set": [baseline_reports(values, index, closed, features, T)],
+                   "open-set (unseen)": [baseline_reports(values, index, split, features, T) for split in opened]}
+        tious = reported_keys(next(iter(reports["closed-set"][0].values())))
+        print("| setting | method | " + " | ".join(f"mAP@{t}" for t in tious) + " | avg mAP | avg tIoU | runs |")
+        print("\n".join(table_rows(reports, tious)))
+        return
     print("| option | split | " + " | ".join(BASELINES.values()) + " |\n| --- | --- |" + " ---: |" * len(BASELINES))
     for option in options:
         chosen = with_option(values, option)
