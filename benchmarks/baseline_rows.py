@@ -14,7 +14,6 @@ gives them: mAP (%) at each reported tIoU, avg mAP and avg tIoU, mean ± std ove
 from __future__ import annotations
 
 import argparse
-import statistics
 from pathlib import Path
 
 from benchmarks.choose_setting import with_option
@@ -25,6 +24,7 @@ from pipeline.data.splits import Split, validation_split
 from pipeline.features.inputs import FeatureSet
 from pipeline.modelling.baselines import BASELINES, baseline_curves
 from pipeline.modelling.fit import TrainConfig
+from pipeline.modelling.grid import percent_stat
 from pipeline.modelling.inference import baseline_undefined, curves_to_results, metrics_json, score
 from pipeline.modelling.scoring import ground_truth_of, reported_keys, thresholds_from_params
 
@@ -51,11 +51,6 @@ def baseline_scores(values: dict, index: Index, split: Split, features: FeatureS
     return {name: report["average_mAP"] for name, report in baseline_reports(values, index, split, features, T).items()}
 
 
-def _stat(values: list[float]) -> str:
-    pct = [100 * v for v in values]
-    return f"{statistics.mean(pct):.1f} ± {statistics.stdev(pct):.1f}" if len(pct) > 1 else f"{pct[0]:.1f}"
-
-
 def table_rows(reports: dict[str, list[dict]], tious: list[str]) -> list[str]:
     """README rows ``| setting | method | mAP@t ... | avg mAP | avg tIoU | runs |`` of {setting: [report per split]}
     for each baseline, each report being ``baseline_reports``' output on one split."""
@@ -63,8 +58,9 @@ def table_rows(reports: dict[str, list[dict]], tious: list[str]) -> list[str]:
     for setting, per_split in reports.items():
         for name, label in BASELINES.items():
             mine = [report[name] for report in per_split]
-            cells = [_stat([m["mAP"][t] for m in mine]) for t in tious]
-            cells += [_stat([m["average_mAP"] for m in mine]), _stat([m["average_tIoU"] for m in mine]), str(len(mine))]
+            columns = [[m["mAP"][t] for m in mine] for t in tious]
+            columns += [[m["average_mAP"] for m in mine], [m["average_tIoU"] for m in mine]]
+            cells = [percent_stat(column) for column in columns] + [str(len(mine))]
             rows.append(f"| {setting} | {label} | " + " | ".join(cells) + " |")
     return rows
 
@@ -113,8 +109,7 @@ def main() -> None:
                 for name in BASELINES:
                     open_figures[name].append(figures[name])
             print(f"| {option or '-'} | {label} | " + " | ".join(f"{100 * figures[n]:.1f}" for n in BASELINES) + " |")
-        means = [f"{100 * statistics.mean(v):.1f} ± {100 * statistics.stdev(v):.1f}" if len(v) > 1
-                 else f"{100 * v[0]:.1f}" for v in open_figures.values()]
+        means = [percent_stat(v) for v in open_figures.values()]
         print(f"| {option or '-'} | open splits, mean ± std | " + " | ".join(means) + " |", flush=True)
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import copy
 import os
-import statistics
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -37,6 +36,7 @@ from pipeline.data.index import Index
 from pipeline.data.splits import validation_split
 from pipeline.modelling.baselines import BASELINES
 from pipeline.modelling.fit import TrainConfig, train
+from pipeline.modelling.grid import percent_stat
 from pipeline.modelling.inference import evaluate_model
 from pipeline.modelling.scoring import thresholds_from_params
 from tests.support.params_edit import set_dotted
@@ -105,7 +105,7 @@ def run_jobs(jobs: list[dict], workers: int, report=print) -> list[dict]:
     def line(job: dict, out: dict) -> str:
         where = "closed-set" if job["split_id"] is None else f"split {job['split_id']}"
         held = f"; held out {', '.join(out['held_out'])}" if out["held_out"] else ""
-        baselines = "; ".join(f"{label} {_stat([out[name]])}" for name, label in BASELINES.items())
+        baselines = "; ".join(f"{label} {percent_stat([out[name]])}" for name, label in BASELINES.items())
         return (f"{job['option'] or '(as configured)'} {where} seed {job['seed']}: avg mAP {100 * out['grizal']:.1f} "
                 f"({baselines}{held}) in {out['seconds']:.0f} s")
 
@@ -124,15 +124,6 @@ def run_jobs(jobs: list[dict], workers: int, report=print) -> list[dict]:
         return results
 
 
-def _stat(values: list[float | None]) -> str:
-    if any(v is None for v in values):  # a baseline undefined on these features
-        return "n/a"
-    pct = [100 * v for v in values]
-    if not pct:
-        return "-"
-    return f"{statistics.mean(pct):.1f} ± {statistics.stdev(pct):.1f}" if len(pct) > 1 else f"{pct[0]:.1f}"
-
-
 def table(jobs: list[dict], results: list[dict], options: list[str]) -> str:
     """The comparison as markdown: per option, the validation figures (what chooses) of GRIZAL and of each
     training-free baseline and, when run, GRIZAL's closed-set diagnostic."""
@@ -143,10 +134,10 @@ def table(jobs: list[dict], results: list[dict], options: list[str]) -> str:
     for option in options:
         mine = [(job, out) for job, out in zip(jobs, results, strict=True) if job["option"] == option]
         val = [out for job, out in mine if job["kind"] == VALIDATION]
-        row = f"| {option or '(as configured)'} | " + " | ".join(_stat([out[m] for out in val]) for m in METHODS)
+        row = f"| {option or '(as configured)'} | " + " | ".join(percent_stat([out[m] for out in val]) for m in METHODS)
         row += f" | {len(val)} |"
         if closed:
-            row += f" {_stat([out['grizal'] for job, out in mine if job['kind'] == CLOSED])} |"
+            row += f" {percent_stat([out['grizal'] for job, out in mine if job['kind'] == CLOSED])} |"
         lines.append(row)
     return "\n".join(lines)
 

@@ -397,12 +397,14 @@ def _has_ground_truth(index, split: Split) -> bool:
     return any(s.label in unseen for vid in split.test_videos for s in index.videos[vid].segments)
 
 
-def _stat(values: list[float | None]) -> str:
+def percent_stat(values: list[float | None]) -> str:
     """Percent, mean ± sample std over the runs; ``n/a`` when a run has no such figure (average tIoU without
-    predictions)."""
+    predictions, a baseline undefined on the features); ``-`` when there is no run."""
     if any(v is None for v in values):
         return "n/a"
     pct = [100 * v for v in values]
+    if not pct:
+        return "-"
     if len(pct) == 1:
         return f"{pct[0]:.1f}"
     return f"{statistics.mean(pct):.1f} ± {statistics.stdev(pct):.1f}"
@@ -489,8 +491,8 @@ def results_table(grid: dict[str, Any]) -> str:
     for (setting, method), rows in sorted(groups.items(), key=lambda kv: (kv[0][0], order.index(kv[0][1]))):
         metrics = [m for _key, m in rows]
         cells = [setting, method]
-        cells += [_stat([m["mAP"][t] for m in metrics]) for t in tious]
-        cells += [_stat([m["average_mAP"] for m in metrics]), _stat([m["average_tIoU"] for m in metrics]),
+        cells += [percent_stat([m["mAP"][t] for m in metrics]) for t in tious]
+        cells += [percent_stat([m["average_mAP"] for m in metrics]), percent_stat([m["average_tIoU"] for m in metrics]),
                   str(len(metrics))]
         grizal = groups.get((setting, REFERENCE), [])
         cells.append("—" if method == REFERENCE else paired_difference(_differences(rows, grizal)))
@@ -509,7 +511,7 @@ def grounding_results_table(runs: list[dict[str, Any]]) -> str:
     for run in runs:
         groups.setdefault(run["variant"], []).append(run["grizal"])
     for variant, metrics in groups.items():
-        cells = ["per query", variant, *(_stat([m["recall"].get(k) for m in metrics]) for k in keys),
-                 _stat([m["mIoU"] for m in metrics]), str(len(metrics))]
+        cells = ["per query", variant, *(percent_stat([m["recall"].get(k) for m in metrics]) for k in keys),
+                 percent_stat([m["mIoU"] for m in metrics]), str(len(metrics))]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
