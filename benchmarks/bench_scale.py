@@ -118,7 +118,8 @@ def prior_arrays(rng: np.random.Generator) -> dict[str, np.ndarray]:
     return {"joint": rng.standard_normal((K, slots, DIM), dtype=np.float32), "joint_mask": mask,
             "token_type": token_type, "name_tokens": rng.standard_normal((NAME_SLOTS, DIM), dtype=np.float32),
             "name_mask": np.arange(NAME_SLOTS) < 5, "name_embedding": rng.standard_normal(DIM, dtype=np.float32),
-            "text_embedding": rng.standard_normal((K, DIM), dtype=np.float32)}
+            "text_embedding": rng.standard_normal((K, DIM), dtype=np.float32),
+            "image_embedding": rng.standard_normal((K, DIM), dtype=np.float32)}
 
 
 # ----------------------------------------------------------------------------------------- the three steps

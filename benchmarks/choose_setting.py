@@ -1,21 +1,31 @@
 """Choose a setting on training videos only: compare alternative params on validation splits of each open split.
 
     .venv/bin/python -m benchmarks.choose_setting --option model.image_tokens=patches --option model.image_tokens=pooled
+    .venv/bin/python -m benchmarks.choose_setting --option "" --option "model.ft_layers=2" --seeds 0,1 \
+        --workers 14 --device cuda --closed      # a machine with many cores (and a GPU): runs in parallel
 
 For every open split in ``results.splits`` and every seed in ``--seeds``, a validation split holds out a seeded
 quarter of the split's *seen* classes (``pipeline.data.splits.validation_split``): the model trains on training
 videos free of them and is scored on the training videos that show them. The test videos and the unseen classes
 are never read, so the winner can become a default without tuning on the test set. Prints average mAP (%) of each
-option, mean ± std over splits and seeds, and each run's figure.
+option, mean ± std over splits and seeds, and each run's figure, for GRIZAL and for both training-free baselines
+(``pipeline.modelling.baselines``): an option of the shared ``localization`` section is chosen for them too.
+
+``--closed`` adds, per option, one closed-set run (all classes, scored on the test videos) as a *diagnostic*: it
+says whether an option can fit the data set at all, and it reads the test videos, so it must never decide a
+default. ``--workers`` runs that many trainings at once in separate processes (torch threads shared among them);
+``--device`` is the train and evaluate device (``auto``, ``cpu``, ``cuda``).
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
-import statistics
+import os
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 
 import yaml
@@ -24,14 +34,20 @@ from pipeline.common import load_params
 from pipeline.data.build import build_split
 from pipeline.data.index import Index
 from pipeline.data.splits import validation_split
+from pipeline.modelling.baselines import BASELINES
 from pipeline.modelling.fit import TrainConfig, train
+from pipeline.modelling.grid import percent_stat
 from pipeline.modelling.inference import evaluate_model
 from pipeline.modelling.scoring import thresholds_from_params
 from tests.support.params_edit import set_dotted
 
+VALIDATION, CLOSED = "validation", "closed-set test (diagnostic)"
+METHODS = ("grizal", *BASELINES)
+
 
 def with_option(values: dict, option: str) -> dict:
-    """``values`` with the option's assignments (``key=value``, space-separated, values in yaml) applied."""
+    """``values`` with the option's assignments (``key=value``, space-separated, values in yaml) applied; the empty
+    option is ``values`` as they are (today's setting)."""
     out = copy.deepcopy(values)
     for assignment in option.split():
         key, _, raw = assignment.partition("=")
@@ -39,56 +55,118 @@ def with_option(values: dict, option: str) -> dict:
     return out
 
 
-def run(values: dict, index: Index, split_id: int, seed: int, features: Path, work: Path) -> dict:
-    split = build_split(index, {**values["prepare"], "protocol": "open", "split_id": split_id})
-    held = validation_split(split, index, seed=seed)
-    train_cfg = TrainConfig.from_dict({**values["train"], "seed": seed})
-    model_path = train(index, held, features, copy.deepcopy(values["model"]), values.get("loss", {}), train_cfg,
+def run(values: dict, index: Index, split_id: int | None, seed: int, features: Path, work: Path,
+        device: str = "auto") -> dict:
+    """Train and score one run: on the validation split of open split ``split_id``, or (``split_id`` None) on
+    the closed set, scored on its test videos."""
+    if split_id is None:
+        split = build_split(index, {**values["prepare"], "protocol": "closed"})
+    else:
+        split = validation_split(build_split(index, {**values["prepare"], "protocol": "open", "split_id": split_id}),
+                                 index, seed=seed)
+    train_cfg = TrainConfig.from_dict({**values["train"], "seed": seed, "device": device})
+    model_path = train(index, split, features, copy.deepcopy(values["model"]), values.get("loss", {}), train_cfg,
                        work, progress=False, log=lambda _msg: None)
-    outcome = evaluate_model(index, held, features, model_path, values["localization"],
-                             thresholds_from_params(values["evaluate"]), n_plots=0)
-    return {"grizal": outcome["metrics"]["grizal"]["average_mAP"],
-            "baseline": outcome["metrics"]["baseline"]["average_mAP"], "held_out": held.unseen}
+    outcome = evaluate_model(index, split, features, model_path, values["localization"],
+                             thresholds_from_params(values["evaluate"]), n_plots=0, device=device)
+    figures = {name: (outcome["metrics"].get(name) or {}).get("average_mAP") for name in METHODS}
+    return {**figures, "held_out": split.unseen if split_id is not None else []}
 
 
-def _stat(values: list[float]) -> str:
-    pct = [100 * v for v in values]
-    return f"{statistics.mean(pct):.1f} ± {statistics.stdev(pct):.1f}" if len(pct) > 1 else f"{pct[0]:.1f}"
+def _run_job(job: dict) -> dict:
+    """One job in a worker process: ``job`` holds plain values only (it crosses a process boundary)."""
+    import torch
+
+    torch.set_num_threads(job["threads"])
+    started = time.time()
+    out = run(job["values"], Index.load(Path(job["index"])), job["split_id"], job["seed"], Path(job["features"]),
+              Path(job["work"]), job["device"])
+    return {**out, "seconds": time.time() - started}
+
+
+def jobs_of(values: dict, options: list[str], split_ids: list[int], seeds: list[int], closed: bool,
+            work: Path, common: dict) -> list[dict]:
+    """Every run of the comparison: each option on each (split, seed) validation split, and with ``closed`` one
+    closed-set run per option (the first seed)."""
+    jobs = []
+    for number, option in enumerate(options):
+        chosen = with_option(values, option)
+        where = [(VALIDATION, s, seed) for s in split_ids for seed in seeds]
+        where += [(CLOSED, None, seeds[0])] if closed else []
+        for kind, split_id, seed in where:
+            folder = work / f"option{number}" / f"{'closed' if split_id is None else split_id}_{seed}"
+            jobs.append({**common, "option": option, "kind": kind, "values": chosen, "split_id": split_id,
+                         "seed": seed, "work": str(folder)})
+    return jobs
+
+
+def run_jobs(jobs: list[dict], workers: int, report=print) -> list[dict]:
+    """Run the jobs (in ``workers`` processes when more than one), reporting each as it ends; results in job order."""
+    def line(job: dict, out: dict) -> str:
+        where = "closed-set" if job["split_id"] is None else f"split {job['split_id']}"
+        held = f"; held out {', '.join(out['held_out'])}" if out["held_out"] else ""
+        baselines = "; ".join(f"{label} {percent_stat([out[name]])}" for name, label in BASELINES.items())
+        return (f"{job['option'] or '(as configured)'} {where} seed {job['seed']}: avg mAP {100 * out['grizal']:.1f} "
+                f"({baselines}{held}) in {out['seconds']:.0f} s")
+
+    if workers <= 1:
+        results = []
+        for job in jobs:
+            results.append(_run_job(job))
+            report(line(job, results[-1]))
+        return results
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        futures = [pool.submit(_run_job, job) for job in jobs]
+        results = []
+        for job, future in zip(jobs, futures, strict=True):
+            results.append(future.result())
+            report(line(job, results[-1]))
+        return results
+
+
+def table(jobs: list[dict], results: list[dict], options: list[str]) -> str:
+    """The comparison as markdown: per option, the validation figures (what chooses) of GRIZAL and of each
+    training-free baseline and, when run, GRIZAL's closed-set diagnostic."""
+    closed = any(job["kind"] == CLOSED for job in jobs)
+    head = "| option | GRIZAL validation avg mAP (%) | " + " | ".join(BASELINES.values()) + " | runs |"
+    head += " closed-set test avg mAP (%, diagnostic) |" if closed else ""
+    lines = [head, "| --- |" + " ---: |" * (len(BASELINES) + 2 + closed)]
+    for option in options:
+        mine = [(job, out) for job, out in zip(jobs, results, strict=True) if job["option"] == option]
+        val = [out for job, out in mine if job["kind"] == VALIDATION]
+        row = f"| {option or '(as configured)'} | " + " | ".join(percent_stat([out[m] for out in val]) for m in METHODS)
+        row += f" | {len(val)} |"
+        if closed:
+            row += f" {percent_stat([out['grizal'] for job, out in mine if job['kind'] == CLOSED])} |"
+        lines.append(row)
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--option", action="append", required=True, help="key=value ..., yaml values; 2+")
+    parser.add_argument("--option", action="append", required=True,
+                        help="key=value ..., yaml values; 2+; an empty option is the setting as configured")
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--prepare", default="cache/prepare", help="the prepare stage's folder (its index.json)")
     parser.add_argument("--features", default="cache/features")
     parser.add_argument("--seeds", default="0", help="comma-separated validation/training seeds")
     parser.add_argument("--splits", default=None, help="comma-separated open splits (default: results.splits)")
+    parser.add_argument("--closed", action="store_true",
+                        help="also one closed-set run per option, scored on the test videos: a diagnostic only")
+    parser.add_argument("--workers", type=int, default=1, help="trainings at once, in separate processes")
+    parser.add_argument("--device", default="auto", help="train and evaluate device: auto, cpu, cuda")
     args = parser.parse_args()
     values = load_params(args.params)
-    index = Index.load(Path(args.prepare) / "index.json")
     seeds = [int(s) for s in args.seeds.split(",")]
     split_ids = [int(s) for s in args.splits.split(",")] if args.splits else values["results"]["splits"]
-    figures: dict[str, list[float]] = {}
-    baselines: list[float] = []
+    threads = max(1, (os.cpu_count() or 1) // max(1, args.workers))
     with tempfile.TemporaryDirectory() as tmp:
-        for option in args.option:
-            chosen = with_option(values, option)
-            for split_id in split_ids:
-                for seed in seeds:
-                    started = time.time()
-                    work = Path(tmp) / option / f"{split_id}_{seed}"
-                    out = run(chosen, index, int(split_id), seed, Path(args.features), work)
-                    figures.setdefault(option, []).append(out["grizal"])
-                    if option == args.option[0]:
-                        baselines.append(out["baseline"])
-                    print(f"{option} split {split_id} seed {seed}: avg mAP {100 * out['grizal']:.1f} "
-                          f"(baseline {100 * out['baseline']:.1f}; held out {', '.join(out['held_out'])}) "
-                          f"in {time.time() - started:.0f} s", flush=True)
-    print("\n| option | validation avg mAP (%) | runs |\n| --- | ---: | ---: |")
-    for option, values_ in figures.items():
-        print(f"| {option} | {_stat(values_)} | {len(values_)} |")
-    print(f"| training-free CLIP baseline | {_stat(baselines)} | {len(baselines)} |")
+        common = {"index": str(Path(args.prepare) / "index.json"), "features": args.features, "device": args.device,
+                  "threads": threads}
+        jobs = jobs_of(values, args.option, split_ids, seeds, args.closed, Path(tmp), common)
+        results = run_jobs(jobs, args.workers, report=lambda text: print(text, flush=True))
+    print()
+    print(table(jobs, results, args.option))
 
 
 if __name__ == "__main__":

@@ -1,11 +1,12 @@
-"""Stage `evaluate`: run the trained model and the training-free baseline on the test split, then score.
+"""Stage `evaluate`: run the trained model and the training-free baselines on the test split, then score.
 
-Writes to the output folder ``predictions.json`` and ``baseline_predictions.json`` (ActivityNet result
-format), ``per_class.md`` and ``plots/*.png`` (probability against ground truth for a sample of test videos);
-and the metrics to ``--metrics`` (``metrics/evaluate.json``, git-tracked, for ``dvc metrics show`` and
-``dvc exp show``). The work is ``pipeline.modelling.inference``; scoring any result file is
-``python -m pipeline.score``. ``diagnosis/`` holds GRIZAL's DETAD-style error diagnosis at
-``evaluate.diagnosis_tiou`` (``pipeline.modelling.diagnosis``; docs/diagnosis.md).
+Writes to the output folder ``predictions.json``, ``baseline_name_bg_predictions.json`` and
+``baseline_priors_predictions.json`` (ActivityNet result format; ``pipeline.modelling.baselines``),
+``per_class.md`` and ``plots/*.png`` (probability against ground truth for a sample of test videos); and the
+metrics to ``--metrics`` (``metrics/evaluate.json``, git-tracked, for ``dvc metrics show`` and ``dvc exp show``).
+The work is ``pipeline.modelling.inference``; scoring any result file is ``python -m pipeline.score``.
+``diagnosis/`` holds GRIZAL's DETAD-style error diagnosis at ``evaluate.diagnosis_tiou``
+(``pipeline.modelling.diagnosis``; docs/diagnosis.md).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def main(
     metrics: Path = typer.Option(Path("metrics/evaluate.json"), help="Where the metrics go (git-tracked, for "
                                                                      "`dvc metrics show` and `dvc exp show`)."),
 ) -> None:
-    """Evaluate the trained model and the training-free baseline on the split's test videos."""
+    """Evaluate the trained model and the training-free baselines on the split's test videos."""
     values = load_params(params)
     cfg = validate_section(values, "evaluate", params)
     thresholds = thresholds_from_params(cfg, params)

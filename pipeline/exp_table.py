@@ -4,7 +4,7 @@
     python -m pipeline.exp_table --from shown.json      (saved `dvc exp show --json` output)
 
 One row per commit and experiment: its changed params (an experiment on another data set: its conf/ group
-choices and what differs from them), and avg mAP/avg tIoU of GRIZAL and of the baseline from
+choices and what differs from them), avg mAP/avg tIoU of GRIZAL and avg mAP of each training-free baseline from
 metrics/evaluate.json.
 The rows come from ``pipeline.modelling.experiments``.
 """

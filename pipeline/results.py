@@ -1,4 +1,4 @@
-"""Stage `results`: GRIZAL, the training-free baseline and the ablations on unseen classes, over several splits.
+"""Stage `results`: GRIZAL, the training-free baselines and the ablations on unseen classes, over several splits.
 
 Writes ``results.md`` (the README's results table), ``results.json`` and, per run, ``<split>/<variant>/`` with
 ``model.pt``, ``metrics.json`` and, last, ``run.json``. On the demo world, the reference detectors built from its

@@ -16,11 +16,12 @@ from pipeline.modelling.scoring import metrics_summary
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_the_summary_keeps_the_two_averages_of_each_method():
+def test_the_summary_keeps_the_two_averages_of_grizal_and_the_average_mAP_of_each_baseline():
     scored = {"mAP": {"0.3": 0.5, "0.5": 0.3}, "average_mAP": 0.4, "average_tIoU": 0.25, "recall": {"R@1": 0.1}}
     unscored = {"scored": False, "reason": "no ground truth", "counts": {"predictions": 3}}
-    assert metrics_summary({"grizal": scored, "baseline": unscored}) == {
-        "grizal": {"avg_mAP": 0.4, "avg_tIoU": 0.25}, "baseline": {"avg_mAP": None, "avg_tIoU": None}}
+    assert metrics_summary({"grizal": scored, "baseline_name_bg": scored, "baseline_priors": unscored}) == {
+        "grizal": {"avg_mAP": 0.4, "avg_tIoU": 0.25}, "baseline_name_bg": {"avg_mAP": 0.4},
+        "baseline_priors": {"avg_mAP": None}}
 
 
 def test_evaluate_writes_the_summary_and_the_full_reports(tiny_world, tmp_path):

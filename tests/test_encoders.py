@@ -15,6 +15,7 @@ from test_video import frame_image, make_video
 from torchvision.utils import flow_to_image
 
 from grizal.encoders import (
+    PRIOR_ARRAYS,
     ClipEncoder,
     ClipSpec,
     EncoderConfigError,
@@ -207,6 +208,11 @@ def test_class_priors(tiny):
     assert np.linalg.norm(out["text_embedding"], axis=1) == pytest.approx(np.ones(3), abs=1e-5)
     expected = tiny.encode_texts(["a video of a circle rises"])[0].numpy()
     assert out["name_embedding"] == pytest.approx(expected, abs=1e-6)
+    # each prior image's pooled CLIP embedding, normalised: what the priors-prototype baseline averages
+    pooled = tiny.encode_images(torch.stack([tiny.preprocess(image) for image in images])).numpy()
+    assert out["image_embedding"].shape == (3, 128) and out["image_embedding"].dtype == np.float32
+    assert out["image_embedding"] == pytest.approx(pooled / np.linalg.norm(pooled, axis=1, keepdims=True), abs=1e-5)
+    assert set(out) == set(PRIOR_ARRAYS)
     with pytest.raises(ValueError, match="pairs"):
         encode_class_priors(tiny, "x", texts, images[:2], "{}")
     assert class_prompt("a video of a person {class}", "jumping") == "a video of a person jumping"

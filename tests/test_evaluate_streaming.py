@@ -7,9 +7,9 @@ import json
 import pytest
 
 from pipeline.features.inputs import FeatureSet, standardized
+from pipeline.modelling.baselines import BASELINES, baseline_curves
 from pipeline.modelling.checkpoint import load_model
 from pipeline.modelling.inference import (
-    baseline_probs,
     curves_to_results,
     evaluate_model,
     metrics_json,
@@ -38,7 +38,7 @@ def _whole_array(world, split):
     videos = feature_set.videos(ids, durations, checkpoint["T"], True)
     priors = feature_set.priors(classes)
     curves = {"grizal": model_probs(model, *standardized(videos, priors, checkpoint["feature_stats"])),
-              "baseline": baseline_probs(videos, priors)}
+              **baseline_curves(videos, priors)}
     gt = ground_truth_of(world["index"], ids, classes)
     results = {name: curves_to_results(probs, videos, classes, {}) for name, probs in curves.items()}
     return results, {name: metrics_json(score(results[name], gt, classes, TIOUS)) for name in results}
@@ -56,6 +56,7 @@ def test_streamed_evaluation_equals_the_whole_array(tiny_world, tmp_path, max_fl
 
     assert outcome["metrics"] == expected_metrics
     predictions = json.loads((tmp_path / "predictions.json").read_text())["results"]
-    baseline = json.loads((tmp_path / "baseline_predictions.json").read_text())["results"]
-    assert predictions == expected_results["grizal"] and baseline == expected_results["baseline"]
+    assert predictions == expected_results["grizal"] and set(outcome["metrics"]) == {"grizal", *BASELINES}
+    for name in BASELINES:
+        assert json.loads((tmp_path / f"{name}_predictions.json").read_text())["results"] == expected_results[name]
     assert len(list((tmp_path / "plots").glob("*.png"))) == 3  # the first 3 videos, each holding a class

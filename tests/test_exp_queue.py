@@ -30,7 +30,8 @@ report = {"mAP": {"0.3": score + 0.2, "0.5": score}, "average_mAP": score + 0.1,
           "counts": {"videos": 2}}
 baseline = {**report, "average_mAP": 0.05, "average_tIoU": 0.3}
 os.makedirs("metrics", exist_ok=True)
-json.dump(metrics_summary({"grizal": report, "baseline": baseline}), open("metrics/evaluate.json", "w"))
+json.dump(metrics_summary({"grizal": report, "baseline_name_bg": baseline,
+                           "baseline_priors": {**baseline, "average_mAP": 0.02}}), open("metrics/evaluate.json", "w"))
 '''
 
 
@@ -83,10 +84,11 @@ def test_queued_experiments_make_the_table(repo):
     rows = {line.split(" | ")[0].lstrip("| "): line for line in table.splitlines()[2:]}
     assert set(rows) == {"no-images", "three-epochs"}
     assert table.splitlines()[0] == ("| experiment | baseline | changed | GRIZAL avg mAP | GRIZAL avg tIoU "
-                                     "| baseline avg mAP | baseline avg tIoU | state |")
+                                     "| CLIP, class name + background avg mAP | CLIP, priors prototype avg mAP "
+                                     "| state |")
     # use_images false, 1 epoch: score 0.1; use_images true, 3 epochs: score 0.35 (each row from its own run)
-    assert rows["no-images"].endswith("| model.use_images=false | 20.0 | 40.0 | 5.0 | 30.0 | success |")
-    assert rows["three-epochs"].endswith("| train.epochs=3 | 45.0 | 40.0 | 5.0 | 30.0 | success |")
+    assert rows["no-images"].endswith("| model.use_images=false | 20.0 | 40.0 | 5.0 | 2.0 | success |")
+    assert rows["three-epochs"].endswith("| train.epochs=3 | 45.0 | 40.0 | 5.0 | 2.0 | success |")
     workspace = json.loads((cwd / "metrics/evaluate.json").read_text())
     assert workspace["grizal"]["avg_mAP"] == pytest.approx(0.25)  # untouched
 
@@ -99,7 +101,8 @@ def test_rows_of_a_saved_exp_show(tmp_path):
         return {"rev": rev, "name": name, "data": data, "error": None, "experiments": None}
 
     base = {"model": {"use_images": True}, "train": {"epochs": 1}}
-    report = {"grizal": {"avg_mAP": 0.2, "avg_tIoU": 0.5}, "baseline": {"avg_mAP": 0.1, "avg_tIoU": None}}
+    report = {"grizal": {"avg_mAP": 0.2, "avg_tIoU": 0.5}, "baseline_name_bg": {"avg_mAP": 0.1},
+              "baseline_priors": {"avg_mAP": None}}
     commit = node("a" * 40, "main", base, report)
     commit["experiments"] = [
         {"revs": [node("b" * 40, "no-img", {**base, "model": {"use_images": False}}, report)],
@@ -134,6 +137,7 @@ def test_older_layouts_of_the_evaluate_metrics_still_read():
     assert summary_of(full, "grizal") == {"avg_mAP": 0.2, "avg_tIoU": 0.4}  # one flat report
     assert summary_of(full, "baseline") == {"avg_mAP": None, "avg_tIoU": None}
     assert summary_of(None, "grizal") == {"avg_mAP": None, "avg_tIoU": None}
+    assert summary_of({"baseline_priors": full}, "baseline_priors") == {"avg_mAP": 0.2}  # a baseline: avg mAP only
 
 
 def test_an_experiment_on_another_data_set_is_named_by_its_group_choices():

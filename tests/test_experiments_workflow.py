@@ -97,11 +97,13 @@ def test_the_readme_experiments_workflow(project):
     metrics = _run(["dvc", "metrics", "show"], dest, env)
     assert _width(metrics) <= TERMINAL, metrics
     header = metrics.split()[:5]  # (DVC leaves out a column whose value is null)
-    assert header[:2] == ["Path", "baseline.avg_mAP"] and "grizal.avg_mAP" in header, metrics
+    assert header[:3] == ["Path", "baseline_name_bg.avg_mAP", "baseline_priors.avg_mAP"], metrics
+    assert "grizal.avg_mAP" in header, metrics
     summary = json.loads((dest / "metrics/evaluate.json").read_text())
     full = json.loads((dest / "cache/evaluate/metrics.json").read_text())
-    for method in ("grizal", "baseline"):
-        assert summary[method] == {"avg_mAP": full[method]["average_mAP"], "avg_tIoU": full[method]["average_tIoU"]}
+    for method in ("grizal", "baseline_name_bg", "baseline_priors"):
+        kept = ("avg_mAP", "avg_tIoU") if method == "grizal" else ("avg_mAP",)  # a baseline: its avg mAP only
+        assert summary[method] == {short: full[method][f"average_{short[4:]}"] for short in kept}
         assert 0.0 <= summary[method]["avg_mAP"] <= 1.0 and set(full[method]["mAP"]) == {"0.3", "0.4", "0.5", "0.6",
                                                                                           "0.7"}
     assert _width(out["dvc metrics diff"]) <= TERMINAL
@@ -117,13 +119,14 @@ def test_the_readme_experiments_workflow(project):
 
     # the table: the commit's row and the experiment's, with numbers
     lines = out["python -m pipeline.exp_table"].splitlines()
-    assert lines[0] == ("| experiment | baseline | changed | GRIZAL avg mAP | GRIZAL avg tIoU | baseline avg mAP "
-                        "| baseline avg tIoU | state |")
+    assert lines[0] == ("| experiment | baseline | changed | GRIZAL avg mAP | GRIZAL avg tIoU | CLIP, class name + "
+                        "background avg mAP | CLIP, priors prototype avg mAP | state |")
     rows = [line for line in lines[2:] if line.startswith("| ")]
     experiment = [row for row in rows if "train.epochs=40" in row]
     assert len(rows) == 2 and len(experiment) == 1, lines
     cells = [cell.strip() for cell in experiment[0].strip("|").split("|")]
-    expected = [value for method in ("grizal", "baseline") for value in summary[method].values()]
+    expected = [value for method in ("grizal", "baseline_name_bg", "baseline_priors")
+                for value in summary[method].values()]
     assert cells[3:7] == ["-" if v is None else f"{100 * v:.1f}" for v in expected] and cells[-1] == "success"
     assert sum(re.fullmatch(r"\d+\.\d", cell) is not None for cell in cells[3:7]) >= 2  # numbers, not all "-"
 

@@ -252,7 +252,8 @@ def test_priors_stage(world):
         k, S, E = p["joint"].shape
         assert (k, E) == (2, 128) and p["joint_mask"].shape == (2, S) and p["token_type"].shape == (2, S)
         assert p["token_type"][:, -65:].min() == 1 and p["name_embedding"].shape == (128,)
-        assert p["text_embedding"].shape == (2, 128)
+        assert p["text_embedding"].shape == (2, 128) and p["image_embedding"].shape == (2, 128)
+        assert np.linalg.norm(p["image_embedding"], axis=1) == pytest.approx([1.0, 1.0], abs=1e-5)
     classes["circle rises"]["texts"][0] = "a circle going up"
     (priors / "priors.json").write_text(json.dumps({"k": 2, "classes": classes}))
     result = invoke(["priors", "--params", "params.yaml"], world)

@@ -101,7 +101,8 @@ def _m(average):
 
 
 def test_the_table_pairs_ablations_by_seed_and_seedless_rows_by_split():
-    runs = [{"protocol": "open", "split": s, "variant": v, "seed": seed, "grizal": _m(a), "baseline": _m(b)}
+    runs = [{"protocol": "open", "split": s, "variant": v, "seed": seed, "grizal": _m(a), "baseline_name_bg": _m(b),
+             "baseline_priors": _m(b + 0.1)}
             for s, v, seed, a, b in [(0, "GRIZAL", 0, 0.40, 0.1), (0, "GRIZAL", 1, 0.60, 0.1),
                                      (1, "GRIZAL", 0, 0.20, 0.3), (1, "GRIZAL", 1, 0.30, 0.3),
                                      (0, "w/o flow", 0, 0.30, 0.0), (1, "w/o flow", 0, 0.25, 0.0)]]
@@ -109,11 +110,13 @@ def test_the_table_pairs_ablations_by_seed_and_seedless_rows_by_split():
                   for s, a in [(0, 0.70), (1, 0.45)]]
     table = results_table({"tious": ["0.5"], "runs": runs, "references": references})
     rows = {row.split(" | ")[1]: row.strip(" |").split(" | ") for row in table.splitlines()[2:]}
-    assert list(rows) == ["GRIZAL", "training-free CLIP baseline", "w/o flow", "reference: shape visible"]
+    assert list(rows) == ["GRIZAL", "CLIP, class name + background", "CLIP, priors prototype", "w/o flow",
+                          "reference: shape visible"]
     assert rows["GRIZAL"][-1] == "—"
     # w/o flow pairs with seed 0: -10 and +5 points; t(0.975, 1) = 12.706 -> half width 12.706 * 10.61 / 1.414
     assert rows["w/o flow"][-1] == paired_difference([-10.0, 5.0]) == "-2.5 [-97.8, +92.8]"
     # seedless rows pair with GRIZAL's mean over seeds per split (50 and 25)
-    assert rows["training-free CLIP baseline"][-1] == paired_difference([-40.0, 5.0])
+    assert rows["CLIP, class name + background"][-1] == paired_difference([-40.0, 5.0])
+    assert rows["CLIP, priors prototype"][-1] == paired_difference([-30.0, 15.0])
     assert rows["reference: shape visible"][-1] == paired_difference([20.0, 20.0])
     assert (rows["reference: shape visible"][3], rows["reference: shape visible"][5]) == ("57.5 ± 17.7", "2")

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 import pipeline.modelling.fit
 import pipeline.modelling.inference
 from pipeline.common import UserError
+from pipeline.modelling.baselines import BASELINES
 from pipeline.modelling.grid import grid_jobs, results_table, run_grid
 from pipeline.results import app
 
@@ -46,19 +47,22 @@ def test_grizal_runs_every_seed_and_ablations_their_own(tiny_world):
 
 def _run(protocol, split, variant, seed, average, baseline=0.0):
     metrics = {"mAP": {"0.5": average}, "average_mAP": average, "average_tIoU": 0.5}
+    name_bg = {**metrics, "mAP": {"0.5": baseline}, "average_mAP": baseline}
     return {"protocol": protocol, "split": split, "variant": variant, "seed": seed, "grizal": metrics,
-            "baseline": {**metrics, "mAP": {"0.5": baseline}, "average_mAP": baseline}}
+            "baseline_name_bg": name_bg, "baseline_priors": {**name_bg, "average_mAP": baseline / 2}}
 
 
-def test_the_table_is_mean_and_sample_std_over_splits_and_seeds_and_the_baseline_once_per_split():
+def test_the_table_is_mean_and_sample_std_over_splits_and_seeds_and_the_baselines_once_per_split():
     grid = {"tious": ["0.5"], "runs": [
         _run("open", 0, "GRIZAL", 0, 0.1, baseline=0.2), _run("open", 0, "GRIZAL", 1, 0.3, baseline=0.2),
         _run("open", 1, "GRIZAL", 0, 0.5, baseline=0.4), _run("open", 1, "GRIZAL", 1, 0.7, baseline=0.4),
         _run("open", 0, "w/o Fourier", 0, 0.2), _run("open", 1, "w/o Fourier", 0, 0.4)]}
     rows = {row.split(" | ")[1]: row.strip(" |").split(" | ") for row in results_table(grid).splitlines()[2:]}
     assert (rows["GRIZAL"][3], rows["GRIZAL"][5]) == ("40.0 ± 25.8", "4")  # avg mAP over 4 runs (sample std), runs
-    baseline = rows["training-free CLIP baseline"]
-    assert (baseline[3], baseline[5]) == ("30.0 ± 14.1", "2")  # once per split: it has no seed
+    name_bg, priors = rows["CLIP, class name + background"], rows["CLIP, priors prototype"]
+    assert (name_bg[3], name_bg[5]) == ("30.0 ± 14.1", "2")  # once per split: it has no seed
+    assert (priors[3], priors[5]) == ("15.0 ± 7.1", "2")
+    assert list(rows)[:3] == ["GRIZAL", "CLIP, class name + background", "CLIP, priors prototype"]
     assert (rows["w/o Fourier"][3], rows["w/o Fourier"][5]) == ("30.0 ± 14.1", "2")
 
 
@@ -83,7 +87,7 @@ def test_workers_give_the_same_runs_as_one_process(tiny_world, tmp_path):
     two = run_grid(values, tiny_world["index"], tiny_world["features"], tmp_path / "two", log=lambda _m: None)
     assert [(r["split"], r["variant"]) for r in two["runs"]] == [(0, "GRIZAL"), (0, "w/o Fourier")]
     for a, b in zip(one["runs"], two["runs"], strict=True):
-        assert a["grizal"] == b["grizal"] and a["baseline"] == b["baseline"]
+        assert all(a[m] == b[m] for m in ("grizal", *BASELINES))
     for variant in ("grizal", "w_o_fourier"):
         metrics = json.loads((tmp_path / "two" / "split_0" / variant / "seed_0" / "metrics.json").read_text())
         assert metrics["grizal"] == two["runs"][0 if variant == "grizal" else 1]["grizal"]
@@ -219,15 +223,15 @@ def test_a_run_without_predictions_is_zeros_and_na(tiny_world, tmp_path):
                                       "--out", str(out)])
     assert result.exit_code == 0, result.output
     rows = [line.split(" | ") for line in (out / "results.md").read_text().splitlines()[2:]]
-    assert [row[1] for row in rows] == ["GRIZAL", "training-free CLIP baseline", "reference: shape visible",
+    assert [row[1] for row in rows] == ["GRIZAL", *BASELINES.values(), "reference: shape visible",
                                         "reference: shape moving", "reference: shape moving in its direction"]
-    for row in rows[:2]:
+    for row in rows[:3]:
         assert row[2:6] == ["0.0", "0.0", "0.0", "n/a"]  # mAP@0.3, mAP@0.5, avg mAP, avg tIoU
     # the reference detectors are scored by the same localization: nothing is longer than min_length either
-    assert all(row[4] == "0.0" for row in rows[2:])
+    assert all(row[4] == "0.0" for row in rows[3:])
     runs = json.loads((out / "results.json").read_text())["runs"]
     assert [(r["protocol"], r["split"], r["seed"], r["variant"]) for r in runs] == [("open", 0, 3, "GRIZAL")]
-    for method in ("grizal", "baseline"):
+    for method in ("grizal", *BASELINES):
         assert runs[0][method]["counts"]["predictions"] == 0
         assert runs[0][method]["mAP"] == {"0.3": 0.0, "0.5": 0.0} and runs[0][method]["average_mAP"] == 0.0
         assert runs[0][method]["average_tIoU"] is None

@@ -247,6 +247,7 @@ def prior_arrays(k=2, n_text=3, n_image=5, e=4, seed=0):
         "name_mask": np.ones(n_text, bool),
         "name_embedding": rng.normal(size=e).astype(np.float32),
         "text_embedding": rng.normal(size=(k, e)).astype(np.float32),
+        "image_embedding": rng.normal(size=(k, e)).astype(np.float32),
     }
 
 
@@ -274,3 +275,48 @@ def test_priors_store(tmp_path):
         open_store(path)
     with pytest.raises(UserError, match="not a feature store"):
         read_priors(tmp_path / "nothing.zarr", ["circle rises"])
+
+
+def _two_class_priors(path, settings=None):
+    settings = settings or {"kind": "priors", "clip": {"model": "m"}}
+    writer = PriorsStoreWriter(path, {"kind": "priors", "dim": 4, "k": 2, "settings": settings,
+                                      "settings_sha256": settings_sha256(settings)})
+    classes = {"rise": prior_arrays(seed=1), "fall": prior_arrays(seed=2)}
+    for name, arrays in classes.items():
+        writer.write_class(name, arrays, "h")
+    writer.set_classes(list(classes))
+    writer.lock.release()
+    return classes
+
+
+def test_prior_tensors_carry_the_pooled_sentence_and_image_embeddings(tmp_path):
+    from pipeline.features.inputs import FeatureSet
+
+    classes = _two_class_priors(tmp_path / "priors.zarr")
+    priors = FeatureSet(tmp_path).priors(["fall", "rise"])
+    for key in ("name_embedding", "text_embedding", "image_embedding"):
+        assert np.array_equal(getattr(priors, key).numpy(), np.stack([classes["fall"][key], classes["rise"][key]]))
+    assert priors.image_embedding.shape == (2, 2, 4)
+
+
+def test_a_priors_store_made_before_image_embedding_is_named_and_rebuilt(tmp_path, capsys):
+    from pipeline.features.priors import PriorEncoder, priors_store_attrs
+
+    described = {"model": "m", "weights": "w", "weights_sha256": "abc", "dim": 4, "precision": "fp32"}
+    attrs = priors_store_attrs(PriorEncoder(described, lambda: None), 2, "a video of a {}", "concat")
+    assert attrs["settings"]["arrays"] == list(PRIOR_ARRAYS) and PRIOR_ARRAYS[-1] == "image_embedding"
+    path = tmp_path / "priors.zarr"
+    _two_class_priors(path, {key: v for key, v in attrs["settings"].items() if key != "arrays"})
+    for group in (path / "classes").iterdir():
+        if group.is_dir():
+            shutil.rmtree(group / "image_embedding")  # as an older grizal wrote it
+    fix = r"holds no image_embedding \(made by an older grizal\); rerun the priors stage: dvc repro extract_priors"
+    with pytest.raises(UserError, match=fix) as read:
+        read_priors(path, ["rise", "fall"])
+    assert read.value.where == str(path) and "\n" not in str(read.value)
+    with pytest.raises(UserError, match=fix):
+        check_priors_store(path)
+    # the priors stage's settings list the arrays: the older store's lack them, so the next run rebuilds it
+    writer = PriorsStoreWriter(path, attrs)
+    assert f"settings changed (arrays: None -> {list(PRIOR_ARRAYS)!r}); rebuilding" in capsys.readouterr().out
+    assert not writer.is_current("rise", "h") and not any(p.is_dir() for p in (path / "classes").iterdir())

@@ -152,7 +152,7 @@ def test_evaluate_stage_writes_predictions_metrics_and_plots(tiny_world, tmp_pat
     outcome = evaluate_model(tiny_world["index"], tiny_world["split"], tiny_world["features"],
                              tiny_world["checkpoint"], {}, [0.3, 0.5, 0.7], tmp_path, n_plots=2, device="cpu")
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert set(metrics) == {"grizal", "baseline"} and metrics == outcome["metrics"]
+    assert set(metrics) == {"grizal", "baseline_name_bg", "baseline_priors"} and metrics == outcome["metrics"]
     for report in metrics.values():
         assert set(report["mAP"]) == {"0.3", "0.5", "0.7"} and 0.0 <= report["average_mAP"] <= 1.0
     predictions = json.loads((tmp_path / "predictions.json").read_text())["results"]

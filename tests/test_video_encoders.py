@@ -161,7 +161,8 @@ def test_training_and_evaluation_read_video_features(video_world):
                        device="cpu"), root / "train", progress=False, log=lambda *_: None)
     outcome = evaluate_model(index, split, video_world["features"], checkpoint, {}, [0.3, 0.5], root / "eval",
                              n_plots=0, device="cpu")
-    baseline = outcome["metrics"]["baseline"]
-    assert baseline["scored"] is False and "r3d_18" in baseline["reason"] and baseline["average_mAP"] is None
+    for name in ("baseline_name_bg", "baseline_priors"):
+        baseline = outcome["metrics"][name]
+        assert baseline["scored"] is False and "r3d_18" in baseline["reason"] and baseline["average_mAP"] is None
+        assert (root / "eval" / f"{name}_predictions.json").is_file()
     assert outcome["metrics"]["grizal"]["average_mAP"] is not None
-    assert (root / "eval" / "baseline_predictions.json").is_file()

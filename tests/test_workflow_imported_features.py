@@ -39,9 +39,10 @@ def _train_evaluate_and_keep(lines: list[str], dest, env, source: str) -> None:
     assert store.attrs["dim"] == WIDTH and store.attrs["encoder"] == f"imported from {source}"
     metrics = json.loads((dest / "cache/evaluate/metrics.json").read_text())
     assert 0.0 <= metrics["grizal"]["average_mAP"] <= 1.0
-    assert metrics["baseline"]["scored"] is False and metrics["baseline"]["average_mAP"] is None
-    assert (f"baseline undefined: the frame features (imported from {source}, {WIDTH}-d) were not made by the "
-            "priors' CLIP") in metrics["baseline"]["reason"]
+    for name in ("baseline_name_bg", "baseline_priors"):
+        assert metrics[name]["scored"] is False and metrics[name]["average_mAP"] is None
+        assert (f"baseline undefined: the frame features (imported from {source}, {WIDTH}-d) were not made by the "
+                "priors' CLIP") in metrics[name]["reason"]
 
     # evaluate's plan (extract_rgb and train are upstream of it); a bare --dry also plans `results`, whose DVC run
     # cache hashes deps that may not exist yet (cache/demo on a data set that never rendered it, dvc#9818)

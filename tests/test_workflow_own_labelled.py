@@ -19,7 +19,7 @@ def test_own_labelled_videos_are_checked_trained_and_scored(custom_world_templat
     assert check.stdout.rstrip().endswith("ready: `dvc repro` can start")
     assert "Running stage 'evaluate'" in repro.stdout and "Running stage 'results'" in repro.stdout
     metrics = json.loads((dest / "cache/evaluate/metrics.json").read_text())
-    for method in ("grizal", "baseline"):  # both scored: a number, not the n/a of an unscored run
+    for method in ("grizal", "baseline_name_bg", "baseline_priors"):  # scored: a number, not an unscored n/a
         assert metrics[method].get("scored") is not False and 0.0 <= metrics[method]["average_mAP"] <= 1.0
     assert show.stdout.startswith("| class |") and "Nothing scored" not in show.stdout
     predictions = json.loads((dest / "cache/evaluate/predictions.json").read_text())["results"]

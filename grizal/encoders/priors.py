@@ -11,7 +11,8 @@ Each of the class's k (sentence, image) pairs becomes one token sequence; `joint
 - `pooled`: one token per modality: the pooled CLIP sentence embedding and the pooled image embedding.
 
 Sequences are right-padded to the class's longest with a mask. The pooled embeddings of the sentences and of
-the class-name prompt come along for the similarity losses and the class query.
+the class-name prompt come along for the similarity losses and the class query, and the pooled image embeddings
+for the training-free priors-prototype baseline.
 """
 
 from __future__ import annotations
@@ -50,11 +51,11 @@ def fourier_mix(tokens: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.layer_norm(tokens.double() + mixed, tokens.shape[-1:]).to(tokens.dtype)
 
 
-def _joint_sequences(clip: ClipEncoder, texts: Sequence[str], images: Sequence[Image.Image], joint_unit: str):
-    """(joint (k, S, E), joint_mask (k, S), token_type (k, S)) of the k pairs, as `joint_unit` makes them."""
+def _joint_sequences(clip: ClipEncoder, texts: Sequence[str], pixels: torch.Tensor, joint_unit: str):
+    """(joint (k, S, E), joint_mask (k, S), token_type (k, S)) of the k pairs (`pixels` the k preprocessed
+    images), as `joint_unit` makes them."""
     import torch
 
-    pixels = torch.stack([clip.preprocess(image.convert("RGB")) for image in images])
     k = len(texts)
     if joint_unit == "pooled":
         text = clip.encode_texts(texts, normalize=False)  # (k, E)
@@ -83,14 +84,18 @@ def encode_class_priors(
     joint_unit: str = "concat",
 ) -> dict[str, np.ndarray]:
     """Arrays of one class, shapes as in the priors store: joint (k, S, E), joint_mask (k, S),
-    token_type (k, S), name_tokens (Sn, E), name_mask (Sn,), name_embedding (E,), text_embedding (k, E)."""
+    token_type (k, S), name_tokens (Sn, E), name_mask (Sn,), name_embedding (E,), text_embedding (k, E),
+    image_embedding (k, E); the three embeddings pooled and L2-normalised."""
+    import torch
+
     if joint_unit not in JOINT_UNITS:
         raise ValueError(f"unknown joint unit '{joint_unit}' (use one of {', '.join(JOINT_UNITS)})")
     if not texts:
         raise ValueError(f"class '{name}' has no prior sentences")
     if len(images) != len(texts):
         raise ValueError(f"class '{name}' has {len(texts)} sentences but {len(images)} images; priors come in pairs")
-    joint, joint_mask, token_type = _joint_sequences(clip, texts, images, joint_unit)
+    pixels = torch.stack([clip.preprocess(image.convert("RGB")) for image in images])
+    joint, joint_mask, token_type = _joint_sequences(clip, texts, pixels, joint_unit)
     prompt = class_prompt(template, name)
     name_tokens, name_mask = clip.text_tokens([prompt])
     return {
@@ -101,4 +106,5 @@ def encode_class_priors(
         "name_mask": name_mask[0].numpy(),
         "name_embedding": clip.encode_texts([prompt], normalize=True)[0].numpy().astype(np.float32),
         "text_embedding": clip.encode_texts(texts, normalize=True).numpy().astype(np.float32),
+        "image_embedding": torch.nn.functional.normalize(clip.encode_images(pixels), dim=-1).numpy().astype(np.float32),
     }

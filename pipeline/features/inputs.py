@@ -6,6 +6,7 @@ evaluation and ``grizal localize``. The frozen encoders are never loaded here.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,8 @@ class PriorTensors:
     classes: list[str]
     tensors: dict[str, torch.Tensor]  # the model's prior inputs, each (C, ...), padded to a common length
     name_embedding: torch.Tensor  # (C, E) pooled CLIP text embedding of each class prompt
+    text_embedding: torch.Tensor  # (C, k, E) pooled CLIP text embedding of each prior sentence
+    image_embedding: torch.Tensor  # (C, k, E) pooled CLIP image embedding of each prior image
 
     def take(self, class_idx: torch.Tensor) -> dict[str, torch.Tensor]:
         return {key: value[class_idx] for key, value in self.tensors.items()}
@@ -170,8 +173,9 @@ class FeatureSet:
         tensors["joint"] = tensors["joint"].float()
         tensors["name_tokens"] = tensors["name_tokens"].float()
         tensors["token_type"] = tensors["token_type"].long()
-        name_embedding = torch.from_numpy(np.stack([np.asarray(per_class[n]["name_embedding"]) for n in classes]))
-        return PriorTensors(list(classes), tensors, name_embedding.float())
+        pooled = {key: torch.from_numpy(np.stack([np.asarray(per_class[n][key]) for n in classes])).float()
+                  for key in ("name_embedding", "text_embedding", "image_embedding")}
+        return PriorTensors(list(classes), tensors, **pooled)
 
 
 def load_videos(features_dir: str | Path, ids: list[str], durations: dict[str, float], T: int,
@@ -246,8 +250,8 @@ def _standardize(x: torch.Tensor, stat: dict[str, list[float]] | None) -> torch.
 
 def standardized(videos: VideoTensors, priors: PriorTensors | None,
                  stats: dict[str, dict[str, list[float]]]) -> tuple[VideoTensors, PriorTensors | None]:
-    """Copies of the model inputs standardised with training statistics (raw features stay untouched for the
-    training-free baseline, which compares them in CLIP space)."""
+    """Copies of the model inputs standardised with training statistics (raw features and pooled embeddings stay
+    untouched for the training-free baselines, which compare them in CLIP space)."""
     import torch
 
     flow = _standardize(videos.flow, stats.get("flow")) if videos.flow is not None else None
@@ -262,4 +266,4 @@ def standardized(videos: VideoTensors, priors: PriorTensors | None,
     tensors["joint"] = joint * mask[..., None]
     tensors["name_tokens"] = (_standardize(tensors["name_tokens"], stats.get("text_tokens"))
                               * tensors["name_mask"][..., None])
-    return out_videos, PriorTensors(priors.classes, tensors, priors.name_embedding)
+    return out_videos, dataclasses.replace(priors, tensors=tensors)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from tqdm import tqdm
 
 from grizal.encoders.priors import JOINT_UNITS, encode_class_priors
+from grizal.prior_arrays import PRIOR_ARRAYS
 from pipeline.common import UserError, read_json
 from pipeline.features.store import PRIORS_KIND, PriorsStoreWriter, check_priors_store, settings_sha256
 
@@ -87,9 +88,11 @@ def _load_image(path: Path) -> Image.Image:
 
 
 def priors_store_attrs(encoder: PriorEncoder, k: int, template: str, joint_unit: str) -> dict[str, Any]:
-    """The priors store's root attributes; its `settings` decide when the store is rebuilt."""
+    """The priors store's root attributes; its `settings` decide when the store is rebuilt (`arrays` too: a store
+    made before an array was added is rebuilt by the next priors run)."""
     clip = encoder.described
-    settings = {"kind": PRIORS_KIND, "clip": dict(clip), "name_template": template, "joint_unit": joint_unit}
+    settings = {"kind": PRIORS_KIND, "clip": dict(clip), "name_template": template, "joint_unit": joint_unit,
+                "arrays": list(PRIOR_ARRAYS)}
     return {"kind": PRIORS_KIND, "encoder": f"{clip['model']} ({clip['weights']})", "encoder_model": clip["model"],
             "encoder_weights": clip["weights"], "weights_sha256": clip["weights_sha256"], "dim": clip["dim"],
             "precision": clip["precision"], "precision_auto": encoder.precision_auto,

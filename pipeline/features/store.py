@@ -904,7 +904,8 @@ def read_store_attrs(path: str | os.PathLike) -> dict[str, Any]:
 def read_priors(path: str | os.PathLike, classes: Sequence[str]) -> dict[str, dict[str, np.ndarray]]:
     """{class name: {array name: array}} for `classes`, read concurrently; arrays as stored (unpadded):
     joint (k, S, E), joint_mask (k, S), token_type (k, S), name_tokens (Sn, E), name_mask (Sn,),
-    name_embedding (E,), text_embedding (k, E). Missing or incomplete classes are an error."""
+    name_embedding (E,), text_embedding (k, E), image_embedding (k, E). Missing or incomplete classes are an
+    error, and so is a store without an array of PRIOR_ARRAYS (one made before it was added)."""
     path = Path(path)
     root = _open_root(path)
     attrs = dict(root.attrs)
@@ -914,6 +915,7 @@ def read_priors(path: str | os.PathLike, classes: Sequence[str]) -> dict[str, di
     missing = [c for c, p in zip(classes, paths, strict=True) if not (path / p / "zarr.json").is_file()]
     if missing:
         raise UserError(path, f"no priors for {len(missing)} class(es), e.g. {missing[:3]}; rerun the priors stage")
+    _check_not_older(path, paths)
     listed = attrs.get("classes")
     dropped = [c for c in classes if isinstance(listed, list) and c not in listed]
     if dropped:
@@ -942,6 +944,15 @@ def read_priors(path: str | os.PathLike, classes: Sequence[str]) -> dict[str, di
     return out
 
 
+def _check_not_older(path: Path, paths: Sequence[str]) -> None:
+    """An array of PRIOR_ARRAYS that no class group of `paths` holds means the store predates it (one class
+    lacking one is damage, named when it is read): one line naming the store and the fix."""
+    lacking = [a for a in PRIOR_ARRAYS if paths and not any((path / p / a / "zarr.json").is_file() for p in paths)]
+    if lacking:
+        raise UserError(path, f"holds no {', '.join(lacking)} (made by an older grizal); rerun the priors stage: "
+                              "dvc repro extract_priors (or python -m pipeline.extract priors)")
+
+
 def _read_classes(path: Path, paths: Sequence[str]) -> list[Any]:
     import zarr.storage
     from zarr.core.sync import sync
@@ -963,6 +974,8 @@ def check_priors_store(path: str | os.PathLike, classes: Sequence[str] | None = 
     attrs = dict(_open_root(path).attrs)
     _check_root_attrs(path, attrs, (PRIORS_KIND,))
     expected = sorted(classes if classes is not None else attrs.get("classes", []))
+    present = [f"{CLASSES}/{safe_key(c)}" for c in expected if (path / CLASSES / safe_key(c) / "zarr.json").is_file()]
+    _check_not_older(path, present)
     report = CheckReport(path, PRIORS_KIND, expected, [])
     if problem := _child_damage(path, CLASSES):
         report.invalid[CLASSES] = problem

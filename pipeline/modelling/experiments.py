@@ -1,9 +1,9 @@
 """The results table of DVC experiments: `dvc exp show --json` -> one row per experiment (and its baseline).
 
 Each row names the experiment, the params it changed from its baseline commit (`-S` overrides), and the metrics
-the evaluate stage wrote to `metrics/evaluate.json`: average mAP and average tIoU of GRIZAL and of the
-training-free baseline (``scoring.metrics_summary``; files of older versions, which nest the full reports or hold
-one flat report, are read too). Experiments still queued or running, and ones that failed, have no metrics yet:
+the evaluate stage wrote to `metrics/evaluate.json`: average mAP and average tIoU of GRIZAL and the average mAP of
+each training-free baseline (``scoring.metrics_summary``; files of older versions, which nest the full reports or
+hold one flat report, are read too). Experiments still queued or running, and ones that failed, have no metrics yet:
 they are listed with their state. An experiment that switched the data set (`-S dataset=thumos14`, conf/) is named
 by its group choices and what differs from that composed setting, not by every key the setting changes.
 """
@@ -16,7 +16,8 @@ from typing import Any
 
 from pipeline.common import UserError
 from pipeline.composition import setting_overrides
-from pipeline.modelling.scoring import SUMMARY_KEYS
+from pipeline.modelling.baselines import BASELINES
+from pipeline.modelling.scoring import summary_keys
 
 METRICS_FILE = "metrics/evaluate.json"
 PARAMS_FILE = "params.yaml"
@@ -109,17 +110,18 @@ def _experiment_rows(experiment: Mapping[str, Any], baseline: str, base_params: 
         yield _row(node, baseline, base_params, state, experiment.get("name"), compose)
 
 
-METHODS = {"grizal": "GRIZAL", "baseline": "baseline"}
+METHODS = {"grizal": "GRIZAL", **BASELINES}
 
 
 def summary_of(metrics: Mapping[str, Any] | None, method: str) -> dict[str, Any]:
-    """``{"avg_mAP", "avg_tIoU"}`` of one method in any layout metrics/evaluate.json has had."""
+    """``{"avg_mAP", "avg_tIoU"}`` of one method (``{"avg_mAP"}`` of a baseline) in any layout
+    metrics/evaluate.json has had."""
     metrics = metrics or {}
     if method == "grizal" and "average_mAP" in metrics:  # one flat report: GRIZAL's
         node: Mapping[str, Any] = metrics
     else:
         node = metrics.get(method) if isinstance(metrics.get(method), Mapping) else {}
-    return {short: node.get(short, node.get(full)) for short, full in SUMMARY_KEYS.items()}
+    return {short: node.get(short, node.get(full)) for short, full in summary_keys(method).items()}
 
 
 def _pct(value: Any) -> str:
@@ -131,12 +133,14 @@ def _value(value: Any) -> str:
 
 
 def experiments_table(rows: list[ExpRow], *, with_commits: bool = True) -> str:
-    """A markdown table in the results table's units (percent): experiment, baseline, changed params, avg mAP and
-    avg tIoU of GRIZAL and of the baseline, state."""
+    """A markdown table in the results table's units (percent): experiment, baseline commit, changed params, avg
+    mAP and avg tIoU of GRIZAL, avg mAP of each training-free baseline, state."""
     shown = [r for r in rows if with_commits or r.state != "commit"]
     header = ["experiment", "baseline", "changed"]
-    header += [f"{name} {what}" for name in METHODS.values() for what in ("avg mAP", "avg tIoU")]
-    aligns = ["---"] * 3 + ["---:"] * (2 * len(METHODS)) + ["---"]
+    figures = [f"{label} {short.replace('_', ' ')}" for method, label in METHODS.items()
+               for short in summary_keys(method)]
+    header += figures
+    aligns = ["---"] * 3 + ["---:"] * len(figures) + ["---"]
     lines = ["| " + " | ".join([*header, "state"]) + " |", "|" + "|".join(aligns) + "|"]
     for row in shown:
         changed = ", ".join(f"{k}={_value(v)}" for k, v in sorted(row.changed.items())) or "-"

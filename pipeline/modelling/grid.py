@@ -34,6 +34,7 @@ from typing import Any
 from pipeline.common import UserError, atomic_write_json, die_with_parent, section
 from pipeline.data.build import build_split
 from pipeline.data.splits import Split
+from pipeline.modelling.baselines import BASELINES
 from pipeline.modelling.variants import BUILT_IN, REFERENCE, Variant, resolve_variants, slug_of, variant_of
 
 # torch, training and prediction load when a run starts (in run_grid/run_one), so `--help` answers at once.
@@ -260,7 +261,7 @@ def run_one(values: dict[str, Any], index, features: Path, out: Path, job: Job, 
     atomic_write_json(folder / "metrics.json", outcome["metrics"])
     record = {"key": key, "protocol": protocol, "split": split_id, "seed": train_cfg.seed, "variant": variant,
               "seconds": round(time.time() - started, 1),
-              "grizal": outcome["metrics"]["grizal"], "baseline": outcome["metrics"]["baseline"]}
+              "grizal": outcome["metrics"]["grizal"], **{name: outcome["metrics"][name] for name in BASELINES}}
     atomic_write_json(folder / RUN_RECORD, record)  # last: a folder without it is redone
     return record
 
@@ -321,9 +322,10 @@ def run_grid(values: dict[str, Any], index, features: Path, out: Path, log=print
 
     def report(run: dict[str, Any], how: str) -> None:
         grizal = run["grizal"]
+        baselines = ", ".join(f"{label} {_fmt(run.get(name, {}).get('average_mAP'))}"
+                              for name, label in BASELINES.items())
         figures = (f"R@1,IoU=0.5 {_fmt(grizal.get('recall', {}).get('R@1,IoU=0.5'))}, mIoU {_fmt(grizal.get('mIoU'))}"
-                   if "mIoU" in grizal else f"average mAP {_fmt(grizal.get('average_mAP'))} (baseline "
-                                            f"{_fmt(run['baseline'].get('average_mAP'))})")
+                   if "mIoU" in grizal else f"average mAP {_fmt(grizal.get('average_mAP'))} ({baselines})")
         log(f"{run['protocol']} split={run['split']} {run['variant']} seed={run['seed']}: {figures}, {how}")
 
     runs: dict[Job, dict[str, Any]] = {}
@@ -395,12 +397,14 @@ def _has_ground_truth(index, split: Split) -> bool:
     return any(s.label in unseen for vid in split.test_videos for s in index.videos[vid].segments)
 
 
-def _stat(values: list[float | None]) -> str:
+def percent_stat(values: list[float | None]) -> str:
     """Percent, mean ± sample std over the runs; ``n/a`` when a run has no such figure (average tIoU without
-    predictions)."""
+    predictions, a baseline undefined on the features); ``-`` when there is no run."""
     if any(v is None for v in values):
         return "n/a"
     pct = [100 * v for v in values]
+    if not pct:
+        return "-"
     if len(pct) == 1:
         return f"{pct[0]:.1f}"
     return f"{statistics.mean(pct):.1f} ± {statistics.stdev(pct):.1f}"
@@ -424,7 +428,7 @@ REFERENCE_PREFIX = "reference: "
 
 def _rows(grid: dict[str, Any]) -> dict[tuple[str, str], list[tuple[tuple, dict[str, Any]]]]:
     """(setting, method) -> [(pairing key, metrics)]: runs pair by (protocol, split, seed), the training-free
-    baseline and the reference detectors (no seed) by (protocol, split)."""
+    baselines and the reference detectors (no seed) by (protocol, split)."""
     groups: dict[tuple[str, str], list[tuple[tuple, dict[str, Any]]]] = {}
     seen_baseline: set[tuple] = set()
 
@@ -436,8 +440,9 @@ def _rows(grid: dict[str, Any]) -> dict[tuple[str, str], list[tuple[tuple, dict[
         groups.setdefault((setting(run["protocol"]), run["variant"]), []).append(((*where, run["seed"]), run["grizal"]))
         if run["variant"] == REFERENCE and where not in seen_baseline:
             seen_baseline.add(where)
-            groups.setdefault((setting(run["protocol"]), "training-free CLIP baseline"), []).append(
-                (where, run["baseline"]))
+            for name, label in BASELINES.items():
+                if name in run:  # (a record of an older grizal has its one baseline under another key)
+                    groups.setdefault((setting(run["protocol"]), label), []).append((where, run[name]))
     for row in grid.get("references", []):
         groups.setdefault((setting(row["protocol"]), REFERENCE_PREFIX + row["detector"]), []).append(
             ((row["protocol"], row["split"]), row["metrics"]))
@@ -466,9 +471,9 @@ def results_table(grid: dict[str, Any]) -> str:
     """Markdown: one row per method, mAP (%) at each tIoU, average mAP and average tIoU, as mean ± sample standard
     deviation over the row's runs (every split and seed); `runs` counts them; `Δ avg mAP` is the mean paired
     difference to GRIZAL in points with its 95% t interval (pairs: the same split and seed; the training-free
-    baseline and the reference detectors, which have no seed, pair with GRIZAL's mean over seeds on each split).
-    The training-free baseline counts once per split; so do the demo world's reference detectors
-    (``pipeline.modelling.reference``: ground-truth detectors of one cue each)."""
+    baselines and the reference detectors, which have no seed, pair with GRIZAL's mean over seeds on each split).
+    Each training-free baseline (``modelling.baselines``) counts once per split; so do the demo world's reference
+    detectors (``pipeline.modelling.reference``: ground-truth detectors of one cue each)."""
     tious = grid["tious"]
     if any("mIoU" in run["grizal"] for run in grid["runs"]):  # Charades-STA: scored per query
         return grounding_results_table(grid["runs"])
@@ -480,14 +485,14 @@ def results_table(grid: dict[str, Any]) -> str:
               "Δ avg mAP vs GRIZAL [95% CI]"]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---", "---"] + ["---:"] * (len(header) - 2)) + "|"]
     groups = _rows(grid)
-    order = [REFERENCE, "training-free CLIP baseline",
+    order = [REFERENCE, *BASELINES.values(),
              *dict.fromkeys(run["variant"] for run in grid["runs"] if run["variant"] != REFERENCE),
              *(REFERENCE_PREFIX + d for d in dict.fromkeys(r["detector"] for r in grid.get("references", [])))]
     for (setting, method), rows in sorted(groups.items(), key=lambda kv: (kv[0][0], order.index(kv[0][1]))):
         metrics = [m for _key, m in rows]
         cells = [setting, method]
-        cells += [_stat([m["mAP"][t] for m in metrics]) for t in tious]
-        cells += [_stat([m["average_mAP"] for m in metrics]), _stat([m["average_tIoU"] for m in metrics]),
+        cells += [percent_stat([m["mAP"][t] for m in metrics]) for t in tious]
+        cells += [percent_stat([m["average_mAP"] for m in metrics]), percent_stat([m["average_tIoU"] for m in metrics]),
                   str(len(metrics))]
         grizal = groups.get((setting, REFERENCE), [])
         cells.append("—" if method == REFERENCE else paired_difference(_differences(rows, grizal)))
@@ -497,8 +502,8 @@ def results_table(grid: dict[str, Any]) -> str:
 
 def grounding_results_table(runs: list[dict[str, Any]]) -> str:
     """Markdown for Charades-STA (scored per query): one row per variant, R@1 and R@5 at IoU 0.5 and 0.7 and the
-    top-1 moment's mean IoU (%), mean ± sample standard deviation over its runs. The training-free baseline is
-    undefined per query (one class in its softmax), so it has no row."""
+    top-1 moment's mean IoU (%), mean ± sample standard deviation over its runs. The training-free baselines are
+    undefined per query (one class in their softmax), so they have no row."""
     keys = [f"R@{n},IoU={m}" for n in (1, 5) for m in (0.5, 0.7)]
     header = ["setting", "method", *keys, "mIoU", "runs"]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---", "---"] + ["---:"] * (len(header) - 2)) + "|"]
@@ -506,7 +511,7 @@ def grounding_results_table(runs: list[dict[str, Any]]) -> str:
     for run in runs:
         groups.setdefault(run["variant"], []).append(run["grizal"])
     for variant, metrics in groups.items():
-        cells = ["per query", variant, *(_stat([m["recall"].get(k) for m in metrics]) for k in keys),
-                 _stat([m["mIoU"] for m in metrics]), str(len(metrics))]
+        cells = ["per query", variant, *(percent_stat([m["recall"].get(k) for m in metrics]) for k in keys),
+                 percent_stat([m["mIoU"] for m in metrics]), str(len(metrics))]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -1,11 +1,11 @@
-"""Running a trained model and the training-free baseline over a split's test videos, then scoring.
+"""Running a trained model and the training-free baselines over a split's test videos, then scoring.
 
 For every test video and every evaluated class (the unseen ones in open-set), the model gives a probability
-per snippet; ``grizal.localization`` turns the curves into segments. The training-free reference (as in
-STALE/T3AL) classifies each snippet by the cosine similarity between its CLIP frame feature and the CLIP
-text embedding of each class prompt (a softmax over the evaluated classes at CLIP's temperature), and goes
-through the same localization. ``evaluate_model`` writes ``predictions.json`` and ``baseline_predictions.json``
-(ActivityNet result format), ``per_class.md``, ``plots/*.png`` and the metrics.
+per snippet; ``grizal.localization`` turns the curves into segments. The two training-free baselines
+(``modelling.baselines``: frozen CLIP with a background option, the class-name prompt or the priors' prototype)
+give curves of the same shape and go through the same localization and scoring. ``evaluate_model`` writes
+``predictions.json`` and ``<baseline>_predictions.json`` of each baseline (ActivityNet result format),
+``per_class.md``, ``plots/*.png`` and the metrics.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pipeline.common import UserError, atomic_write_json, atomic_write_text
 from pipeline.data.index import Index
 from pipeline.data.splits import Split
 from pipeline.features.inputs import FeatureSet, standardized
+from pipeline.modelling.baselines import BASELINES, baseline_curves
 from pipeline.modelling.checkpoint import load_model as load_checkpoint
 from pipeline.modelling.devices import torch_device
 from pipeline.modelling.plots import plot_probability_curves
@@ -39,10 +40,10 @@ if TYPE_CHECKING:  # torch and the model load when predicting, not for `--help`
 
     from pipeline.features.inputs import PriorTensors, VideoTensors
 
-CLIP_TEMPERATURE = 100.0
 CHUNK_FLOATS = 1 << 24  # probabilities held at once while evaluating (64 MB of float32)
-BASELINE_NOT_PER_QUERY = ("training-free baseline undefined per query: its softmax over the evaluated classes "
-                          "has one class when each sentence is localized on its own")
+BASELINE_NOT_PER_QUERY = ("training-free baseline undefined per query: its video-level class weight is a softmax "
+                          "over the evaluated classes, which has one class when each sentence is localized on its "
+                          "own")
 NO_GROUND_TRUTH = ("no ground truth to score: the test videos hold no annotated instance of the evaluated classes "
                    "(unlabelled videos, prepare.allow_empty); predictions are written")
 
@@ -90,7 +91,7 @@ def _chunk_curves(model, z_cls, videos: VideoTensors, model_videos: VideoTensors
     with torch.no_grad():
         curves = {"grizal": _model_probs(model, model_videos, model_priors, device, 64, z_cls)}
     if with_baseline:
-        curves["baseline"] = baseline_probs(videos, priors)
+        curves.update(baseline_curves(videos, priors))
     return curves
 
 
@@ -148,8 +149,8 @@ def grounding_table(metrics: dict[str, Any]) -> str:
 
 
 def baseline_undefined(rgb_attrs: dict[str, Any], priors_attrs: dict[str, Any] | None = None) -> str | None:
-    """Why the training-free baseline cannot run on these frame features (None when it can): it compares frame
-    features with CLIP text embeddings, which needs the frames encoded by the same CLIP as the priors."""
+    """Why the training-free baselines cannot run on these frame features (None when they can): they compare
+    frame features with CLIP text and image embeddings, which needs the frames encoded by the priors' CLIP."""
     rgb_settings = rgb_attrs.get("settings", {})
     frame = rgb_settings.get("frame_encoder")
     if frame:
@@ -175,16 +176,6 @@ def _unscored_like(metrics: dict[str, Any], reason: str) -> dict[str, Any]:
             continue
         out[key] = {k: None for k in value} if isinstance(value, dict) else None
     return out
-
-
-def baseline_probs(videos: VideoTensors, priors: PriorTensors) -> np.ndarray:
-    """(V, C, T): per snippet, a softmax over classes of CLIP cosine similarity (frame vs class prompt)."""
-    import torch
-
-    frames = torch.nn.functional.normalize(videos.rgb.float(), dim=-1)
-    texts = torch.nn.functional.normalize(priors.name_embedding.float(), dim=-1)
-    logits = CLIP_TEMPERATURE * torch.einsum("vtd,cd->vct", frames, texts)
-    return torch.softmax(logits, dim=1).numpy()
 
 
 def curves_to_results(probs: np.ndarray, videos: VideoTensors, classes: list[str],
@@ -247,7 +238,7 @@ def evaluate_model(index: Index, split: Split, features_dir: Path, model_path: P
     scored = [c for c in classes if c in annotated]  # classes without ground truth are predicted, not scored
     unscored = [c for c in classes if c not in annotated]
     no_baseline = baseline_undefined(feature_set.attrs("rgb"), feature_set.attrs("priors"))
-    names = ["grizal"] + (["baseline"] if no_baseline is None else [])
+    names = ["grizal"] + (list(BASELINES) if no_baseline is None else [])
     results: dict[str, dict[str, Any]] = {name: {} for name in names}
     plotted: list[tuple] = []  # the curves of the first n_plots test videos
     z_cls = model_priors = None
@@ -276,8 +267,9 @@ def evaluate_model(index: Index, split: Split, features_dir: Path, model_path: P
     if index.dataset == "charades":
         names = []
         metrics["grizal"] = grounding_metrics(index, ids, results["grizal"])
-        metrics["baseline"] = {"scored": False, "reason": BASELINE_NOT_PER_QUERY}
-        results.pop("baseline", None)
+        for name in BASELINES:
+            metrics[name] = {"scored": False, "reason": BASELINE_NOT_PER_QUERY}
+            results.pop(name, None)
         scored = []
     for name in names:
         if scored:
@@ -289,12 +281,13 @@ def evaluate_model(index: Index, split: Split, features_dir: Path, model_path: P
         if unscored:
             metrics[name]["unscored_classes"] = unscored
     if no_baseline is not None and index.dataset != "charades":
-        metrics["baseline"] = _unscored_like(metrics["grizal"], f"training-free baseline {no_baseline}")
+        for name in BASELINES:
+            metrics[name] = _unscored_like(metrics["grizal"], f"training-free baseline {no_baseline}")
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         write_predictions(out_dir / "predictions.json", results["grizal"])
-        # No baseline: an empty result file (a DVC output); metrics.json says why.
-        write_predictions(out_dir / "baseline_predictions.json", results.get("baseline", {}))
+        for name in BASELINES:  # no baseline: an empty result file (a DVC output); metrics.json says why
+            write_predictions(out_dir / f"{name}_predictions.json", results.get(name, {}))
         atomic_write_json(out_dir / "metrics.json", metrics)
         if metrics_path is not None:  # DVC's metric: the short summary (scoring.metrics_summary)
             atomic_write_json(metrics_path, metrics_summary(metrics))

@@ -25,6 +25,7 @@ import numpy as np
 from grizal.metrics import Instances, score_detections
 from pipeline.common import UserError, atomic_write_json, atomic_write_text, read_json
 from pipeline.data.index import Index
+from pipeline.modelling.baselines import BASELINES
 
 ACTIVITYNET_TIOUS = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
 THUMOS_TIOUS = (0.3, 0.4, 0.5, 0.6, 0.7)
@@ -480,16 +481,24 @@ def metrics_json(report: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in report.items() if k != "per_class"}
 
 
-# What `dvc metrics show` and `dvc exp show` compare: per method, these two of its report, under short names.
+# What `dvc metrics show` and `dvc exp show` compare: per method, these two of its report, under short names; of
+# the training-free baselines (no training changes them), the average mAP only, so the tables fit a terminal.
 SUMMARY_KEYS = {"avg_mAP": "average_mAP", "avg_tIoU": "average_tIoU"}
+BASELINE_SUMMARY_KEYS = {"avg_mAP": "average_mAP"}
+
+
+def summary_keys(method: str) -> dict[str, str]:
+    """The short name -> report key of what ``metrics_summary`` keeps of ``method``."""
+    return BASELINE_SUMMARY_KEYS if method in BASELINES else SUMMARY_KEYS
 
 
 def metrics_summary(metrics: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
     """``{method: {"avg_mAP", "avg_tIoU"}}`` of ``{method: metrics_json(report)}`` (null where a method was not
-    scored): the few numbers a person compares first, so DVC's tables fit a terminal. The full reports (mAP at
-    every tIoU, recall, counts) stay in the evaluate stage's own metrics.json."""
+    scored; ``{"avg_mAP"}`` of a training-free baseline): the few numbers a person compares first, so DVC's tables
+    fit a terminal. The full reports (mAP at every tIoU, recall, counts) stay in the evaluate stage's own
+    metrics.json."""
     return {method: _grounding_summary(report) if "mIoU" in report
-            else {short: report.get(full) for short, full in SUMMARY_KEYS.items()}
+            else {short: report.get(full) for short, full in summary_keys(method).items()}
             for method, report in metrics.items()}
 
 
