@@ -72,11 +72,7 @@ class FTransformerLayer(nn.Module):
         if self.cross_attention is not None:
             if z_optical is None:
                 raise ValueError("the model uses optical flow (model.use_flow) but no flow features were given")
-            import os
-            if os.environ.get('FUSE') == 'add':
-                x = self.norm_cross(x + z_optical)
-            else:
-                x = self.norm_cross(x + self.dropout(self.cross_attention(x, context=z_optical)))
+            x = self.norm_cross(x + self.dropout(self.cross_attention(x, context=z_optical)))
         x = self.norm_refine(x + self.dropout(self.refine_attention(x)))
         return self.norm_mlp(x + self.dropout(self.mlp(x)))
 

@@ -24,11 +24,6 @@ class GRIZAL(nn.Module):
         self.rgb_mlp = InputProjection(config.rgb_dim, config.width, config.dropout)
         self.f_transformer = FTransformer(config)
         self.head = FeedForward(config.width, config.width, config.dropout, out_dim=1)
-        import os
-        self.head_mode = os.environ.get('HEAD', 'mlp')
-        if self.head_mode != 'mlp':
-            self.cos_scale = nn.Parameter(torch.tensor(10.0))
-            self.cos_bias = nn.Parameter(torch.tensor(-5.0))
 
     def encode_priors(self, priors: dict[str, torch.Tensor]) -> torch.Tensor:
         """Z_CLS `(B, W)` for the prior dict; with `priors["index"]` `(B,)` the other tensors hold C distinct
@@ -80,11 +75,6 @@ class GRIZAL(nn.Module):
         positions = sinusoidal_positions(z_rgb.shape[1], z_rgb.shape[2], z_rgb.device, z_rgb.dtype)
         z_ft = self.f_transformer(z_rgb + positions, z_cls, z_optical)
         logits = self.head(z_ft).squeeze(-1)
-        if self.head_mode != 'mlp':
-            visual = z_rgb + z_optical if z_optical is not None else z_rgb
-            cos = torch.nn.functional.cosine_similarity(visual, z_cls[:, None, :].expand_as(visual), dim=-1)
-            match = self.cos_scale * cos + self.cos_bias
-            logits = match if self.head_mode == 'cos' else logits + match
         probs = torch.sigmoid(logits)
         weights = probs / probs.sum(dim=1, keepdim=True).clamp_min(1e-6)
         pooled = z_rgb + z_optical if self.config.pool_flow and z_optical is not None else z_rgb
