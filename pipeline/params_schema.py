@@ -540,6 +540,7 @@ class ModelParams(Section):
     use_name: StrictBool = False
     pool_flow: StrictBool = False
     image_tokens: Literal["patches", "pooled"] = "patches"  # every patch token, or one pooled per image
+    head: Literal["mlp", "matching"] = "mlp"  # the paper's MLP on Z_ft, or cosine matching of snippet and Z_CLS
 
     @model_validator(mode="after")
     def _heads(self) -> ModelParams:

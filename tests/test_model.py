@@ -269,6 +269,41 @@ def test_pooled_image_tokens_read_each_image_s_first_token_only():
     assert _changes(tiny(), rgb, flow, priors, edit_patches)  # patches (the default): every image token counts
 
 
+def test_matching_head_scores_the_cosine_of_the_class_agnostic_snippet_and_z_cls():
+    model = tiny(head="matching")
+    with torch.no_grad():
+        model.head.scale.fill_(7.0)
+        model.head.bias.fill_(-2.0)
+    rgb, flow = make_inputs(2, 6)
+    out = run(model, rgb, flow, make_priors(2))
+    with torch.no_grad():
+        z_optical = model.ofe(flow)
+    snippets = out["z_rgb"] + z_optical
+    cos = torch.nn.functional.cosine_similarity(snippets, out["z_cls"][:, None, :].expand_as(snippets), dim=-1)
+    torch.testing.assert_close(out["logits"], 7.0 * cos - 2.0)
+    torch.testing.assert_close(out["probs"], torch.sigmoid(7.0 * cos - 2.0))
+    assert not any(name.startswith("head.") and "scale" not in name and "bias" not in name
+                   for name, _ in model.named_parameters())
+
+
+def test_matching_head_without_flow_matches_z_rgb_alone():
+    model = tiny(head="matching", use_flow=False)
+    rgb, _ = make_inputs(2, 6)
+    out = run(model, rgb, None, make_priors(2))
+    cos = torch.nn.functional.cosine_similarity(out["z_rgb"], out["z_cls"][:, None, :].expand_as(out["z_rgb"]), dim=-1)
+    torch.testing.assert_close(out["logits"], model.head.scale * cos + model.head.bias)
+
+
+def test_matching_head_trains_every_block_it_reads():
+    model = tiny(head="matching").train()
+    rgb, flow = make_inputs(2, 6)
+    out = model(rgb, flow, make_priors(2))
+    out["logits"].sum().backward()
+    for block in ("vle", "ofe", "rgb_mlp", "head"):
+        grads = [p.grad for name, p in model.named_parameters() if name.startswith(block + ".")]
+        assert grads and all(g is not None and g.abs().sum() > 0 for g in grads), block
+
+
 def test_k_reads_the_first_k_stored_pairs():
     model = tiny(k=2)
     rgb, flow = make_inputs(2, 6)
@@ -305,6 +340,7 @@ def test_layers_and_width_follow_the_config():
         ({"dropout": 1.0}, "model.dropout"),
         ({"ft_layers": 0}, "model.ft_layers"),
         ({"image_tokens": "mean"}, "model.image_tokens must be one of patches, pooled"),
+        ({"head": "cosine"}, "model.head must be one of mlp, matching"),
     ],
 )
 def test_bad_config_is_a_clear_error(config, message):

@@ -8,6 +8,8 @@ from typing import Any
 from grizal.errors import ConfigError
 
 IMAGE_TOKENS = ("patches", "pooled")  # model.image_tokens
+HEADS = ("mlp", "matching")  # model.head
+CHOICES = {"image_tokens": IMAGE_TOKENS, "head": HEADS}
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,9 @@ class ModelConfig:
     `image_tokens`: how a generated image enters the VLE: `patches`, every stored token of the image (its pooled
     class token and each patch token: the paper's form), or `pooled`, its pooled class token alone (one token
     per image, a fraction of the VLE's work).
+    `head`: what turns each snippet into a logit: `mlp`, the paper's MLP on Z_ft, or `matching`, a learnt scale times
+    the cosine between the class-agnostic snippet (Z_rgb + Z_optical) and Z_CLS, plus a learnt bias (CLIP-style
+    matching; the F-Transformer then shapes the snippets through the cosine loss only).
     """
 
     rgb_dim: int = 512
@@ -44,6 +49,7 @@ class ModelConfig:
     use_name: bool = False
     pool_flow: bool = False
     image_tokens: str = "patches"
+    head: str = "mlp"
 
     @classmethod
     def from_dict(cls, config: dict[str, Any] | None) -> ModelConfig:
@@ -56,8 +62,8 @@ class ModelConfig:
         for name, value in config.items():
             kind = type(known[name].default)
             if kind is str:
-                if value not in IMAGE_TOKENS:
-                    raise ConfigError(f"model.{name} must be one of {', '.join(IMAGE_TOKENS)}, got {value!r}")
+                if value not in CHOICES[name]:
+                    raise ConfigError(f"model.{name} must be one of {', '.join(CHOICES[name])}, got {value!r}")
             elif kind is bool:
                 if not isinstance(value, bool):
                     raise ConfigError(f"model.{name} must be true or false, got {value!r}")

@@ -1,5 +1,6 @@
 """The GRIZAL model: VLE (priors -> Z_CLS), OFE (flow -> Z_optical) and the mainstream
-(frames -> MLP -> Z_rgb -> F-Transformer -> Z_ft -> MLP -> sigmoid), one probability per snippet."""
+(frames -> MLP -> Z_rgb -> F-Transformer -> Z_ft -> MLP -> sigmoid), one probability per snippet. With
+`model.head: matching` the logit is instead a learnt affine map of cos(Z_rgb + Z_optical, Z_CLS)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,23 @@ from grizal.model.vle import VisionLanguageEncoder
 PRIOR_KEYS = ("joint", "joint_mask", "token_type", "name_tokens", "name_mask")
 
 
+class MatchingHead(nn.Module):
+    """Logits `scale * cos(snippet, Z_CLS) + bias` `(B, T)` for class-agnostic snippets `(B, T, W)` and Z_CLS
+    `(B, W)`: the matching of CLIP-style zero-shot localizers. An unseen class is scored by how close its prior
+    embedding lies to each snippet, so what is learnt about seen classes transfers through the shared space
+    rather than through an MLP fitted to the seen classes' timing. Scale and bias start where a cosine of 0.5
+    is an even chance and the steepest slope is 2.5 per 0.1 of cosine."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(torch.tensor(10.0))
+        self.bias = nn.Parameter(torch.tensor(-5.0))
+
+    def forward(self, snippets: torch.Tensor, z_cls: torch.Tensor) -> torch.Tensor:
+        cos = nn.functional.cosine_similarity(snippets, z_cls[:, None, :], dim=-1)
+        return self.scale * cos + self.bias
+
+
 class GRIZAL(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -23,7 +41,10 @@ class GRIZAL(nn.Module):
         self.ofe = OpticalFlowEncoder(config) if config.use_flow else None
         self.rgb_mlp = InputProjection(config.rgb_dim, config.width, config.dropout)
         self.f_transformer = FTransformer(config)
-        self.head = FeedForward(config.width, config.width, config.dropout, out_dim=1)
+        if config.head == "mlp":
+            self.head = FeedForward(config.width, config.width, config.dropout, out_dim=1)
+        else:
+            self.head = MatchingHead()
 
     def encode_priors(self, priors: dict[str, torch.Tensor]) -> torch.Tensor:
         """Z_CLS `(B, W)` for the prior dict; with `priors["index"]` `(B,)` the other tensors hold C distinct
@@ -74,7 +95,10 @@ class GRIZAL(nn.Module):
         z_rgb = self.rgb_mlp(rgb)
         positions = sinusoidal_positions(z_rgb.shape[1], z_rgb.shape[2], z_rgb.device, z_rgb.dtype)
         z_ft = self.f_transformer(z_rgb + positions, z_cls, z_optical)
-        logits = self.head(z_ft).squeeze(-1)
+        if self.config.head == "mlp":
+            logits = self.head(z_ft).squeeze(-1)
+        else:
+            logits = self.head(z_rgb + z_optical if z_optical is not None else z_rgb, z_cls)
         probs = torch.sigmoid(logits)
         weights = probs / probs.sum(dim=1, keepdim=True).clamp_min(1e-6)
         pooled = z_rgb + z_optical if self.config.pool_flow and z_optical is not None else z_rgb
