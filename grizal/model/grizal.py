@@ -21,7 +21,7 @@ class MatchingHead(nn.Module):
     `(B, W)`: the matching of CLIP-style zero-shot localizers. An unseen class is scored by how close its prior
     embedding lies to each snippet, so what is learnt about seen classes transfers through the shared space
     rather than through an MLP fitted to the seen classes' timing. Scale and bias start where a cosine of 0.5
-    is an even chance and the steepest slope is 2.5 per 0.1 of cosine."""
+    is an even chance, the probability rising there by 0.25 per 0.1 of cosine."""
 
     def __init__(self):
         super().__init__()

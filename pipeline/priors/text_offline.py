@@ -98,14 +98,13 @@ def _capitalize(text: str) -> str:
 
 
 def shape_sentences(shape: str, motion: str, k: int, rng: random.Random) -> list[str]:
-    color = ""  # a demo world actor takes any colour of the palette: a description of the class names none
+    """k sentences about ``shape`` moving ``motion``; no colour: a demo actor takes any colour of the palette."""
     forms = _spread(DEMO_FORMS, k, rng)
     verbs = _spread(MOTION_VERBS[motion], k, rng)
-    return [_shape_sentence(form, color, shape, verb, motion, rng) for form, verb in zip(forms, verbs, strict=True)]
+    return [_shape_sentence(form, shape, verb, motion, rng) for form, verb in zip(forms, verbs, strict=True)]
 
 
-def _shape_sentence(form: str, color: str, shape: str, verb: tuple[str, str], motion: str,
-                    rng: random.Random) -> str:
+def _shape_sentence(form: str, shape: str, verb: tuple[str, str], motion: str, rng: random.Random) -> str:
     """One sentence of ``form``; its free details are drawn again while it is longer than MAX_DEMO_WORDS, and
     left out at last."""
     present, gerund = verb
@@ -113,7 +112,7 @@ def _shape_sentence(form: str, color: str, shape: str, verb: tuple[str, str], mo
         last = attempt == 5
         adjective = "" if last else rng.choice(SHAPE_ADJECTIVES)
         text = form.format(
-            a="a", A="A", np=" ".join(w for w in (adjective, color, shape) if w), vp=present, ving=gerund,
+            a="a", A="A", np=" ".join(w for w in (adjective, shape) if w), vp=present, ving=gerund,
             pace="" if last else rng.choice(PACES), trail=TRAILS[1] if last else rng.choice(TRAILS),
             backdrop=BACKDROPS[0] if last else rng.choice(BACKDROPS), destination=DESTINATIONS[motion],
         )
