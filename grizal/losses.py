@@ -135,10 +135,11 @@ def compute_losses(
     """
     config = loss_config(weights)
     present = targets.amax(dim=-1) > 0.5
+    rows = outputs.get("ft_rows", slice(None))  # Z_ft of these samples only (the model's `ft_rows`)
     compute = {
         "bce": lambda: bce_loss(outputs["logits"], targets),
         "tiou": lambda: temporal_iou_loss(outputs["probs"], targets, config["tiou_smooth"]),
-        "cosine": lambda: cosine_alignment_loss(outputs["z_ft"], outputs["z_cls"], targets),
+        "cosine": lambda: cosine_alignment_loss(outputs["z_ft"], outputs["z_cls"][rows], targets[rows]),
         "infonce": lambda: infonce_loss(
             outputs["video_embedding"], outputs["z_cls"], present, class_ids, config["temperature"]
         ),

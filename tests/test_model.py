@@ -269,6 +269,57 @@ def test_pooled_image_tokens_read_each_image_s_first_token_only():
     assert _changes(tiny(), rgb, flow, priors, edit_patches)  # patches (the default): every image token counts
 
 
+@pytest.mark.parametrize("switches", [{}, {"use_flow": False}, {"head": "matching"}])
+def test_video_index_computes_each_video_once_with_the_same_result(switches):
+    model = tiny(**switches)
+    rgb, flow = make_inputs(2, 8)
+    flow = flow if model.ofe is not None else None
+    priors = make_priors(4)
+    video_index = torch.tensor([1, 0, 1, 1])
+    expanded = run(model, rgb[video_index], flow[video_index] if flow is not None else None, priors)
+    indexed = run(model, rgb, flow, priors, video_index=video_index)
+    assert expanded.keys() == indexed.keys()
+    for key in expanded:
+        torch.testing.assert_close(indexed[key], expanded[key], atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="4 videos but 3 prior entries"):
+        run(model, rgb, flow, make_priors(3), video_index=video_index)
+
+
+@pytest.mark.parametrize("use_flow", [True, False])
+def test_ft_rows_run_the_f_transformer_on_those_samples_only_under_the_matching_head(use_flow):
+    model = tiny(head="matching", use_flow=use_flow)
+    rgb, flow = make_inputs(4, 8)
+    flow = flow if use_flow else None
+    priors = make_priors(4)
+    full = run(model, rgb, flow, priors)
+    rows = torch.tensor([True, False, False, True])
+    some = run(model, rgb, flow, priors, ft_rows=rows)
+    torch.testing.assert_close(some["z_ft"], full["z_ft"][rows], atol=1e-5, rtol=1e-5)
+    for key in ("logits", "probs", "z_cls", "z_rgb", "video_embedding"):
+        torch.testing.assert_close(some[key], full[key], atol=1e-5, rtol=1e-5)
+    assert torch.equal(some["ft_rows"], rows)
+    none = run(model, rgb, flow, priors, ft_rows=torch.zeros(4, dtype=torch.bool))
+    assert none["z_ft"].shape == (0, 8, 16)
+    torch.testing.assert_close(none["logits"], full["logits"], atol=1e-5, rtol=1e-5)
+    # the cosine loss over the rows it reads is the loss over every sample: absent classes weigh nothing
+    targets = torch.zeros(4, 8)
+    targets[0, 2:5], targets[3, :3] = 1.0, 0.5
+    weights = {"bce": 0.0, "tiou": 0.0, "infonce": 0.0}
+    expected = compute_losses(full, targets, None, weights)[1]["cosine"]
+    assert compute_losses(some, targets, None, weights)[1]["cosine"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_ft_rows_do_not_change_the_mlp_head_which_reads_z_ft_everywhere():
+    model = tiny()
+    rgb, flow = make_inputs(3, 8)
+    priors = make_priors(3)
+    full = run(model, rgb, flow, priors)
+    some = run(model, rgb, flow, priors, ft_rows=torch.tensor([True, False, False]))
+    assert some.keys() == full.keys()
+    for key in full:
+        torch.testing.assert_close(some[key], full[key])
+
+
 def test_matching_head_scores_the_cosine_of_the_class_agnostic_snippet_and_z_cls():
     model = tiny(head="matching")
     with torch.no_grad():

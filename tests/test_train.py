@@ -96,6 +96,22 @@ def test_seeded_training_is_reproducible_and_resumes_after_a_kill(tiny_world, tm
     assert (live / "plots/metrics/lr.tsv").is_file() and not (live / "dvc.yaml").exists()
 
 
+def test_the_resume_state_is_saved_after_the_first_and_last_epochs_and_at_most_every_resume_interval(
+        tiny_world, tmp_path, monkeypatch):
+    import pipeline.modelling.fit as fit
+
+    saved = []
+    real = fit.save_resume
+    monkeypatch.setattr(fit, "save_resume", lambda path, state: (saved.append(state["epoch"]), real(path, state)))
+    _train(tiny_world, tmp_path / "slow", 4)
+    assert saved == [0, 3]  # this world's epochs take far less than RESUME_EVERY_S
+    saved.clear()
+    monkeypatch.setattr(fit, "RESUME_EVERY_S", 0.0)
+    _train(tiny_world, tmp_path / "every", 4)
+    assert saved == [0, 1, 2, 3]
+    assert _same(_weights(tmp_path / "slow" / "model.pt"), _weights(tmp_path / "every" / "model.pt"))
+
+
 def test_a_checkpoint_from_other_settings_is_not_resumed(tiny_world, tmp_path):
     _train(tiny_world, tmp_path, 1)
     messages = []

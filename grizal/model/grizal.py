@@ -63,6 +63,8 @@ class GRIZAL(nn.Module):
         priors: dict[str, torch.Tensor] | None = None,
         *,
         z_cls: torch.Tensor | None = None,
+        video_index: torch.Tensor | None = None,
+        ft_rows: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """rgb, flow `(B, T, D)` (flow may be None when `use_flow` is off); priors: the contract's dict, or
         instead `z_cls` `(B, W)` from `encode_priors` (evaluation: encode every class once, then reuse).
@@ -75,6 +77,12 @@ class GRIZAL(nn.Module):
         weighting by the model's own probabilities teaches the head where the action is, even without
         snippet labels. With `pool_flow`, Z_optical is added before pooling (still class-agnostic): then the
         contrast between the classes of a batch also needs each class's motion, not only its look.
+
+        Training shortcuts that change no value: with `video_index` `(B,)`, rgb and flow hold V distinct videos
+        and sample b reads video `video_index[b]`, so the class-agnostic Z_rgb and Z_optical are computed once
+        per video (a batch holds a video's positive and negative pairs). With `ft_rows` `(B,)` bool and
+        `head: matching`, whose logits do not read Z_ft, the F-Transformer runs on those samples only (the
+        ones a loss reads Z_ft of): `z_ft` is then `(B', T, W)` for them and the dict also holds `ft_rows`.
         """
         if rgb.dim() != 3:
             raise ValueError(f"rgb features must be (B, T, D), got shape {tuple(rgb.shape)}")
@@ -84,8 +92,9 @@ class GRIZAL(nn.Module):
             raise ValueError("give the model either the priors dict or a precomputed z_cls, not both or neither")
         if z_cls is None:
             z_cls = self.encode_priors(priors)
-        if z_cls.shape[0] != rgb.shape[0]:
-            raise ValueError(f"{rgb.shape[0]} videos but {z_cls.shape[0]} prior entries in the batch")
+        samples = rgb.shape[0] if video_index is None else video_index.shape[0]
+        if z_cls.shape[0] != samples:
+            raise ValueError(f"{samples} videos but {z_cls.shape[0]} prior entries in the batch")
         z_optical = None
         if self.ofe is not None:
             if flow is None or flow.shape[:2] != rgb.shape[:2]:
@@ -93,15 +102,29 @@ class GRIZAL(nn.Module):
                 raise ValueError(f"flow features must be (B, T, D) matching rgb {tuple(rgb.shape)}, got {got}")
             z_optical = self.ofe(flow)
         z_rgb = self.rgb_mlp(rgb)
+        if video_index is not None:
+            z_rgb = z_rgb[video_index]
+            z_optical = z_optical[video_index] if z_optical is not None else None
         positions = sinusoidal_positions(z_rgb.shape[1], z_rgb.shape[2], z_rgb.device, z_rgb.dtype)
-        z_ft = self.f_transformer(z_rgb + positions, z_cls, z_optical)
+        outputs = {}
         if self.config.head == "mlp":
+            z_ft = self.f_transformer(z_rgb + positions, z_cls, z_optical)
             logits = self.head(z_ft).squeeze(-1)
         else:
             logits = self.head(z_rgb + z_optical if z_optical is not None else z_rgb, z_cls)
+            if ft_rows is None:
+                z_ft = self.f_transformer(z_rgb + positions, z_cls, z_optical)
+            else:
+                rows = ft_rows.bool()
+                if rows.any():
+                    z_ft = self.f_transformer((z_rgb + positions)[rows], z_cls[rows],
+                                              z_optical[rows] if z_optical is not None else None)
+                else:
+                    z_ft = z_rgb.new_zeros((0, *z_rgb.shape[1:]))
+                outputs["ft_rows"] = rows
         probs = torch.sigmoid(logits)
         weights = probs / probs.sum(dim=1, keepdim=True).clamp_min(1e-6)
         pooled = z_rgb + z_optical if self.config.pool_flow and z_optical is not None else z_rgb
         video_embedding = torch.einsum("bt,btw->bw", weights, pooled)
         return {"logits": logits, "probs": probs, "z_cls": z_cls, "z_ft": z_ft, "z_rgb": z_rgb,
-                "video_embedding": video_embedding}
+                "video_embedding": video_embedding, **outputs}
