@@ -3,8 +3,9 @@
     python -m benchmarks.baseline_rows [--params params.yaml] [--validation --seeds 0,1] [--option KEY=VALUE ...]
 
 Scores "CLIP, class name + background" and "CLIP, priors prototype" (``pipeline.modelling.baselines``) exactly as the
-evaluate stage does (same features, T, ``localization`` section and ``evaluate.tious``), on the closed-set test
-split and each open split of ``results.splits``; prints avg mAP (%) per split and the mean over the open splits.
+evaluate stage does (same features, T, ``localization`` section updated by ``evaluate.baseline_localization``, and
+``evaluate.tious``), on the closed-set test split and each open split of ``results.splits``; prints avg mAP (%) per
+split and the mean over the open splits.
 With ``--validation``, each open split's validation splits instead (``pipeline.data.splits.validation_split``: seen
 classes held out on the training videos, one per seed), so an ``--option`` of the localization section can be
 compared for the baselines without reading a test video. With ``--table``, the rows the README's results table
@@ -25,14 +26,18 @@ from pipeline.features.inputs import FeatureSet
 from pipeline.modelling.baselines import BASELINES, baseline_curves
 from pipeline.modelling.fit import TrainConfig
 from pipeline.modelling.grid import percent_stat
-from pipeline.modelling.inference import baseline_undefined, curves_to_results, metrics_json, score
+from pipeline.modelling.inference import (
+    baseline_localization,
+    baseline_undefined,
+    curves_to_results,
+    metrics_json,
+    score,
+)
 from pipeline.modelling.scoring import ground_truth_of, reported_keys, thresholds_from_params
 
 
 def baseline_reports(values: dict, index: Index, split: Split, features: FeatureSet, T: int) -> dict[str, dict]:
     """{metrics key: scored report (``metrics_json``)} of both baselines on ``split``'s test videos and classes."""
-    from grizal.localization import localization_config
-
     ids, classes = list(split.test_videos), list(split.unseen)
     durations = {vid: index.videos[vid].duration for vid in ids}
     ids = features.within_decoded(features.extracted(ids, use_flow=False), durations)
@@ -40,7 +45,7 @@ def baseline_reports(values: dict, index: Index, split: Split, features: Feature
     scored = [c for c in classes if c in set(gt.label)]
     videos = features.videos(ids, durations, T, use_flow=False)
     curves = baseline_curves(videos, features.priors(classes))
-    loc = localization_config(values["localization"])
+    loc = baseline_localization(values["localization"], values["evaluate"].get("baseline_localization"))
     tious = thresholds_from_params(values["evaluate"])
     return {name: metrics_json(score(curves_to_results(probs, videos, classes, loc), gt, scored, tious))
             for name, probs in curves.items()}

@@ -42,7 +42,8 @@ def main(
     loc_cfg = validate_section(values, "localization", params)
     index, split = load_prepared(prepare_dir)
     outcome = evaluate_model(index, split, features, model, loc_cfg, thresholds, out, cfg["n_plots"], cfg["device"],
-                             metrics, where=params, diagnosis_tiou=cfg["diagnosis_tiou"])
+                             metrics, where=params, diagnosis_tiou=cfg["diagnosis_tiou"],
+                             baseline_loc=cfg["baseline_localization"])
     for name, report in outcome["reports"].items():
         print(f"== {name} ({split.protocol}, {len(split.unseen)} classes, {len(split.test_videos)} test videos)")
         print(format_table(report))

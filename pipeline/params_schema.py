@@ -40,6 +40,7 @@ from pydantic import (
     ValidationInfo,
     WithJsonSchema,
     WrapValidator,
+    create_model,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -611,12 +612,20 @@ def _tiou_key(value: float) -> str:
 TIOUS = ListOf(Number(gt=0, le=1), min_length=1, unique=_tiou_key)
 
 
+# The training-free baselines' own localization: any `localization` key, replacing that section's value for them
+# (pipeline/modelling/baselines.py); the keys not given are the `localization` section's.
+BaselineLocalization = create_model(
+    "BaselineLocalization", __base__=Section,
+    **{name: (field.annotation | None, Optional()) for name, field in LocalizationParams.model_fields.items()})
+
+
 class EvaluateParams(Section):
     tious: TIOUS
     report_tious: TIOUS | None = Optional()  # null or absent: the tious
     n_plots: Int(ge=0) = 6
     device: DEVICE = "auto"
     diagnosis_tiou: Number(gt=0, le=1) = 0.5  # DETAD-style diagnosis (pipeline/modelling/diagnosis.py)
+    baseline_localization: BaselineLocalization = Field(default_factory=BaselineLocalization)
 
 
 # --- results (pipeline/modelling/variants.py BUILT_IN, pipeline/modelling/grid.py grid_jobs, run_grid) -------

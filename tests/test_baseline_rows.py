@@ -16,6 +16,23 @@ def test_the_benchmark_gives_the_evaluate_stages_baseline_figures(tiny_world, tm
     assert all(0.0 <= v <= 1.0 for v in figures.values()) and max(figures.values()) > 0.0, figures
 
 
+def test_the_baselines_have_their_own_localization_keys_and_grizal_keeps_the_section(tiny_world, tmp_path):
+    features = FeatureSet.open(tiny_world["features"])
+    loc, own = {"thresholds": [0.2, 0.4]}, {"thresholds": [0.9], "cross_class": None}
+    values = {"localization": loc, "evaluate": {"tious": [0.3, 0.5], "baseline_localization": own}}
+    figures = baseline_scores(values, tiny_world["index"], tiny_world["split"], features, features.T)
+    shared, apart = (evaluate_model(tiny_world["index"], tiny_world["split"], tiny_world["features"],
+                                    tiny_world["checkpoint"], loc, [0.3, 0.5], n_plots=0, device="cpu",
+                                    baseline_loc=overrides) for overrides in (None, own))
+    assert figures == {name: apart["metrics"][name]["average_mAP"] for name in BASELINES}
+    assert apart["metrics"]["grizal"] == shared["metrics"]["grizal"]
+    assert any(apart["metrics"][name] != shared["metrics"][name] for name in BASELINES)
+    alone = baseline_scores({**values, "evaluate": {"tious": [0.3, 0.5], "baseline_localization": {
+        "thresholds": [0.9]}}, "localization": {"thresholds": [0.9]}}, tiny_world["index"], tiny_world["split"],
+        features, features.T)
+    assert figures == alone  # the keys given replace the section's, a null keeps it
+
+
 def test_table_rows_are_the_readme_columns_mean_and_std_over_splits():
     from benchmarks.baseline_rows import table_rows
 

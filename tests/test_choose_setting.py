@@ -54,3 +54,21 @@ def test_worker_processes_train_what_the_serial_runs_train(tiny_world, tmp_path)
         assert one.keys() == other.keys() and all(torch.equal(one[key], other[key]) for key in one)
     first, second = weights[0]  # the two options trained different models
     assert not all(torch.equal(first[key], second[key]) for key in first)
+
+
+def test_closed_set_validation_runs_hold_out_training_videos_and_choose_alongside(tiny_world, tmp_path, monkeypatch,
+                                                                                 capsys):
+    _values, path = _params(tiny_world, tmp_path)
+    monkeypatch.setattr(sys, "argv", ["choose_setting", "--params", str(path), "--prepare",
+                                      str(tiny_world["root"] / "prepare"), "--features", str(tiny_world["features"]),
+                                      "--option", "", "--option", "train.lr=0.01", "--seeds", "0,1", "--splits",
+                                      "none", "--closed-validation", "--device", "cpu"])
+    choose_setting.main()
+    out = capsys.readouterr().out
+    runs = [line for line in out.splitlines() if " seed " in line and "avg mAP" in line]
+    assert len(runs) == 2 * 2 and all(" closed-set validation seed " in line for line in runs)
+    rows = {line.split("|")[1].strip(): line for line in out.splitlines() if line.startswith("| ")}
+    assert "closed-set validation avg mAP (%)" in rows["option"] and "diagnostic" not in rows["option"]
+    for option in ("(as configured)", "train.lr=0.01"):
+        cells = [cell.strip() for cell in rows[option].split("|")[1:-1]]
+        assert cells[4] == "0" and cells[5] not in ("", "-")  # no open validation run, a closed-set figure

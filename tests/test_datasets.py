@@ -14,7 +14,15 @@ from pipeline.data.activitynet import parse_activitynet_bmn, parse_activitynet_j
 from pipeline.data.build import build_split, prepare
 from pipeline.data.charades import parse_charades_sta
 from pipeline.data.index import Index, attach_videos
-from pipeline.data.splits import SPLIT_ROOT, closed_set, open_set, published_split, read_list, validation_split
+from pipeline.data.splits import (
+    SPLIT_ROOT,
+    closed_set,
+    closed_validation_split,
+    open_set,
+    published_split,
+    read_list,
+    validation_split,
+)
 from pipeline.data.thumos import parse_thumos
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,6 +93,18 @@ def test_validation_split_reads_only_the_training_side(thumos):
     assert held.test_videos and held.train_videos
     assert validation_split(split, thumos, seed=1) == held
     assert validation_split(split, thumos, seed=2).unseen != held.unseen
+
+
+def test_closed_validation_split_holds_out_a_quarter_of_the_training_videos_on_every_class(thumos):
+    split = closed_set(thumos)
+    held = closed_validation_split(split, seed=1)
+    assert held.seen == held.unseen == split.seen
+    assert not set(held.train_videos) & set(held.test_videos)
+    assert set(held.train_videos) | set(held.test_videos) == set(split.train_videos)
+    assert len(held.test_videos) == round(0.25 * len(split.train_videos))
+    assert not set(held.test_videos) & set(split.test_videos)
+    assert closed_validation_split(split, seed=1) == held
+    assert closed_validation_split(split, seed=2).test_videos != held.test_videos
 
 
 def test_closed_set_uses_everything(thumos):

@@ -308,8 +308,8 @@ def test_yaml_quirks_in_a_real_file(tmp_path):
     params = load_params(path)
     assert params["prepare"]["split_setting"] == 7525
     assert validate_section(params, "prepare", path)["split_setting"] == "75_25"
-    assert "  lr: 0.002\n" in text
-    path.write_text(text.replace("  lr: 0.002\n", "  lr: 1e-3\n"))
+    assert "  lr: 0.0015\n" in text
+    path.write_text(text.replace("  lr: 0.0015\n", "  lr: 1e-3\n"))
     with pytest.raises(UserError) as err:
         validate_section(load_params(path), "train", path)
     assert str(err.value) == (f"{path}: train.lr: expected a number > 0, got '1e-3' "

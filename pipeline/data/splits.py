@@ -139,6 +139,19 @@ def validation_split(split: Split, index: Index, fraction: float = 0.25, seed: i
     return Split(f"validation_{split.protocol}", split.split_id, kept, held, sorted(train), sorted(test))
 
 
+def closed_validation_split(split: Split, fraction: float = 0.25, seed: int = 0) -> Split:
+    """A closed-set split made of ``split``'s training videos only: a seeded ``fraction`` of them is held out and
+    scored on every seen class, the rest trains. It chooses settings for the closed-set protocol without its test
+    videos, as ``validation_split`` does for the open splits."""
+    videos = sorted(split.train_videos)
+    if len(videos) < 2:
+        raise UserError(None, f"a closed-set validation split needs at least 2 training videos, got {len(videos)}")
+    held = set(random.Random(seed).sample(videos, min(len(videos) - 1, max(1, round(len(videos) * fraction)))))
+    seen = sorted(split.seen)
+    return Split(f"validation_{split.protocol}", split.split_id, seen, seen,
+                 [vid for vid in videos if vid not in held], sorted(held))
+
+
 def _skipped_hint(index: Index) -> str:
     if not index.skipped:
         return ""

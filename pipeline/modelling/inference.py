@@ -203,15 +203,26 @@ def score(results: dict[str, Any], gt: GroundTruth, classes: list[str],
     return evaluate_detection(gt, load_predictions({"results": results}, name="predictions"), tious, classes)
 
 
+def baseline_localization(loc_cfg: dict[str, Any], overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """The training-free baselines' localization settings: ``loc_cfg`` with the non-null ``overrides`` (the
+    ``evaluate.baseline_localization`` section), checked (``ConfigError``)."""
+    from grizal.localization import localization_config
+
+    return localization_config({**loc_cfg, **{k: v for k, v in (overrides or {}).items() if v is not None}})
+
+
 def evaluate_model(index: Index, split: Split, features_dir: Path, model_path: Path,
                    loc_cfg: dict[str, Any], tious: list[float] | Thresholds, out_dir: Path | None = None,
                    n_plots: int = 6, device: str = "auto", metrics_path: Path | None = None,
                    where: str | os.PathLike | None = "params.yaml",
-                   max_floats: int = CHUNK_FLOATS, diagnosis_tiou: float | None = None) -> dict[str, Any]:
+                   max_floats: int = CHUNK_FLOATS, diagnosis_tiou: float | None = None,
+                   baseline_loc: dict[str, Any] | None = None) -> dict[str, Any]:
     """Predict, one chunk of test videos at a time (``video_chunks``, ``max_floats``), score and (with
     ``out_dir``) write predictions, metrics (to ``metrics_path``, by default ``out_dir/metrics.json``), tables
-    and plots; with ``diagnosis_tiou`` too, GRIZAL's DETAD-style diagnosis in ``out_dir/diagnosis``. ``where``
-    names the params file of ``loc_cfg`` and ``device``."""
+    and plots; with ``diagnosis_tiou`` too, GRIZAL's DETAD-style diagnosis in ``out_dir/diagnosis``. The
+    training-free baselines are localized with ``loc_cfg`` updated by ``baseline_loc`` (``evaluate.
+    baseline_localization``; a null value keeps ``loc_cfg``'s). ``where`` names the params file of ``loc_cfg``
+    and ``device``."""
     import torch
 
     from grizal.localization import localization_config
@@ -225,7 +236,7 @@ def evaluate_model(index: Index, split: Split, features_dir: Path, model_path: P
     feature_set = FeatureSet.open(features_dir)
     feature_set.check_made_by(checkpoint["encoders"], use_flow, model_path)
     try:
-        loc_cfg = localization_config(loc_cfg)
+        loc_cfg, baseline_cfg = localization_config(loc_cfg), baseline_localization(loc_cfg, baseline_loc)
     except ConfigError as err:
         raise UserError(where, str(err)) from None
     ids, classes = list(split.test_videos), list(split.unseen)
@@ -258,7 +269,8 @@ def evaluate_model(index: Index, split: Split, features_dir: Path, model_path: P
         own = _own_queries(videos.ids, classes, index) if index.dataset == "charades" else None
         peak = max(peak, float(curves["grizal"].max()) if curves["grizal"].size else 0.0)
         for name, probs in curves.items():
-            results[name].update(curves_to_results(probs, videos, classes, loc_cfg, own))
+            results[name].update(curves_to_results(probs, videos, classes,
+                                                   loc_cfg if name == "grizal" else baseline_cfg, own))
         wanted = n_plots - n_done
         if wanted > 0:
             plotted.extend(_plot_inputs(curves["grizal"][:wanted], videos, classes, index, results["grizal"]))
