@@ -4,8 +4,8 @@ Samples are (video, class) pairs of the split's training videos and seen classes
 instance of the class is a negative. Only cached tensors are read: the frozen encoders are never loaded.
 Writes ``model.pt`` (weights, configs, T, and the encoder attributes the features were made with),
 ``checkpoint.pt`` (resumable: after the first and the last epoch, and at most every 10 s between them) and, with
-DVCLive, the per-epoch loss terms and learning rate that
-``dvc metrics``, ``dvc plots`` and ``dvc exp`` read (``metrics/train/``).
+DVCLive, the per-epoch loss terms and learning rate that ``dvc metrics``, ``dvc plots`` and ``dvc exp`` read
+(``metrics/train/``).
 
 Multi-GPU / multi-node: ``torchrun --nproc_per_node N -m pipeline.train ...`` (DDP; gloo on CPU, nccl on GPU).
 """
@@ -231,8 +231,8 @@ def train(index: Index, split: Split, features_dir: Path, model_cfg: dict[str, A
     # fused: one kernel for all parameters instead of a dozen small ops per tensor (a tenth of a step on CPU)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps,
                                  weight_decay=cfg.weight_decay, fused=device.type in FUSED_ADAM_DEVICES)
-    # Z_ft is read by the head (model.head: mlp) or else only by the cosine loss, on the snippets of a present class
-    reads_z_ft = loss_cfg["cosine"] > 0 and "cosine" in OBJECTIVE_TERMS[loss_cfg["objective"]]
+    # Besides the MLP head (which reads all of it), only the cosine loss reads Z_ft, on the samples of a present class
+    loss_reads_z_ft = loss_cfg["cosine"] > 0 and "cosine" in OBJECTIVE_TERMS[loss_cfg["objective"]]
     if int((targets.amax(dim=-1) > 0).sum()) == 0:
         raise UserError("split", "no training video contains a seen class")
     similarity = class_similarity(priors) if cfg.hard_negatives else None
@@ -298,7 +298,7 @@ def train(index: Index, split: Split, features_dir: Path, model_cfg: dict[str, A
             rgb = videos.rgb[video_ids].to(device)
             flow = videos.flow[video_ids].to(device) if videos.flow is not None else None
             y = targets[v_idx, c_idx].to(device)
-            ft_rows = y.amax(dim=-1) > 0 if reads_z_ft else torch.zeros(len(y), dtype=torch.bool, device=device)
+            ft_rows = y.amax(dim=-1) > 0 if loss_reads_z_ft else torch.zeros(len(y), dtype=torch.bool, device=device)
             with autocast:
                 outputs = net(rgb, flow, batch_priors, video_index=video_index.to(device), ft_rows=ft_rows)
             outputs = {k: v.float() if v.is_floating_point() else v for k, v in outputs.items()}
