@@ -85,10 +85,14 @@ def _run_job(job: dict) -> dict:
     """One job in a worker process: ``job`` holds plain values only (it crosses a process boundary)."""
     import torch
 
+    before = torch.get_num_threads()
     torch.set_num_threads(job["threads"])
     started = time.time()
-    out = run(job["values"], Index.load(Path(job["index"])), job["split_id"], job["seed"], Path(job["features"]),
-              Path(job["work"]), job["device"], job["kind"])
+    try:
+        out = run(job["values"], Index.load(Path(job["index"])), job["split_id"], job["seed"],
+                  Path(job["features"]), Path(job["work"]), job["device"], job["kind"])
+    finally:
+        torch.set_num_threads(before)  # run in the caller's process (one worker), it leaves the caller's count
     return {**out, "seconds": time.time() - started}
 
 

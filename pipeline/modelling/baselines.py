@@ -10,9 +10,9 @@ The background option is T3AL's: a snippet is action where it stands above its o
 softmax over the evaluated classes picks the class (that fires wherever anything is visible). Per (video,
 class), the cosine curve is min-max normalised within the video (0 at the video's least similar snippet, 1 at
 its most similar) and weighted by the video-level class probability: a softmax over the evaluated classes of the
-video-mean cosine at CLIP's temperature, so a class absent from the video stays near 0 and no threshold of the
-shared ``localization`` section finds it. Nothing is tuned: the temperature is CLIP's (fixed a priori), the
-thresholds are the localization section's, which GRIZAL's curves share.
+video-mean cosine at CLIP's temperature, so a class absent from the video stays near 0 and no threshold finds it.
+Nothing is tuned: the temperature is CLIP's (fixed a priori); the curves are localized with the ``localization``
+section updated by ``evaluate.baseline_localization`` (``pipeline.modelling.inference.baseline_localization``).
 """
 
 from __future__ import annotations
