@@ -180,24 +180,23 @@ def resolved_settings(values: dict[str, Any], where: str | os.PathLike = "params
     from grizal.model import ConfigError
     from grizal.model.config import ModelConfig
     from pipeline.modelling.fit import TrainConfig
+    from pipeline.modelling.inference import baseline_localization
 
     try:
         loss, localization = loss_config(values.get("loss", {})), localization_config(values["localization"])
+        baselines = baseline_localization(values["localization"], _baseline_overrides(values))
     except ConfigError as err:
         raise UserError(where, str(err)) from None
     # The model section is checked where each run builds its model (in its worker, when there are workers).
     model = {f.name: f.default for f in fields(ModelConfig)} | copy.deepcopy(values["model"])
     return {"model": model, "loss": loss, "localization": localization,
             "train": TrainConfig.from_dict(section(values, "train", where), where).to_dict(),
-            "tious": _scored_thresholds(values), "baseline_localization": baseline_overrides(values, where)}
+            "tious": _scored_thresholds(values), "baseline_localization": baselines}
 
 
-def baseline_overrides(values: dict[str, Any], where: str | os.PathLike = "params.yaml") -> dict[str, Any]:
-    """``evaluate.baseline_localization``: the training-free baselines' own localization keys (checked)."""
-    from pipeline.params_schema import validate_section
-
-    given = validate_section(values, "evaluate", where)["baseline_localization"]
-    return {k: v for k, v in given.items() if v is not None}
+def _baseline_overrides(values: dict[str, Any]) -> dict[str, Any] | None:
+    """``evaluate.baseline_localization``: the training-free baselines' own localization keys."""
+    return (values.get("evaluate") or {}).get("baseline_localization")
 
 
 def _thresholds(values: dict[str, Any]):
@@ -265,7 +264,7 @@ def run_one(values: dict[str, Any], index, features: Path, out: Path, job: Job, 
     model_path = train(index, split, features, model_cfg, values.get("loss", {}), train_cfg, folder,
                        progress=False, log=lambda _msg: None, where=where)
     outcome = evaluate_model(index, split, features, model_path, values["localization"], tious, n_plots=0,
-                             where=where, baseline_loc=baseline_overrides(values, where))
+                             where=where, baseline_loc=_baseline_overrides(values))
     atomic_write_json(folder / "metrics.json", outcome["metrics"])
     record = {"key": key, "protocol": protocol, "split": split_id, "seed": train_cfg.seed, "variant": variant,
               "seconds": round(time.time() - started, 1),
