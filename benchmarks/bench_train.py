@@ -3,11 +3,15 @@
     OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.bench_train                      # params.yaml's model
     OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.bench_train --image-tokens patches --T 128   # the paper's form
     OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.bench_train --autocast bf16
+    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.bench_train --batch 64 --T 32 --compile   # torch.compile
 
 Prints, per step: the share of the forward passes of the VLE (over the prior tokens of the batch's distinct
 classes), the OFE, the mainstream (frame MLP, F-Transformer, head), the losses, the backward pass and the
 optimiser; ms per step; and the step's FLOPs over its time as a fraction of this machine's own fp32 and bf16
 matmul rates, measured in the same run (so a slower or busier machine reads the same fractions).
+``--compile`` times the same step with the model's forward under ``torch.compile`` (Inductor: it needs a C++
+compiler) against eager mode, after a first step that compiles it; the per-stage shares are then not measured
+(the compiled graph runs no forward hooks).
 Priors are shaped like the demo's stored ones: per pair a padded sentence (`--text-slots`) then 1 pooled image
 token and `--patches` patch tokens, and `--name-slots` class-name tokens.
 """
@@ -91,6 +95,8 @@ def main() -> None:
     parser.add_argument("--autocast", choices=["none", "bf16"], default="none")
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default)")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time the step with the forward under torch.compile (and how long compiling took)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -141,7 +147,32 @@ def main() -> None:
     print(f"train step: {per_step * 1000:.1f} ms, {flops / 1e9:.2f} GFLOP -> {achieved:.1f} GFLOP/s = "
           f"{achieved / fp32:.0%} of fp32 matmul ({fp32:.0f} GFLOP/s), {achieved / bf16:.0%} of bf16 matmul "
           f"({bf16:.0f} GFLOP/s)")
+    if args.compile:
+        compiled_step_time(model, step, args.steps)
 
+
+def compiled_step_time(model: torch.nn.Module, step, steps: int) -> None:
+    """The same step eager and with the model's forward compiled, both without the stage clock's hooks (they
+    would break the graph at every block): the compiled first step's seconds (compiling included), then the
+    mean of ``steps`` each way."""
+    for module in model.modules():
+        module._forward_hooks.clear()
+        module._forward_pre_hooks.clear()
+
+    def mean_step() -> float:
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        return (time.perf_counter() - start) / steps
+
+    eager = mean_step()
+    model.forward = torch.compile(model.forward)
+    start = time.perf_counter()
+    step()
+    first = time.perf_counter() - start
+    compiled = mean_step()
+    print(f"compiled: first step {first:.1f} s (compiling), then {compiled * 1000:.1f} ms a step against "
+          f"{eager * 1000:.1f} eager (without the clock's hooks) = {eager / compiled:.2f}x")
 
 if __name__ == "__main__":
     main()
