@@ -174,5 +174,6 @@ def compiled_step_time(model: torch.nn.Module, step, steps: int) -> None:
     print(f"compiled: first step {first:.1f} s (compiling), then {compiled * 1000:.1f} ms a step against "
           f"{eager * 1000:.1f} eager (without the clock's hooks) = {eager / compiled:.2f}x")
 
+
 if __name__ == "__main__":
     main()
