@@ -41,13 +41,20 @@ class StageClock:
     def __init__(self, model: torch.nn.Module):
         self.seconds: dict[str, float] = defaultdict(float)
         self._started: dict[str, float] = {}
+        self._hooks = []
         groups = {"vle": ["vle"], "ofe": ["ofe"], "mainstream": ["rgb_mlp", "f_transformer", "head"]}
         for stage, names in groups.items():
             for name in names:
                 module = getattr(model, name, None)
                 if module is not None:
-                    module.register_forward_pre_hook(self._start(stage))
-                    module.register_forward_hook(self._stop(stage))
+                    self._hooks += [module.register_forward_pre_hook(self._start(stage)),
+                                    module.register_forward_hook(self._stop(stage))]
+
+    def detach(self) -> None:
+        """Remove the hooks (a compiled graph would break at every one)."""
+        for handle in self._hooks:
+            handle.remove()
+        self._hooks.clear()
 
     def _start(self, stage):
         def hook(*_):
@@ -148,16 +155,13 @@ def main() -> None:
           f"{achieved / fp32:.0%} of fp32 matmul ({fp32:.0f} GFLOP/s), {achieved / bf16:.0%} of bf16 matmul "
           f"({bf16:.0f} GFLOP/s)")
     if args.compile:
+        clock.detach()
         compiled_step_time(model, step, args.steps)
 
 
 def compiled_step_time(model: torch.nn.Module, step, steps: int) -> None:
-    """The same step eager and with the model's forward compiled, both without the stage clock's hooks (they
-    would break the graph at every block): the compiled first step's seconds (compiling included), then the
-    mean of ``steps`` each way."""
-    for module in model.modules():
-        module._forward_hooks.clear()
-        module._forward_pre_hooks.clear()
+    """The same step eager and with the model's forward compiled (no forward hooks left on the model): the
+    compiled first step's seconds (compiling included), then the mean of ``steps`` each way."""
 
     def mean_step() -> float:
         start = time.perf_counter()
