@@ -33,8 +33,7 @@ from pathlib import Path
 import yaml
 
 from benchmarks.machine import cpu_description, matmul_gflops
-from tests.support.params_edit import set_dotted
-from tests.support.project_copy import copy_project
+from benchmarks.workspace import copy_project, set_dotted
 
 
 class BenchError(Exception):

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import yaml
 
+from benchmarks.workspace import set_dotted
 from pipeline.common import load_params
 from pipeline.data.build import build_split
 from pipeline.data.index import Index
@@ -43,7 +44,6 @@ from pipeline.modelling.fit import TrainConfig, train
 from pipeline.modelling.grid import percent_stat
 from pipeline.modelling.inference import evaluate_model
 from pipeline.modelling.scoring import thresholds_from_params
-from tests.support.params_edit import set_dotted
 
 VALIDATION, CLOSED_VALIDATION, CLOSED = "validation", "closed-set validation", "closed-set test (diagnostic)"
 METHODS = ("grizal", *BASELINES)

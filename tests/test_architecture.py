@@ -74,6 +74,12 @@ def test_no_wing_imports_a_stage(path):
     assert not {m for m in imported(path) if is_stage(m)}
 
 
+@pytest.mark.parametrize("path", [p for pkg in ("pipeline", "grizal", "benchmarks") for p in modules(pkg)],
+                         ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_nothing_outside_the_tests_imports_them(path):
+    assert not {m for m in imported(path) if m.split(".")[0] in ("tests", "support", "conftest")}
+
+
 def test_the_checker_sees_imports_inside_functions(tmp_path):
     source = tmp_path / "x.py"
     source.write_text("def f():\n    from pipeline.train import main\n    from ..score import app\n")

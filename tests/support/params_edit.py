@@ -2,18 +2,9 @@
 
 from typing import Any
 
-DELETE = object()  # as a value: remove the key
+from benchmarks.workspace import DELETE, set_dotted
 
-
-def set_dotted(params: dict[str, Any], dotted: str, value: Any) -> None:
-    *parents, last = dotted.split(".")
-    node = params
-    for part in parents:
-        node = node[part]
-    if value is DELETE:
-        del node[last]
-    else:
-        node[last] = value
+__all__ = ["DELETE", "grid_values", "set_dotted"]
 
 
 def grid_values(tiny_world, **results) -> dict[str, Any]:

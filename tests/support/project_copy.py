@@ -3,21 +3,12 @@ environment those tests run commands in; and a copy of a project a session fixtu
 
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from benchmarks.workspace import copy_project
 
-
-def copy_project(dest: Path) -> Path:
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
-                           text=True, check=True).stdout.split()
-    for name in files:
-        if (ROOT / name).is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, dest / name)
-    return dest
+__all__ = ["copy_prepared", "copy_project", "install_venv", "project_env"]
 
 
 def project_env(**extra: str) -> dict[str, str]:
